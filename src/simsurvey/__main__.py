@@ -1,0 +1,67 @@
+"""Hydra entry point: compose the config, validate it, run the pipeline. Nothing else.
+
+    python -m simsurvey +experiment=politics
+    python -m simsurvey +experiment=politics population.n=5000 stages=[sample]
+    python -m simsurvey -m +experiment=politics model=local,baseline/uniform
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+# litellm fetches its cost map over the network at import unless told not to.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf.errors import OmegaConfBaseException  # noqa: E402
+
+from simsurvey.config import PROJECT_ROOT, validate_config  # noqa: E402
+from simsurvey.errors import UserError  # noqa: E402
+
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def _is_fresh(run_dir: Path) -> bool:
+    """True when the run dir holds nothing of ours (only Hydra's own files)."""
+    if not run_dir.exists():
+        return False
+    return not any(p.name not in {".hydra", "__main__.log", "simsurvey.log"} for p in run_dir.iterdir())
+
+
+@hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    fresh = _is_fresh(run_dir)
+    try:
+        try:
+            data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", "") or "<config>"
+            raise UserError(f"{key}: {str(err).splitlines()[0]}") from None
+        config = validate_config(data)  # type: ignore[arg-type]
+        from simsurvey.pipeline import run
+
+        run(config, run_dir)
+    except UserError as err:
+        print(f"simsurvey: error: {err}", file=sys.stderr)
+        if fresh:
+            # Nothing half-written: a run that failed on a user error leaves no run directory.
+            shutil.rmtree(run_dir, ignore_errors=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"simsurvey: interrupted; resume with hydra.run.dir={run_dir}", file=sys.stderr)
+        sys.exit(130)
+
+
+def main() -> None:
+    """Console entry point (``simsurvey ...`` or ``python -m simsurvey ...``)."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
