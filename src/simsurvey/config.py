@@ -34,6 +34,10 @@ class Config(BaseModel):
 
     seed: int = Field(ge=0, description="Master seed: personas, design, sampling and bootstrap derive from it.")
     stages: list[Stage] = Field(min_length=1, description="Stages to run, a subset of sample, administer, analyze, report.")
+    baselines: list[Literal["uniform", "majority", "reference"]] = Field(
+        default_factory=list,
+        description="Baseline respondents administered beside the model and scored with the same metrics.",
+    )
     population: PopulationConfig
     survey: SurveyConfig
     design: DesignConfig
