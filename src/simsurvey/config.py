@@ -18,7 +18,8 @@ from simsurvey.errors import ConfigError, UserError
 from simsurvey.instruments.config import DesignConfig, SurveyConfig
 from simsurvey.population.config import PopulationConfig
 from simsurvey.report.config import ReportConfig
-from simsurvey.respondents.config import ModelConfig, PromptConfig, RunnerConfig
+from simsurvey.respondents.config import ModelConfig, RunnerConfig
+from simsurvey.respondents.prompt_config import PromptConfig
 
 #: The project root (where conf/, personas/ and surveys/ live).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -33,6 +33,9 @@ class Request:
         max_tokens: Generation cap for ``sample``.
         seed: Per-request sampling seed (derived from the run seed and the row key).
         prefix_key: Identifies the shared prefix (persona) so a backend can reuse its KV cache.
+        context: What non-LLM backends (baselines) answer from: ``question_id``, ``option_order``
+            (canonical codes in display order), ``persona`` (dict of demographic codes or None).
+            Not part of the cache key: everything an LLM sees is in ``messages``.
     """
 
     messages: tuple[dict[str, str], ...]
@@ -42,6 +45,7 @@ class Request:
     max_tokens: int = 16
     seed: int | None = None
     prefix_key: str | None = None
+    context: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -99,5 +103,8 @@ class Backend(Protocol):
     name: str
     #: True when the same request always gives the same result (cacheable as such).
     deterministic: bool
+    #: How many requests one ``generate`` call takes at most (the runner batches consecutive
+    #: requests of the same persona up to this size; 1 for HTTP backends).
+    batch_size: int
 
     async def generate(self, requests: Sequence[Request]) -> list[Result]: ...
