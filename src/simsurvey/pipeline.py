@@ -1,25 +1,39 @@
 """The pipeline: sample -> administer -> analyze -> report, each a library call.
 
 Each stage reads and writes files in the run directory, so a stage can run alone
-(``stages=[analyze]`` on an existing run directory) and a killed run can be resumed.
+(``stages=[analyze]`` on an existing run directory, via ``hydra.run.dir=...``) and a killed run
+resumes where it stopped. Inputs (population spec, instrument, reference data) are all loaded
+and validated before any stage writes, so a user's mistake leaves nothing half-written.
+
+Stage imports are deferred on purpose: an analysis-only run should not pay for importing torch.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from simsurvey.config import Config
+from simsurvey.config import Config, resolve_path
 from simsurvey.errors import UserError
+from simsurvey.instruments import Instrument, load_instrument
 from simsurvey.io import write_parquet
 from simsurvey.manifest import Manifest
+from simsurvey.respondents.config import ModelConfig
+from simsurvey.seeds import derive_seed
 
 log = logging.getLogger("simsurvey")
 
-NOT_BUILT: tuple[str, ...] = ("administer", "analyze", "report")
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run` leaves behind."""
+
+    run_dir: Path
+    manifest: Manifest
 
 
 def _read(run_dir: Path, name: str, stage: str) -> pd.DataFrame:
@@ -29,22 +43,107 @@ def _read(run_dir: Path, name: str, stage: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def run(cfg: Config, run_dir: Path) -> Manifest:
-    """Run the configured stages in ``run_dir`` and return the manifest."""
+def respondent_configs(cfg: Config) -> list[ModelConfig]:
+    """The model under study followed by the configured baselines (without duplicates)."""
+    configs = [cfg.model]
+    for name in cfg.baselines:
+        backend = f"baseline/{name}"
+        if backend == cfg.model.backend:
+            continue
+        configs.append(ModelConfig(backend=backend, name=backend, elicitation=cfg.model.elicitation))
+    return configs
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run(cfg: Config, run_dir: Path) -> RunResult:
+    """Run the configured stages in ``run_dir``."""
+    run_dir = Path(run_dir)
+    # Load and validate every input before writing anything.
+    instrument: Instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
+    reference = None
+    if {"administer", "analyze"} & set(cfg.stages):
+        from simsurvey.reference import load_reference
+
+        reference = load_reference(instrument, cfg.survey)
+
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.start(run_dir, config=cfg.model_dump(mode="json"), seed=cfg.seed)
+    timings: dict[str, float] = {}
 
+    # 1. sample
     if "sample" in cfg.stages:
         from simsurvey.population import sample_personas
 
         t0 = time.perf_counter()
         sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue)
-        write_parquet(sample.frame, run_dir / "personas.parquet", kind="personas")
-        manifest.stage("sample", {**sample.diagnostics, "seconds": round(time.perf_counter() - t0, 3)})
-        print(f"sample: {len(sample.frame):,} personas -> {run_dir / 'personas.parquet'}")
+        personas = sample.frame
+        write_parquet(personas, run_dir / "personas.parquet", kind="personas")
+        timings["sample"] = time.perf_counter() - t0
+        manifest.stage("sample", {**sample.diagnostics, "seconds": round(timings["sample"], 3)})
+        _say(f"sample: {len(personas):,} personas -> personas.parquet")
+    else:
+        personas = None
 
-    pending = [s for s in cfg.stages if s in NOT_BUILT]
-    if pending:
-        print(f"not built yet: {', '.join(pending)}")
-        manifest.set("stages_not_built", pending)
-    return manifest
+    # 2. administer
+    if "administer" in cfg.stages:
+        from simsurvey.instruments import build_design
+        from simsurvey.runner import administer
+
+        personas = personas if personas is not None else _read(run_dir, "personas.parquet", "administer")
+        t0 = time.perf_counter()
+        trials = build_design(personas, instrument, cfg.design, seed=derive_seed(cfg.seed, "design"))
+        write_parquet(reference, run_dir / "reference.parquet", kind="reference")
+        frames, stats = [], {}
+        for model_cfg in respondent_configs(cfg):
+            result = administer(
+                trials, personas, instrument,
+                model=model_cfg, prompt=cfg.prompt, runner=cfg.runner, run_dir=run_dir,
+                seed=derive_seed(cfg.seed, "respond", model_cfg.name), reference=reference,
+            )
+            frames.append(result.frame)
+            stats[model_cfg.name] = result.stats
+        responses = pd.concat(frames, ignore_index=True)
+        write_parquet(responses, run_dir / "responses.parquet", kind="responses")
+        timings["administer"] = time.perf_counter() - t0
+        manifest.stage("administer", {
+            "trials": len(trials), "rows": len(responses), "models": stats,
+            "seconds": round(timings["administer"], 3),
+        })
+        _say(f"administer: {len(responses):,} responses ({len(frames)} respondents) -> responses.parquet")
+    else:
+        responses = None
+
+    # 3. analyze
+    if "analyze" in cfg.stages:
+        from simsurvey.analysis import analyze
+
+        personas = personas if personas is not None else _read(run_dir, "personas.parquet", "analyze")
+        responses = responses if responses is not None else _read(run_dir, "responses.parquet", "analyze")
+        if not (run_dir / "reference.parquet").exists():
+            write_parquet(reference, run_dir / "reference.parquet", kind="reference")
+        t0 = time.perf_counter()
+        result = analyze(responses, reference, personas, instrument, cfg.analysis,
+                         seed=derive_seed(cfg.seed, "analysis"))
+        write_parquet(result.metrics, run_dir / "metrics.parquet", kind="metrics")
+        write_parquet(result.order_effects, run_dir / "order_effects.parquet", kind="order_effects")
+        timings["analyze"] = time.perf_counter() - t0
+        manifest.stage("analyze", {**result.diagnostics, "seconds": round(timings["analyze"], 3)})
+        _say(f"analyze: {len(result.metrics):,} metric rows -> metrics.parquet, order_effects.parquet")
+
+    # 4. report
+    if "report" in cfg.stages:
+        from simsurvey.report import export_wide, render_report
+
+        t0 = time.perf_counter()
+        report = render_report(run_dir, instrument=instrument, cfg=cfg.report)
+        exports = export_wide(run_dir, instrument)
+        timings["report"] = time.perf_counter() - t0
+        manifest.stage("report", {"report": report.name, "exports": [p.name for p in exports],
+                                  "seconds": round(timings["report"], 3)})
+        _say(f"report: {report}")
+
+    manifest.set("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return RunResult(run_dir=run_dir, manifest=manifest)
