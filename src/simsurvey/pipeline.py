@@ -19,7 +19,6 @@ import pandas as pd
 
 from simsurvey.config import Config, resolve_path
 from simsurvey.errors import UserError
-from simsurvey.instruments import Instrument, load_instrument
 from simsurvey.io import write_parquet
 from simsurvey.manifest import Manifest
 from simsurvey.respondents.config import ModelConfig
@@ -62,7 +61,11 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
     """Run the configured stages in ``run_dir``."""
     run_dir = Path(run_dir)
     # Load and validate every input before writing anything.
-    instrument: Instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
+    instrument = None
+    if {"administer", "analyze", "report"} & set(cfg.stages):
+        from simsurvey.instruments import load_instrument
+
+        instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
     reference = None
     if {"administer", "analyze"} & set(cfg.stages):
         from simsurvey.reference import load_reference
