@@ -25,6 +25,10 @@ from simsurvey.errors import UserError  # noqa: E402
 
 CONF_DIR = PROJECT_ROOT / "conf"
 
+# Set once Hydra has composed the config and called us: an exit before that is Hydra refusing
+# the command line (unknown group option, bad override), which is a user error too (exit 2).
+_composed = False
+
 
 def _is_fresh(run_dir: Path) -> bool:
     """True when the run dir holds nothing of ours (only Hydra's own files)."""
@@ -35,6 +39,8 @@ def _is_fresh(run_dir: Path) -> bool:
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
+    global _composed
+    _composed = True
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     fresh = _is_fresh(run_dir)
     try:
@@ -46,7 +52,13 @@ def _hydra_main(cfg: DictConfig) -> None:
         config = validate_config(data)  # type: ignore[arg-type]
         from simsurvey.pipeline import run
 
-        run(config, run_dir)
+        result = run(config, run_dir)
+        if (result.run_dir / "metrics.parquet").exists():
+            from simsurvey.summary import print_summary
+
+            print_summary(result.run_dir)
+        if (result.run_dir / "report.html").exists():
+            print(f"report: {result.run_dir / 'report.html'}")
     except UserError as err:
         print(f"simsurvey: error: {err}", file=sys.stderr)
         if fresh:
@@ -60,7 +72,12 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (``simsurvey ...`` or ``python -m simsurvey ...``)."""
-    _hydra_main()
+    try:
+        _hydra_main()
+    except SystemExit as exc:
+        if exc.code == 1 and not _composed:
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":
