@@ -25,11 +25,16 @@ _PACKAGES = (
 )
 
 
+def _is_secret_key(key: object) -> bool:
+    # "api_key_env" names an environment variable; the name is not a secret and is worth keeping.
+    return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and not key.endswith("_env")
+
+
 def redact(obj: Any) -> Any:
     """Copy of ``obj`` with values under credential-like keys replaced by ``"<redacted>"``."""
     if isinstance(obj, dict):
         return {
-            k: ("<redacted>" if isinstance(k, str) and _SECRET_KEY.search(k) and v else redact(v))
+            k: ("<redacted>" if _is_secret_key(k) and v else redact(v))
             for k, v in obj.items()
         }
     if isinstance(obj, (list, tuple)):
