@@ -1,0 +1,159 @@
+"""Prompt rendering: one design trial -> one :class:`~simsurvey.respondents.base.Request`.
+
+The persona text comes first (a system message by default, or the start of the user message)
+and the question after it, so every question of one persona shares a token prefix that
+providers' prefix caches and the local backend's KV cache reuse. The no_persona control omits
+the persona part. The chat template is applied by the backend, not here.
+
+Label styles:
+
+- ``letters``: ``A. Strongly agree`` ... the answer is a letter;
+- ``numbers``: ``1. Strongly agree`` ... the answer is a number;
+- ``text``: options listed as bullets, the answer is the option text itself (labels are the
+  option texts).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+
+from simsurvey.errors import UserError
+from simsurvey.instruments.models import Question
+from simsurvey.respondents.base import Request
+from simsurvey.respondents.config import ModelConfig
+from simsurvey.respondents.prompt_config import PromptConfig
+
+LABEL_STYLES: tuple[str, ...] = ("letters", "numbers", "text")
+
+
+def display_labels(option_order: Sequence[str], label_style: str, question: Question) -> tuple[str, ...]:
+    """The labels shown for the options, in display order.
+
+    Args:
+        option_order: Canonical option codes in display order.
+        label_style: ``letters`` (A, B, ...), ``numbers`` (1, 2, ...) or ``text`` (the option texts).
+        question: The question the codes belong to.
+
+    Returns:
+        One label per displayed option.
+
+    Raises:
+        UserError: an unknown label style or option code, a duplicate code, more than 26
+            options with letters, or two options with the same text under ``text`` labels.
+    """
+    codes = set(question.codes)
+    for code in option_order:
+        if code not in codes:
+            raise UserError(f"question '{question.id}': option_order has unknown option code {code!r}")
+    if len(set(option_order)) != len(option_order):
+        raise UserError(f"question '{question.id}': option_order repeats an option code: {list(option_order)}")
+    n = len(option_order)
+    if label_style == "letters":
+        if n > len(string.ascii_uppercase):
+            raise UserError(f"question '{question.id}': {n} options, letters labels support at most 26")
+        return tuple(string.ascii_uppercase[:n])
+    if label_style == "numbers":
+        return tuple(str(i + 1) for i in range(n))
+    if label_style == "text":
+        labels = tuple(question.option(c).label for c in option_order)
+        folded = [lbl.strip().casefold() for lbl in labels]
+        if len(set(folded)) != n:
+            raise UserError(f"question '{question.id}': two options have the same text; text labels cannot tell them apart")
+        return labels
+    raise UserError(f"label_style: unknown value {label_style!r}; expected one of {', '.join(LABEL_STYLES)}")
+
+
+def _instruction(prompt: PromptConfig, label_style: str, multi: bool) -> str:
+    key = f"instruction_{'multi_' if multi else ''}{label_style}"
+    return getattr(prompt, key)
+
+
+def render_question(
+    question: Question, option_order: Sequence[str], label_style: str, prompt: PromptConfig
+) -> str:
+    """The question part of the prompt (question text, option lines, instruction)."""
+    labels = display_labels(option_order, label_style, question)
+    line = getattr(prompt, f"option_template_{label_style}")
+    options = prompt.option_separator.join(
+        line.format(label=lbl, text=question.option(code).label) for lbl, code in zip(labels, option_order)
+    )
+    instruction = _instruction(prompt, label_style, question.kind == "multi_select")
+    return prompt.question_template.format(question=question.text, options=options, instruction=instruction).strip()
+
+
+def render_messages(
+    *, cue: str | None, question: Question, option_order: Sequence[str], label_style: str, prompt: PromptConfig
+) -> tuple[dict[str, str], ...]:
+    """Chat messages for one trial: persona first, then the question.
+
+    Args:
+        cue: The persona text, or None for the no_persona control.
+        question: The question asked.
+        option_order: Canonical option codes in display order.
+        label_style: ``letters``, ``numbers`` or ``text``.
+        prompt: The prompt templates.
+    """
+    body = render_question(question, option_order, label_style, prompt)
+    if cue is None:
+        if prompt.no_persona_system:
+            return ({"role": "system", "content": prompt.no_persona_system}, {"role": "user", "content": body})
+        return ({"role": "user", "content": body},)
+    persona = prompt.persona_template.format(cue=cue).strip()
+    if prompt.persona_role == "system":
+        return ({"role": "system", "content": persona}, {"role": "user", "content": body})
+    return ({"role": "user", "content": f"{persona}\n\n{body}"},)
+
+
+def render_request(
+    *,
+    cue: str | None,
+    question: Question,
+    option_order: Sequence[str],
+    label_style: str,
+    prompt: PromptConfig,
+    model: ModelConfig,
+    seed: int | None,
+    prefix_key: str | None,
+    context: dict,
+) -> Request:
+    """Render one design trial into a backend request.
+
+    Args:
+        cue: The persona text (``personas.parquet`` ``cue``), or None for the no_persona control.
+        question: The question asked.
+        option_order: Canonical option codes in display order.
+        label_style: ``letters``, ``numbers`` or ``text``.
+        prompt: The prompt templates.
+        model: The model config (elicitation, temperature, max_tokens).
+        seed: Per-request sampling seed.
+        prefix_key: Shared-prefix id (e.g. the persona id); None disables prefix reuse.
+        context: What baselines answer from; the runner supplies at least ``persona`` (dict of
+            demographic codes, or None). ``question_id``, ``option_order``, ``substantive_codes``
+            and ``kind`` are filled in here when absent.
+
+    Returns:
+        The request, with ``labels`` = the displayed labels in display order.
+    """
+    labels = display_labels(option_order, label_style, question)
+    messages = render_messages(
+        cue=cue, question=question, option_order=option_order, label_style=label_style, prompt=prompt
+    )
+    ctx = {
+        "question_id": question.id,
+        "option_order": tuple(option_order),
+        "substantive_codes": question.substantive_codes,
+        "kind": question.kind,
+        "persona": None,
+        **context,
+    }
+    return Request(
+        messages=messages,
+        labels=labels,
+        elicitation=model.elicitation,
+        temperature=model.temperature,
+        max_tokens=model.max_tokens,
+        seed=seed,
+        prefix_key=prefix_key if cue is not None else None,
+        context=ctx,
+    )
