@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+OrderMode = Literal["as_is", "reversed", "shuffled"]
+LabelStyle = Literal["letters", "numbers", "text"]
+CueStyle = Literal["attributes", "backstory", "name"]
 
 
 class SurveyConfig(BaseModel):
@@ -10,12 +16,74 @@ class SurveyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    instrument: str = Field(description="Path of the instrument YAML.")
+    instrument: str = Field(default="surveys/politics.yaml", description="Path of the instrument YAML.")
+    reference: list[str] = Field(
+        default_factory=lambda: ["cces2016", "anes1996"],
+        description=(
+            "Human reference data, in priority order: built-in data set ids (cces2016, anes1996) "
+            "or paths of mapping YAML files describing a user's own data (CSV, parquet, .dta, .sav)."
+        ),
+    )
+    combine: Literal["first", "all"] = Field(
+        default="first",
+        description=(
+            "first: each question's human answers come from the first listed source that has it; "
+            "all: keep every source's answers (tell them apart by the `source` column)."
+        ),
+    )
+
+    @field_validator("reference")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"'{dup[0]}' is listed twice")
+        return v
 
 
 class DesignConfig(BaseModel):
-    """``design:`` — the randomized design (conditions, assignment, replicates, cue style)."""
+    """``design:`` — the randomized design (conditions, assignment, replicates, cue style).
+
+    A condition is one option order × one label style (× the neutral variant when ``neutral``
+    and the question has a neutral option). Ordinal questions are never shuffled: a scrambled
+    scale is not the same question, so ``shuffled`` is skipped for them.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cue: str = Field(default="attributes", description="Persona cue style: attributes, backstory or name.")
+    cue: CueStyle = Field(default="attributes", description="Persona cue style: attributes, backstory or name.")
+    orders: list[OrderMode] = Field(
+        default_factory=lambda: ["as_is", "reversed"],
+        min_length=1,
+        description="Option orders: as_is, reversed, shuffled (shuffled is skipped for ordinal questions).",
+    )
+    labels: list[LabelStyle] = Field(
+        default_factory=lambda: ["letters", "numbers"],
+        min_length=1,
+        description="Option label styles: letters (A, B, ...), numbers (1, 2, ...), text (the option text).",
+    )
+    neutral: bool = Field(
+        default=False,
+        description="Add a variant showing each question's neutral option (questions that have one).",
+    )
+    no_persona: bool = Field(
+        default=True, description="Add a no-persona control: the same questions asked with no persona."
+    )
+    assignment: Literal["between", "within"] = Field(
+        default="between",
+        description="between: each persona x question gets one condition (balanced); within: every condition.",
+    )
+    replicates: int = Field(
+        default=1, ge=1, description="Calls per persona x question x condition (for sampled elicitation)."
+    )
+    no_persona_replicates: int = Field(
+        default=10, ge=1, description="No-persona calls per question x condition."
+    )
+
+    @field_validator("orders", "labels")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"'{dup[0]}' is listed twice")
+        return v

@@ -1,0 +1,88 @@
+"""Load survey instruments from YAML, with one-line errors naming the file and question."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from simsurvey.errors import UserError
+from simsurvey.instruments.models import Instrument
+
+
+def _question_label(data: Any, loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """Turn ``questions.3.options.1.code`` into ``question 'pid7': options.1.code``."""
+    if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
+        qid: Any = loc[1]
+        try:
+            qid = data["questions"][loc[1]]["id"]
+        except (KeyError, IndexError, TypeError):
+            pass
+        return f"question '{qid}'", loc[2:]
+    return "", loc
+
+
+def format_instrument_error(err: ValidationError, data: Any, *, prefix: str) -> str:
+    """One line for an instrument validation error: ``<file>: question '<id>': <problem>``."""
+    first = err.errors()[0]
+    msg = first["msg"]
+    if first["type"] == "value_error":
+        # Our own validators already name the question; pydantic prepends "Value error, ".
+        msg = msg.removeprefix("Value error, ")
+        head, _ = _question_label(data, tuple(first["loc"]))
+        if msg.startswith("question '") or not head:
+            return f"{prefix}{msg}"
+        return f"{prefix}{head}: {msg}"
+    head, rest = _question_label(data, tuple(first["loc"]))
+    key = ".".join(str(p) for p in rest)
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "missing required key"
+    elif "input" in first and not isinstance(first["input"], (dict, list)):
+        msg = f"{msg} (got {first['input']!r})"
+    parts = [p for p in (head, key) if p]
+    return f"{prefix}{': '.join(parts)}: {msg}" if parts else f"{prefix}{msg}"
+
+
+def parse_instrument(data: Any, *, name: str = "<instrument>") -> Instrument:
+    """Validate already-parsed YAML/JSON data into an :class:`Instrument`.
+
+    Raises:
+        UserError: one line ``<name>: question '<id>': <what is wrong>``.
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{name}: expected a mapping with id, title and questions (got {type(data).__name__})")
+    try:
+        return Instrument.model_validate(data)
+    except ValidationError as err:
+        raise UserError(format_instrument_error(err, data, prefix=f"{name}: ")) from None
+
+
+def load_instrument(path: str | os.PathLike) -> Instrument:
+    """Load and validate an instrument YAML file.
+
+    Args:
+        path: The YAML file (see ``surveys/politics.yaml`` for the format).
+
+    Returns:
+        The validated, frozen instrument.
+
+    Raises:
+        UserError: missing file, YAML syntax error, or an invalid instrument; one line naming
+            the file, the question and the problem.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: instrument file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
+    return parse_instrument(data, name=str(path))

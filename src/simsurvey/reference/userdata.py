@@ -1,0 +1,236 @@
+"""A user's own human data: CSV, parquet, Stata .dta or SPSS .sav, plus a YAML mapping.
+
+Mapping file format (paths relative to the mapping file)::
+
+    id: mysurvey                 # source id written to the `source` column
+    description: 2024 panel, wave 2, adults 18+
+    file: mysurvey.sav           # .csv, .parquet, .dta or .sav
+    respondent_id: caseid        # optional: row number when absent
+    weight: wt                   # optional: weight 1 when absent
+    demographics:                # any of sex, age, race_ethnicity, education, college, region,
+      sex: {column: gender, codes: {1: male, 2: female}, missing: [9]}   # household_income
+      age: {column: age_years, years: true}      # age in years -> band
+      region: {column: state, states: true}      # state name / 2-letter code -> Census region
+      education: {column: educ, codes: {1: less_than_high_school, ...}}
+    questions:
+      pid7: {column: q12, codes: {1: strong_democrat, ...}, missing: [98, 99]}
+
+Values are matched as strings (1.0 reads as '1'); .dta/.sav are read with their numeric codes,
+not their value labels. ``college`` is derived from ``education`` when only education is given.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from simsurvey.config import format_validation_error
+from simsurvey.errors import UserError
+from simsurvey.instruments.models import Instrument, _to_code_list, _to_code_map
+from simsurvey.reference.codes import (
+    DEMOGRAPHIC_CODES,
+    DEMOGRAPHICS,
+    age_band,
+    college_from_education,
+    state_region,
+    value_keys,
+)
+
+_READERS = (".csv", ".parquet", ".pq", ".dta", ".sav", ".zsav")
+
+
+class ColumnMap(BaseModel):
+    """One column of the user's file mapped onto codes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(description="Column in the data file.")
+    codes: Annotated[dict[str, str], BeforeValidator(_to_code_map)] = Field(
+        default_factory=dict, description="Value (as a string) -> code."
+    )
+    missing: Annotated[tuple[str, ...], BeforeValidator(_to_code_list)] = Field(
+        default=(), description="Values meaning 'no answer' (dropped, like empty cells)."
+    )
+    years: bool = Field(default=False, description="Demographic 'age' only: the column is age in years.")
+    states: bool = Field(default=False, description="Demographic 'region' only: the column is a US state.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ColumnMap:
+        if self.years and self.states:
+            raise ValueError("years and states cannot both be set")
+        if not (self.codes or self.years or self.states):
+            raise ValueError("needs codes (or years: true for age, states: true for region)")
+        return self
+
+
+class Mapping(BaseModel):
+    """A user's data mapping file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, description="Source id written to the `source` column.")
+    description: str = Field(default="", description="What the sample is (and is not).")
+    file: str = Field(description="Data file, relative to the mapping file.")
+    respondent_id: str | None = Field(default=None, description="Respondent id column (row number if absent).")
+    weight: str | None = Field(default=None, description="Weight column (weight 1 if absent).")
+    demographics: dict[str, ColumnMap] = Field(default_factory=dict, description="Shared demographic -> column map.")
+    questions: dict[str, ColumnMap] = Field(min_length=1, description="Instrument question id -> column map.")
+
+
+@dataclass(frozen=True)
+class UserDataset:
+    """A loaded user data set: ``data`` has respondent_id, weight and the demographics; ``raw``
+    is the file as read, row-aligned with ``data``."""
+
+    name: str
+    mapping: Mapping
+    data: pd.DataFrame
+    raw: pd.DataFrame
+
+
+def read_mapping(path: str | os.PathLike) -> Mapping:
+    """Read and validate a mapping YAML file (UserError naming the file and key)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: mapping file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: YAML syntax error: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping with id, file and questions")
+    try:
+        return Mapping.model_validate(data)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, prefix=f"{path}: ")) from None
+
+
+def read_data_file(path: Path, *, name: str) -> pd.DataFrame:
+    """Read a CSV / parquet / .dta / .sav file (numeric codes, not value labels)."""
+    if not path.is_file():
+        raise UserError(f"{name}: file: data file not found: {path}")
+    ext = path.suffix.lower()
+    try:
+        if ext == ".csv":
+            return pd.read_csv(path)
+        if ext in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if ext in (".dta", ".sav", ".zsav"):
+            import pyreadstat
+
+            reader = pyreadstat.read_dta if ext == ".dta" else pyreadstat.read_sav
+            df, _meta = reader(str(path), apply_value_formats=False)
+            return df
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any reader failure is the user's file
+        raise UserError(f"{name}: file: cannot read {path.name}: {str(err).splitlines()[0]}") from None
+    raise UserError(f"{name}: file: unsupported type '{ext}' (use one of {', '.join(_READERS)})")
+
+
+def _need(raw: pd.DataFrame, column: str, *, what: str) -> pd.Series:
+    if column not in raw.columns:
+        raise UserError(f"{what}: column '{column}' is not in the data file")
+    return raw[column]
+
+
+def _demographic(raw: pd.DataFrame, var: str, spec: ColumnMap, *, name: str) -> pd.Series:
+    what = f"{name}: demographics.{var}"
+    col = _need(raw, spec.column, what=what)
+    if spec.years:
+        if var != "age":
+            raise UserError(f"{what}: years: true is only for age")
+        return age_band(col)
+    if spec.states:
+        if var != "region":
+            raise UserError(f"{what}: states: true is only for region")
+        out = state_region(col)
+        unknown = col.notna() & out.isna()
+        if unknown.any():
+            raise UserError(f"{what}: column '{spec.column}' value '{col[unknown].iloc[0]}' is not a US state")
+        return out
+    allowed = DEMOGRAPHIC_CODES[var]
+    bad = sorted(set(spec.codes.values()) - set(allowed))
+    if bad:
+        raise UserError(f"{what}: unknown code '{bad[0]}' (allowed: {', '.join(allowed)})")
+    keys = value_keys(col)
+    is_missing = keys.isna() | keys.isin(list(spec.missing))
+    mapped = keys.map(spec.codes)
+    unmapped = ~is_missing & mapped.isna()
+    if unmapped.any():
+        raise UserError(
+            f"{what}: column '{spec.column}' value '{keys[unmapped].iloc[0]}' has no code; add it to codes, or to missing"
+        )
+    return mapped.astype("string")
+
+
+def load_user_dataset(path: str | os.PathLike, instrument: Instrument) -> UserDataset:
+    """Load a user's data set through its mapping file and check it against the instrument.
+
+    Raises:
+        UserError: one line naming the mapping file and the key, column or value that is wrong
+            (unknown question or option code, missing column, unmapped value, bad weight,
+            duplicate respondent id, an empty demographic).
+    """
+    path = Path(path)
+    name = str(path)
+    mapping = read_mapping(path)
+    for qid, spec in mapping.questions.items():
+        try:
+            q = instrument.question(qid)
+        except KeyError:
+            raise UserError(f"{name}: questions.{qid}: no such question in instrument '{instrument.id}'") from None
+        bad = sorted(set(spec.codes.values()) - set(q.codes))
+        if bad:
+            raise UserError(f"{name}: questions.{qid}: unknown option code '{bad[0]}' (allowed: {', '.join(q.codes)})")
+        if spec.years or spec.states:
+            raise UserError(f"{name}: questions.{qid}: years/states are only for demographics")
+    for var in mapping.demographics:
+        if var not in DEMOGRAPHICS:
+            raise UserError(f"{name}: demographics.{var}: unknown demographic (allowed: {', '.join(DEMOGRAPHICS)})")
+
+    raw = read_data_file((path.parent / mapping.file), name=name).reset_index(drop=True)
+    n = len(raw)
+    if n == 0:
+        raise UserError(f"{name}: file: {mapping.file} has no rows")
+    for qid, spec in mapping.questions.items():
+        _need(raw, spec.column, what=f"{name}: questions.{qid}")
+
+    if mapping.respondent_id:
+        rid = value_keys(_need(raw, mapping.respondent_id, what=f"{name}: respondent_id"))
+        if rid.isna().any():
+            raise UserError(f"{name}: respondent_id: column '{mapping.respondent_id}' has empty values")
+        dup = rid[rid.duplicated()]
+        if len(dup):
+            raise UserError(f"{name}: respondent_id: column '{mapping.respondent_id}' repeats id '{dup.iloc[0]}'")
+    else:
+        rid = pd.Series(np.arange(n).astype(str), dtype=object)
+    if mapping.weight:
+        w = pd.to_numeric(_need(raw, mapping.weight, what=f"{name}: weight"), errors="coerce")
+        if w.isna().any() or (w < 0).any() or not (w > 0).any():
+            raise UserError(
+                f"{name}: weight: column '{mapping.weight}' must be numbers >= 0, not all 0, with no empty cells"
+            )
+    else:
+        w = pd.Series(np.ones(n))
+
+    data = pd.DataFrame({"respondent_id": pd.array(rid.astype(str).to_numpy(), dtype="string"), "weight": w.astype("float64").to_numpy()})
+    for var in DEMOGRAPHICS:
+        spec = mapping.demographics.get(var)
+        if spec is None:
+            data[var] = pd.array([None] * n, dtype="string")
+            continue
+        col = _demographic(raw, var, spec, name=name)
+        if col.isna().all():
+            raise UserError(f"{name}: demographics.{var}: column '{spec.column}' has no mapped value")
+        data[var] = pd.array(col.to_numpy(), dtype="string")
+    if "college" not in mapping.demographics and "education" in mapping.demographics:
+        data["college"] = college_from_education(data["education"]).to_numpy()
+    return UserDataset(name=name, mapping=mapping, data=data, raw=raw)
