@@ -1,0 +1,104 @@
+"""Faker details for personas, vectorized: names, single-year ages, states, cities, occupations.
+
+Faker is called a few thousand times to build pools from a seeded instance (``seed_instance``,
+never the class-level ``Faker.seed``, which is global state); the N personas then index the pools
+with numpy. Faker's generated values change between releases, hence the pin in pyproject.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simsurvey.errors import UserError
+
+#: Pool size per kind; large enough that names rarely repeat in a few thousand personas.
+POOL = 2000
+LOCALE = "en_US"
+
+
+def faker_pools(seed: int, size: int = POOL) -> dict[str, np.ndarray]:
+    """Pools of female/male first names, last names, cities and jobs from a seeded Faker."""
+    from faker import Faker
+
+    fake = Faker(LOCALE)
+    fake.seed_instance(seed)
+    return {
+        "first_female": np.array([fake.first_name_female() for _ in range(size)], dtype=object),
+        "first_male": np.array([fake.first_name_male() for _ in range(size)], dtype=object),
+        "last": np.array([fake.last_name() for _ in range(size)], dtype=object),
+        "city": np.array([fake.city() for _ in range(size)], dtype=object),
+        "job": np.array([fake.job() for _ in range(size)], dtype=object),
+    }
+
+
+def draw_names(sex: np.ndarray, pools: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """'First Last' names whose first name matches ``sex`` ('female'/'male')."""
+    n = len(sex)
+    fem = np.asarray(sex) == "female"
+    i = rng.integers(0, len(pools["first_female"]), n)
+    first = np.where(fem, pools["first_female"][i], pools["first_male"][i % len(pools["first_male"])])
+    last = pools["last"][rng.integers(0, len(pools["last"]), n)]
+    return (pd.Series(first, dtype="string") + " " + pd.Series(last, dtype="string")).to_numpy(dtype=object)
+
+
+def draw_ages(
+    band: np.ndarray, bounds: dict[str, tuple[int, int]], rng: np.random.Generator,
+    seed_ages: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Single-year ages within each persona's band.
+
+    Drawn from the seed's single-year ages in that band (clipped to the band bounds) when given,
+    else uniformly over the band's years.
+    """
+    band = np.asarray(band)
+    out = np.empty(len(band), dtype=np.int64)
+    for code, (lo, hi) in bounds.items():
+        rows = np.flatnonzero(band == code)
+        if not rows.size:
+            continue
+        pool = None if seed_ages is None else seed_ages.get(code)
+        if pool is not None:
+            pool = pool[(pool >= lo) & (pool <= hi)]
+        if pool is not None and pool.size:
+            out[rows] = pool[rng.integers(0, pool.size, rows.size)]
+        else:
+            out[rows] = rng.integers(lo, hi + 1, rows.size)
+    return out
+
+
+def load_states(path: Path, regions: list[str], *, where: str) -> pd.DataFrame:
+    """Read a states CSV (state, state_code, region, adults_18plus) and check its regions."""
+    if not path.is_file():
+        raise UserError(f"{where}: file not found: {path}")
+    df = pd.read_csv(path, comment="#")
+    need = {"state", "state_code", "region", "adults_18plus"}
+    if need - set(df.columns):
+        raise UserError(f"{where}: {path.name} lacks column {sorted(need - set(df.columns))[0]!r}")
+    missing = set(regions) - set(df["region"])
+    if missing:
+        raise UserError(f"{where}: {path.name} has no state in region {sorted(missing)[0]!r}")
+    return df
+
+
+def draw_states(region: np.ndarray, states: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A state per persona, drawn by adult population within the persona's region.
+
+    Returns:
+        (state codes, state names).
+    """
+    region = np.asarray(region)
+    idx = np.empty(len(region), dtype=np.int64)
+    for reg, grp in states.groupby("region", sort=True):
+        rows = np.flatnonzero(region == reg)
+        if rows.size:
+            w = grp["adults_18plus"].to_numpy(dtype=np.float64)
+            idx[rows] = grp.index.to_numpy()[rng.choice(len(grp), rows.size, p=w / w.sum())]
+    return states["state_code"].to_numpy(dtype=object)[idx], states["state"].to_numpy(dtype=object)[idx]
+
+
+def draw_pool(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` values drawn uniformly with replacement from a pool."""
+    return pool[rng.integers(0, len(pool), n)]
