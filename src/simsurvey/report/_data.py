@@ -1,0 +1,294 @@
+"""Reading a run directory for the report, and the small computations the figures need.
+
+Every file is optional: what is absent becomes a note the report prints, never an exception.
+The arithmetic (weighted distributions, split-half bands, subgroup means) is pure functions on
+numpy arrays so it can be checked against independent computations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simsurvey.instruments.models import Instrument, Question
+
+#: Demographic columns shared by personas and the human reference (common contract), with
+#: their codes in a meaningful order (used for axes and for labelled integer exports).
+DEMOGRAPHICS: dict[str, tuple[str, ...]] = {
+    "sex": ("female", "male"),
+    "age": ("18-29", "30-44", "45-64", "65+"),
+    "race_ethnicity": ("white_nh", "black_nh", "hispanic", "asian_nh", "other_multiple_nh"),
+    "education": (
+        "less_than_high_school",
+        "high_school_graduate",
+        "some_college_or_associates",
+        "bachelors",
+        "graduate_or_professional",
+    ),
+    "college": ("no", "yes"),
+    "region": ("northeast", "midwest", "south", "west"),
+    "household_income": ("under_50k", "50k_100k", "100k_150k", "150k_plus"),
+}
+
+FILES = ("personas", "responses", "reference", "metrics", "order_effects")
+
+
+def is_baseline(model: str) -> bool:
+    """Baseline respondents are named ``baseline/<kind>`` by the respondents package."""
+    return str(model).startswith("baseline/")
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Everything the report reads from one run directory (absent files are None)."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    personas: pd.DataFrame | None
+    responses: pd.DataFrame | None
+    reference: pd.DataFrame | None
+    metrics: pd.DataFrame | None
+    order_effects: pd.DataFrame | None
+    instrument: Instrument | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def models(self) -> list[str]:
+        """Model ids, LLMs first then baselines, each in order of appearance."""
+        seen: list[str] = []
+        for frame in (self.responses, self.metrics):
+            if frame is not None and "model" in frame.columns:
+                seen += [m for m in frame["model"].dropna().astype(str).unique() if m not in seen]
+        return [m for m in seen if not is_baseline(m)] + [m for m in seen if is_baseline(m)]
+
+    @property
+    def question_ids(self) -> list[str]:
+        """Question ids in instrument order, then any others found in the data."""
+        ids = [q.id for q in self.instrument.questions] if self.instrument else []
+        for frame in (self.responses, self.reference, self.metrics):
+            if frame is not None and "question_id" in frame.columns:
+                ids += [q for q in frame["question_id"].dropna().astype(str).unique() if q not in ids]
+        return ids
+
+    def question(self, question_id: str) -> Question | None:
+        """The instrument's question, or None when no instrument (or not in it)."""
+        if self.instrument is None:
+            return None
+        try:
+            return self.instrument.question(question_id)
+        except KeyError:
+            return None
+
+
+def _natural_key(code: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(code), "")
+    except ValueError:
+        return (1, 0.0, code)
+
+
+def option_codes(data: RunData, question_id: str) -> list[str]:
+    """Codes to draw for a question: the instrument's (canonical order), else those observed."""
+    q = data.question(question_id)
+    if q is not None:
+        return list(q.codes)
+    seen: set[str] = set()
+    for frame in (data.responses, data.reference):
+        if frame is not None and {"question_id", "answer_code"} <= set(frame.columns):
+            rows = frame[frame["question_id"] == question_id]
+            seen |= set(rows["answer_code"].dropna().astype(str))
+    return sorted(seen, key=_natural_key)
+
+
+def option_label(data: RunData, question_id: str, code: str) -> str:
+    """The option's label from the instrument, else its code."""
+    q = data.question(question_id)
+    if q is not None:
+        try:
+            return q.option(code).label
+        except KeyError:
+            pass
+    return code
+
+
+def ordinal_positions(data: RunData, question_id: str) -> dict[str, float] | None:
+    """Substantive codes of an ordinal question mapped onto [0, 1] by scale position, else None."""
+    q = data.question(question_id)
+    if q is None or q.kind != "ordinal" or len(q.substantive_codes) < 2:
+        return None
+    codes = q.substantive_codes
+    return {c: i / (len(codes) - 1) for i, c in enumerate(codes)}
+
+
+# ---------------------------------------------------------------------------------------------
+# pure arithmetic
+
+
+def weighted_distribution(codes: np.ndarray, weights: np.ndarray, options: list[str]) -> np.ndarray:
+    """Weighted share of each option among ``codes`` (answers outside ``options`` are ignored).
+
+    Returns:
+        Array of len(options) summing to 1, or all-NaN when no answer falls in ``options``.
+    """
+    codes = np.asarray(codes, dtype=object)
+    weights = np.asarray(weights, dtype=float)
+    index = {c: i for i, c in enumerate(options)}
+    pos = np.array([index.get(c, -1) for c in codes], dtype=int)
+    keep = pos >= 0
+    totals = np.bincount(pos[keep], weights=weights[keep], minlength=len(options)).astype(float)
+    s = totals.sum()
+    return totals / s if s > 0 else np.full(len(options), np.nan)
+
+
+def split_half_band(
+    codes: np.ndarray,
+    weights: np.ndarray,
+    options: list[str],
+    *,
+    seed: int,
+    n_splits: int = 200,
+    level: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Range of each option's share over random half-samples of the human answers.
+
+    A silicon share inside this band is as close to the human share as another half of the
+    human sample would be: it reads as "within sampling noise".
+
+    Returns:
+        (low, high): the (1-level)/2 and (1+level)/2 quantiles of each option's share in a
+        random half, NaN when fewer than 2 answers.
+    """
+    codes = np.asarray(codes, dtype=object)
+    weights = np.asarray(weights, dtype=float)
+    n = len(codes)
+    if n < 2:
+        nan = np.full(len(options), np.nan)
+        return nan, nan.copy()
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    shares = np.empty((n_splits, len(options)))
+    for i in range(n_splits):
+        pick = rng.permutation(n)[:half]
+        shares[i] = weighted_distribution(codes[pick], weights[pick], options)
+    alpha = (1 - level) / 2
+    return np.nanquantile(shares, alpha, axis=0), np.nanquantile(shares, 1 - alpha, axis=0)
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean ignoring NaN values; NaN when nothing is left."""
+    values = np.asarray(values, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    ok = ~np.isnan(values) & (weights > 0)
+    return float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# answers in one long frame: source ("human" or a model id), question_id, answer_code, weight,
+# demographics
+
+
+def silicon_answers(data: RunData) -> pd.DataFrame:
+    """Valid persona-conditioned answers joined with persona weight and demographics.
+
+    The ``no_persona`` control rows (null persona_id) are left out: they are not a sample of
+    the population. Without personas.parquet every answer weighs 1 and demographics are absent.
+    """
+    r = data.responses
+    cols = ["model", "question_id", "answer_code", "condition_id", "persona_id"]
+    if r is None or not {"model", "question_id", "answer_code"} <= set(r.columns):
+        return pd.DataFrame(columns=[*cols, "weight"])
+    r = r.copy()
+    for c in ("condition_id", "persona_id"):
+        if c not in r.columns:
+            r[c] = pd.NA
+    if "valid" in r.columns:
+        r = r[r["valid"].fillna(False).astype(bool)]
+    r = r[r["answer_code"].notna() & r["persona_id"].notna()]
+    r = r[cols].astype({"model": object, "question_id": object, "answer_code": object})
+    r["persona_id"] = r["persona_id"].astype("int64")
+    p = data.personas
+    if p is not None and "persona_id" in p.columns:
+        demo = [c for c in DEMOGRAPHICS if c in p.columns]
+        pw = p[["persona_id", *demo, *(["weight"] if "weight" in p.columns else [])]].copy()
+        pw["persona_id"] = pw["persona_id"].astype("int64")
+        r = r.merge(pw, on="persona_id", how="left")
+    if "weight" not in r.columns:
+        r["weight"] = 1.0
+    r["weight"] = r["weight"].astype(float).fillna(1.0)
+    return r
+
+
+def human_answers(data: RunData) -> pd.DataFrame:
+    """Human reference answers (non-null codes) with weights (1 when absent)."""
+    h = data.reference
+    if h is None or not {"question_id", "answer_code"} <= set(h.columns):
+        return pd.DataFrame(columns=["question_id", "answer_code", "weight"])
+    h = h[h["answer_code"].notna()].copy()
+    h = h.astype({"question_id": object, "answer_code": object})
+    if "weight" not in h.columns:
+        h["weight"] = 1.0
+    h["weight"] = h["weight"].astype(float).fillna(0.0)
+    return h
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _read_parquet(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    if not path.exists():
+        notes.append(f"{path.name} is missing: the parts of the report that need it are left out.")
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - a corrupt file is reported, not fatal
+        notes.append(f"{path.name} could not be read ({type(err).__name__}: {err}).")
+        return None
+
+
+def _load_instrument(manifest: dict[str, Any], notes: list[str]) -> Instrument | None:
+    spec = ((manifest.get("config") or {}).get("survey") or {}).get("instrument")
+    if not spec:
+        notes.append("No instrument given or named in the manifest: option codes are shown instead of labels.")
+        return None
+    try:
+        from simsurvey.config import resolve_path
+        from simsurvey.instruments import load_instrument  # type: ignore[attr-defined]
+
+        return load_instrument(resolve_path(spec, key="survey.instrument"))
+    except Exception as err:  # noqa: BLE001 - labels are a nicety; codes still read
+        notes.append(
+            f"Instrument {spec!r} could not be loaded ({type(err).__name__}: {err}): "
+            "option codes are shown instead of labels."
+        )
+        return None
+
+
+def load_run(run_dir: Path, instrument: Instrument | None = None) -> RunData:
+    """Read whatever a run directory holds; absent or unreadable files become notes."""
+    run_dir = Path(run_dir)
+    notes: list[str] = []
+    manifest: dict[str, Any] = {}
+    mpath = run_dir / "manifest.json"
+    if mpath.exists():
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            notes.append(f"manifest.json could not be read ({err}).")
+    else:
+        notes.append("manifest.json is missing: run settings, time, tokens and cost are unknown.")
+    frames = {name: _read_parquet(run_dir / f"{name}.parquet", notes) for name in FILES}
+    if instrument is None:
+        instrument = _load_instrument(manifest, notes)
+    return RunData(run_dir=run_dir, manifest=manifest, instrument=instrument, notes=tuple(notes), **frames)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe slug (``baseline/uniform`` -> ``baseline_uniform``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"

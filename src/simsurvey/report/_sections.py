@@ -1,0 +1,439 @@
+"""The report's sections: each takes the run's data and returns escaped HTML.
+
+A section that lacks its inputs says so in the page instead of failing; :mod:`._render`
+additionally guards each section so one broken figure never costs the whole report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats.contingency import association
+
+from simsurvey.report import _figures as F
+from simsurvey.report import _html as H
+from simsurvey.report._data import (
+    DEMOGRAPHICS,
+    RunData,
+    human_answers,
+    is_baseline,
+    option_codes,
+    option_label,
+    ordinal_positions,
+    silicon_answers,
+    slug,
+    split_half_band,
+    weighted_distribution,
+    weighted_mean,
+)
+from simsurvey.report.config import ReportConfig
+
+#: How to read each metric (direction and meaning), shown beside its name in tables.
+METRIC_HELP: dict[str, str] = {
+    "js_divergence": "Jensen-Shannon divergence to humans; 0 = identical, lower is better",
+    "kl_silicon_human": "KL(silicon || human); lower is better",
+    "kl_human_silicon": "KL(human || silicon); lower is better",
+    "total_variation": "share of answers that would have to move; lower is better",
+    "wasserstein_norm": "earth mover's distance over scale positions, 0..1; lower is better",
+    "representativeness": "1 - W1/(K-1) (OpenOpinionQA); 1 = identical, higher is better",
+    "entropy_norm_silicon": "answer diversity of the silicon sample, 0..1",
+    "entropy_norm_human": "answer diversity of the human sample, 0..1",
+    "entropy_ratio": "silicon/human entropy; below 1 = silicon answers are more uniform",
+    "variance_silicon": "variance of silicon answers on the scale",
+    "variance_human": "variance of human answers on the scale",
+    "variance_ratio": "silicon/human variance; below 1 = homogenized",
+    "gini_simpson_silicon": "chance two silicon answers differ",
+    "gini_simpson_human": "chance two human answers differ",
+    "gini_simpson_ratio": "silicon/human Gini-Simpson; below 1 = homogenized",
+    "cramers_v_silicon": "association of answer with demographics, silicon",
+    "cramers_v_human": "association of answer with demographics, humans",
+    "subgroup_mean_corr": "correlation of subgroup means, silicon vs human; higher is better",
+    "pattern_cramers_v_corr": "correlation of Cramér's V patterns, silicon vs human; higher is better",
+    "no_persona_js": "JS between persona and no-persona answers; near 0 = persona ignored",
+    "invalid_rate": "share of unparseable answers; lower is better",
+    "refusal_rate": "share of refusals",
+    "nonsubstantive_rate": "share of don't know / no opinion answers",
+}
+RATIO_METRICS = ("entropy_ratio", "variance_ratio", "gini_simpson_ratio")
+MIN_GROUP_N = 5  # fewer answers than this in a subgroup gives a mean too noisy to plot
+
+Section = tuple[str, str, str]
+
+
+class Ctx:
+    """What every section needs: the data, the config, where figures go, model colours."""
+
+    def __init__(self, data: RunData, cfg: ReportConfig) -> None:
+        self.data = data
+        self.cfg = cfg
+        self.fig_dir = data.run_dir / "figures"
+        self.models = data.models
+        self.colors = F.model_colors(self.models, [is_baseline(m) for m in self.models])
+        self.silicon = silicon_answers(data)
+        self.human = human_answers(data)
+        self.seed = int(data.manifest.get("seed", 0) or 0)
+
+    def fig(self, fig: Any, name: str, alt: str) -> str:
+        path: Path = self.fig_dir / f"{slug(name)}.{self.cfg.figure_format}"
+        return F.save_figure(fig, path, fmt=self.cfg.figure_format, dpi=self.cfg.png_dpi, alt=alt)
+
+    def metrics_all(self) -> pd.DataFrame:
+        m = self.data.metrics
+        if m is None or "metric" not in m.columns:
+            return pd.DataFrame(columns=["model", "question_id", "metric", "value"])
+        return m[m["group_var"].astype(str) == "all"] if "group_var" in m.columns else m
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _reproduce_command(data: RunData) -> str:
+    overrides = data.run_dir / ".hydra" / "overrides.yaml"
+    seed = data.manifest.get("seed")
+    if overrides.exists():
+        import yaml
+
+        items = [str(x) for x in (yaml.safe_load(overrides.read_text(encoding="utf-8")) or [])]
+    else:
+        argv = str(data.manifest.get("command", "")).split()
+        items = argv[1:]
+    if seed is not None and not any(i.startswith("seed=") for i in items):
+        items.append(f"seed={seed}")
+    return " ".join(["python -m simsurvey", *items])
+
+
+def overview(ctx: Ctx) -> str:
+    """Run settings, sizes, cost, validity, the human reference, how to reproduce."""
+    data, man = ctx.data, ctx.data.manifest
+    cfg = man.get("config") or {}
+    stages = man.get("stages") or {}
+    adm = stages.get("administer") or {}
+    seconds = sum(float(s.get("seconds", 0) or 0) for s in stages.values() if isinstance(s, dict))
+    r, p, h = data.responses, data.personas, data.reference
+    items: list[tuple[str, Any]] = [
+        ("models", ", ".join(ctx.models) or "–"),
+        ("model config", ", ".join(f"{k}={v}" for k, v in (cfg.get("model") or {}).items()) or "–"),
+        ("population", ", ".join(f"{k}={v}" for k, v in (cfg.get("population") or {}).items()) or "–"),
+        ("instrument", (data.instrument.title if data.instrument else None) or _get(cfg, "survey", "instrument") or "–"),
+        ("design", ", ".join(f"{k}={v}" for k, v in (cfg.get("design") or {}).items()) or "–"),
+        ("personas", f"{len(p):,}" if p is not None else "missing"),
+        ("responses", f"{len(r):,} rows" if r is not None else "missing"),
+        ("questions", len(data.question_ids)),
+        ("conditions", r["condition_id"].nunique() if r is not None and "condition_id" in r.columns else "–"),
+        ("started", man.get("started_at", "–")),
+        ("time in stages", f"{seconds:,.1f} s" if seconds else "–"),
+        ("tokens (prompt / completion)",
+         f"{int(adm.get('prompt_tokens', 0) or 0):,} / {int(adm.get('completion_tokens', 0) or 0):,}" if adm else "–"),
+        ("cost", f"${float(adm.get('cost_usd', 0) or 0):,.4f}" if adm else "–"),
+        ("seed", man.get("seed", "–")),
+    ]
+    out = [H.kv(items)]
+    if r is not None and "model" in r.columns:
+        rows = []
+        for m in ctx.models:
+            g = r[r["model"] == m]
+            if g.empty:
+                continue
+            valid = g["valid"].fillna(False).astype(bool) if "valid" in g else pd.Series(True, index=g.index)
+            refusal = g["refusal"].fillna(False).astype(bool) if "refusal" in g else pd.Series(False, index=g.index)
+            rows.append([
+                H.esc(m), H.fmt_num(len(g)), f"{100 * (~valid).mean():.1f}%", f"{100 * refusal.mean():.1f}%",
+                H.fmt_num(g["prompt_tokens"].sum() if "prompt_tokens" in g else None),
+                H.fmt_num(g["cost_usd"].sum() if "cost_usd" in g else None, 4),
+                H.fmt_num(g["latency_s"].mean() if "latency_s" in g else None, 3),
+            ])
+        out.append("<h3>Answer quality by model</h3>")
+        out.append(H.table(["model", "rows", "invalid", "refusals", "prompt tokens", "cost ($)", "mean latency (s)"],
+                           rows, numeric=[False] + [True] * 6, raw=True))
+        out.append(H.para("Invalid answers (no option could be read from the model's text) and refusals are kept "
+                          "in responses.parquet with their raw text; they are left out of every distribution below."))
+    out.append("<h3>The human reference</h3>")
+    if h is not None and "question_id" in h.columns:
+        src = h.groupby(h["source"].astype(str) if "source" in h else pd.Series("reference", index=h.index))
+        rows = [[s, H.fmt_num(g["respondent_id"].nunique() if "respondent_id" in g else len(g)),
+                 ", ".join(sorted(g["question_id"].astype(str).unique()))] for s, g in src]
+        out.append(H.table(["source", "respondents", "questions"], rows, numeric=[False, True, False]))
+    prov = man.get("reference") or _get(stages, "analyze", "reference") or _get(stages, "reference")
+    if isinstance(prov, dict) and prov:
+        out.append(H.kv((str(k), v if not isinstance(v, (dict, list)) else str(v)) for k, v in prov.items()))
+    out.append(H.para(
+        "What the human reference is: weighted answers of real survey respondents, with the survey's own "
+        "sampling error, nonresponse and fieldwork year. What it is not: the population itself, nor the same "
+        "people as the personas; differences smaller than the human noise floor are not evidence of anything."))
+    out.append("<h3>Reproduce this run</h3>")
+    out.append(f"<pre>{H.esc(_reproduce_command(data))}</pre>")
+    for n in data.notes:
+        out.append(H.note(n))
+    return "".join(out)
+
+
+def _metric_table(ctx: Ctx, question_id: str) -> str:
+    m = ctx.metrics_all()
+    m = m[m["question_id"].astype(str) == question_id] if "question_id" in m.columns else m.iloc[0:0]
+    if m.empty:
+        return H.note(f"No metrics for question '{question_id}' in metrics.parquet.")
+    models = [x for x in ctx.models if x in set(m["model"].astype(str))]
+    rows = []
+    for metric in [k for k in METRIC_HELP if k in set(m["metric"])] + sorted(set(m["metric"]) - set(METRIC_HELP)):
+        sub = m[m["metric"] == metric].set_index(m[m["metric"] == metric]["model"].astype(str))
+        cells = [f"<b>{H.esc(metric)}</b><br><small>{H.esc(METRIC_HELP.get(metric, ''))}</small>"]
+        for x in models:
+            if x in sub.index:
+                row = sub.loc[x]
+                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+                cells.append(H.fmt_ci(row.get("value"), row.get("ci_low"), row.get("ci_high")))
+            else:
+                cells.append("–")
+        floor = sub["noise_floor"].dropna() if "noise_floor" in sub else pd.Series(dtype=float)
+        cells.append(H.fmt_num(floor.iloc[0]) if len(floor) else "–")
+        rows.append(cells)
+    n_row = ["<b>n silicon / n human</b>"]
+    for x in models:
+        sub = m[m["model"].astype(str) == x]
+        ns = sub["n_silicon"].max() if "n_silicon" in sub else None
+        nh = sub["n_human"].max() if "n_human" in sub else None
+        n_row.append(f"{H.fmt_num(ns, 0)} / {H.fmt_num(nh, 0)}")
+    rows.append(n_row + [""])
+    return H.table(["metric", *models, "human noise floor"], rows,
+                   numeric=[False] + [True] * (len(models) + 1), raw=True)
+
+
+def questions(ctx: Ctx) -> str:
+    """One block per question: grouped bars human vs silicon vs baselines, then its metrics."""
+    out = []
+    for qi, qid in enumerate(ctx.data.question_ids):
+        q = ctx.data.question(qid)
+        codes = option_codes(ctx.data, qid)
+        out.append(f"<h3 id=\"q-{H.esc(slug(qid))}\">{H.esc(qid)}</h3>")
+        if q is not None:
+            out.append(f"<p><i>{H.esc(q.text)}</i> <small>({H.esc(q.kind)})</small></p>")
+        if not codes:
+            out.append(H.note("No answers and no options known for this question."))
+            continue
+        labels = [option_label(ctx.data, qid, c) for c in codes]
+        series: dict[str, np.ndarray] = {}
+        band = None
+        hq = ctx.human[ctx.human["question_id"] == qid]
+        if len(hq):
+            series["human"] = weighted_distribution(hq["answer_code"].to_numpy(), hq["weight"].to_numpy(), codes)
+            band = split_half_band(hq["answer_code"].to_numpy(), hq["weight"].to_numpy(), codes, seed=ctx.seed + qi)
+        for m in ctx.models:
+            sq = ctx.silicon[(ctx.silicon["question_id"] == qid) & (ctx.silicon["model"] == m)]
+            if len(sq):
+                series[m] = weighted_distribution(sq["answer_code"].to_numpy(), sq["weight"].to_numpy(), codes)
+        if not series:
+            out.append(H.note("No valid answers for this question."))
+        else:
+            colors = {"human": F.HUMAN_COLOR, **ctx.colors}
+            fig = F.distribution_bars(labels, series, colors, band=band,
+                                      hatched=[m for m in series if is_baseline(m)], title=qid)
+            cap = ("Share of answers per option (weighted). Bars closer to the black human bars are better; "
+                   "the grey band is the range (95%) by which two random halves of the human sample differ, so a "
+                   "bar inside it is as close to the humans as sampling noise allows. Hatched bars are baselines.")
+            if "human" not in series:
+                cap = "Share of answers per option (weighted). No human reference answers for this question."
+            out.append(H.figure(ctx.fig(fig, f"question_{qid}", f"answer distributions for {qid}"), cap))
+        out.append(_metric_table(ctx, qid))
+    return "".join(out) or H.note("No questions found in the run.")
+
+
+def _group_label(var: Any, value: Any) -> str:
+    return "all" if str(var) == "all" else f"{var}: {value}"
+
+
+def homogenization(ctx: Ctx) -> str:
+    """Silicon/human diversity ratios by subgroup (dot plots with CIs and a line at 1)."""
+    m = ctx.data.metrics
+    if m is None or "metric" not in m.columns:
+        return H.note("metrics.parquet is missing: no diversity ratios to show.")
+    out = []
+    for metric in RATIO_METRICS:
+        sub = m[m["metric"] == metric].copy()
+        if sub.empty:
+            continue
+        sub["group_label"] = [_group_label(v, g) for v, g in zip(sub["group_var"], sub["group_value"])]
+        size = sub.groupby("group_label")["n_human"].max() if "n_human" in sub else sub.groupby("group_label").size()
+        keep = ["all"] if "all" in size.index else []
+        keep += [g for g in size.drop("all", errors="ignore").sort_values(ascending=False).index][: ctx.cfg.max_groups]
+        order = sorted(keep, key=lambda g: (g != "all", g))
+        sub = sub[sub["group_label"].isin(keep)]
+        sub = sub.assign(_o=sub["group_label"].map({g: i for i, g in enumerate(order)})).sort_values("_o")
+        sub = sub.astype({"question_id": str, "model": str})
+        for c in ("ci_low", "ci_high"):
+            if c not in sub:
+                sub[c] = np.nan
+        fig = F.ratio_dotplot(sub, ctx.colors, metric_label=metric)
+        cap = (f"{metric}: silicon divided by human ({METRIC_HELP.get(metric, '')}). The dashed line at 1 means "
+               "the silicon sample is as diverse as the humans in that subgroup; dots left of it mean "
+               "homogenized, stereotyped answers. Bars are 95% bootstrap intervals.")
+        if len(size) - ("all" in size.index) > ctx.cfg.max_groups:
+            cap += f" Only the {ctx.cfg.max_groups} largest subgroups are drawn."
+        out.append(H.figure(ctx.fig(fig, f"homogenization_{metric}", f"{metric} by subgroup"), cap))
+    return "".join(out) or H.note(
+        "metrics.parquet has none of " + ", ".join(RATIO_METRICS) + ": no homogenization figure.")
+
+
+def _subgroup_means(ctx: Ctx) -> pd.DataFrame:
+    rows = []
+    for qid in ctx.data.question_ids:
+        pos = ordinal_positions(ctx.data, qid)
+        if pos is None:
+            continue
+        hq = ctx.human[ctx.human["question_id"] == qid]
+        sq = ctx.silicon[ctx.silicon["question_id"] == qid]
+        for var in DEMOGRAPHICS:
+            if var not in hq.columns or var not in sq.columns:
+                continue
+            for value, hg in hq.groupby(hq[var].astype(object)):
+                hv = hg["answer_code"].map(pos).to_numpy(float)
+                if np.isfinite(hv).sum() < MIN_GROUP_N:
+                    continue
+                hmean = weighted_mean(hv, hg["weight"].to_numpy(float))
+                for model, sg in sq[sq[var].astype(object) == value].groupby("model"):
+                    sv = sg["answer_code"].map(pos).to_numpy(float)
+                    if np.isfinite(sv).sum() < MIN_GROUP_N:
+                        continue
+                    rows.append({"model": model, "question_id": qid, "group_label": _group_label(var, value),
+                                 "human_mean": hmean, "silicon_mean": weighted_mean(sv, sg["weight"].to_numpy(float))})
+    return pd.DataFrame(rows, columns=["model", "question_id", "group_label", "human_mean", "silicon_mean"])
+
+
+def _cramers_v_panels(ctx: Ctx) -> dict[str, pd.DataFrame]:
+    """Demographic × question Cramér's V: from metrics.parquet when the analyzer wrote it."""
+    m = ctx.data.metrics
+    panels: dict[str, pd.DataFrame] = {}
+    llms = [x for x in ctx.models if not is_baseline(x)][:3]
+    if m is not None and "metric" in m.columns:
+        cv = m[m["metric"].isin(["cramers_v_human", "cramers_v_silicon"]) & (m["group_var"].astype(str) != "all")]
+        if not cv.empty:
+            hum = cv[cv["metric"] == "cramers_v_human"]
+            if not hum.empty:
+                panels["human"] = hum.pivot_table(index="group_var", columns="question_id", values="value", aggfunc="mean")
+            for x in llms:
+                s = cv[(cv["metric"] == "cramers_v_silicon") & (cv["model"] == x)]
+                if not s.empty:
+                    panels[x] = s.pivot_table(index="group_var", columns="question_id", values="value", aggfunc="mean")
+            if panels:
+                return panels
+    # Fallback: compute from the answers (unweighted counts, scipy's Cramér's V).
+    def pattern(frame: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(index=[v for v in DEMOGRAPHICS if v in frame.columns], columns=ctx.data.question_ids, dtype=float)
+        for var in out.index:
+            for qid in out.columns:
+                f = frame[(frame["question_id"] == qid) & frame[var].notna()]
+                tab = pd.crosstab(f[var].astype(object), f["answer_code"].astype(object))
+                if tab.shape[0] >= 2 and tab.shape[1] >= 2:
+                    out.loc[var, qid] = association(tab.to_numpy(), method="cramer")
+        return out.dropna(how="all").dropna(axis=1, how="all")
+
+    panels["human"] = pattern(ctx.human)
+    for x in llms:
+        panels[x] = pattern(ctx.silicon[ctx.silicon["model"] == x])
+    return {k: v for k, v in panels.items() if v.size}
+
+
+def _in_question_order(ctx: Ctx, panels: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    qs = ctx.data.question_ids
+    demo = list(DEMOGRAPHICS)
+    out = {}
+    for k, p in panels.items():
+        cols = [q for q in qs if q in p.columns] + [c for c in p.columns if c not in qs]
+        rows = [d for d in demo if d in p.index] + [r for r in p.index if r not in demo]
+        out[k] = p.loc[rows, cols]
+    return out
+
+
+def structure(ctx: Ctx) -> str:
+    """Do subgroup differences match the human ones? Means scatter and Cramér's V heatmaps."""
+    out = []
+    m = ctx.metrics_all()
+    corr = m[m["metric"].isin(["subgroup_mean_corr", "pattern_cramers_v_corr"])] if "metric" in m else m.iloc[0:0]
+    if not corr.empty:
+        rows = [[r["model"], r["question_id"], r["metric"], H.fmt_ci(r.get("value"), r.get("ci_low"), r.get("ci_high"))]
+                for _, r in corr.iterrows()]
+        out.append(H.table(["model", "question", "metric", "value [95% CI]"], rows, numeric=[False] * 3 + [True]))
+    means = _subgroup_means(ctx)
+    if means.empty:
+        out.append(H.note("No ordinal question with enough human and silicon answers per subgroup "
+                          f"(at least {MIN_GROUP_N}) to compare subgroup means."))
+    else:
+        models = [x for x in ctx.models if x in set(means["model"])][:4]
+        fig = F.means_scatter(means, models=models)
+        out.append(H.figure(ctx.fig(fig, "structure_means", "human vs silicon subgroup means"),
+                            "Each dot is one demographic subgroup on one ordinal question: its mean answer among humans "
+                            "(x) and among personas of that subgroup (y), on a 0–1 scale. Dots on the dashed 45° line "
+                            "mean the model reproduces the human subgroup difference; dots in a flat horizontal row "
+                            "mean the persona is ignored; r is the correlation over all dots."))
+    panels = _in_question_order(ctx, _cramers_v_panels(ctx))
+    if len(panels) >= 2 or (panels and "human" not in panels):
+        fig = F.pattern_heatmaps(panels)
+        out.append(H.figure(ctx.fig(fig, "structure_cramers_v", "Cramér's V patterns"),
+                            "How strongly each demographic is associated with the answer (Cramér's V, 0 = not at all). "
+                            "The silicon heatmap should look like the human one: the same dark cells in the same places. "
+                            "A uniformly pale silicon map means demographics barely move the model."))
+    else:
+        out.append(H.note("Not enough demographic information in both samples to draw Cramér's V patterns."))
+    return "".join(out)
+
+
+def order_effects(ctx: Ctx) -> str:
+    """Distributions by design condition (small multiples) and the pairwise order-effect table."""
+    out = []
+    r = ctx.data.responses
+    llms = [x for x in ctx.models if not is_baseline(x)][:3]
+    if r is not None and {"condition_id", "answer_code", "model"} <= set(r.columns):
+        valid = r[r["valid"].fillna(False).astype(bool)] if "valid" in r.columns else r
+        for x in llms:
+            panels = {}
+            for qid in ctx.data.question_ids:
+                codes = option_codes(ctx.data, qid)
+                sub = valid[(valid["model"] == x) & (valid["question_id"] == qid)]
+                if sub.empty or not codes:
+                    continue
+                series = {str(c): weighted_distribution(g["answer_code"].astype(object).to_numpy(), np.ones(len(g)), codes)
+                          for c, g in sub.groupby(sub["condition_id"].astype(str), sort=True)}
+                panels[qid] = ([option_label(ctx.data, qid, c) for c in codes], series)
+            if panels:
+                fig = F.condition_small_multiples(panels)
+                out.append(H.figure(ctx.fig(fig, f"order_conditions_{x}", f"answers by condition for {x}"),
+                                    f"{x}: share of answers per option under each presentation condition (option "
+                                    "order | label style ...), unweighted. A robust respondent gives the same bars in "
+                                    "every condition; bars that follow the display position reveal primacy or "
+                                    "recency effects."))
+    oe = ctx.data.order_effects
+    if oe is None or oe.empty:
+        out.append(H.note("order_effects.parquet is missing or empty: no pairwise order-effect table."))
+        return "".join(out)
+    cols = ["model", "question_id", "condition_a", "condition_b", "js_divergence", "flip_rate", "primacy", "recency", "p_value"]
+    oe = oe[[c for c in cols if c in oe.columns]]
+    if "js_divergence" in oe:
+        oe = oe.sort_values("js_divergence", ascending=False)
+    limit = 60
+    rows = [[H.esc(v) if c in cols[:4] else H.fmt_num(v) for c, v in row.items()] for _, row in oe.head(limit).iterrows()]
+    out.append(H.table(list(oe.columns), rows, numeric=[c not in cols[:4] for c in oe.columns], raw=True))
+    if len(oe) > limit:
+        out.append(H.note(f"Showing the {limit} pairs with the largest JS divergence of {len(oe)}; "
+                          "all are in order_effects.parquet."))
+    out.append(H.para("js_divergence: how far apart the two conditions' answer distributions are (0 = same). "
+                      "flip_rate: share of personas whose answer changed between the conditions. primacy / recency: "
+                      "extra share of answers given to the first / last displayed option. p_value: test of no "
+                      "difference between the conditions."))
+    return "".join(out)
+
+
+SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
+    ("overview", "Overview", overview),
+    ("questions", "Questions: human vs silicon", questions),
+    ("homogenization", "Homogenization", homogenization),
+    ("structure", "Structure: subgroup differences", structure),
+    ("order-effects", "Order and label effects", order_effects),
+)
