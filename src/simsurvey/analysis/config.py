@@ -2,10 +2,55 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Demographic variables compared by default (codes from the shared population contract).
+DEFAULT_GROUP_VARS: tuple[str, ...] = (
+    "sex", "age", "race_ethnicity", "college", "region", "household_income",
+)
 
 
 class AnalysisConfig(BaseModel):
-    """``analysis:`` — metrics, grouping variables, bootstrap."""
+    """``analysis:`` — metrics, grouping variables, bootstrap, noise floor, order effects."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_vars: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_GROUP_VARS),
+        description="Demographic columns to compare subgroups on (besides 'all'); skipped with a "
+        "note when either side lacks the column or has it all null.",
+    )
+    bootstrap: int = Field(
+        default=200, ge=0, le=100_000,
+        description="Bootstrap replicates B for percentile CIs (0 disables CIs).",
+    )
+    ci: float = Field(default=0.95, gt=0.0, lt=1.0, description="Confidence level of the percentile CIs.")
+    kl_smoothing: float = Field(
+        default=1e-3, gt=0.0, le=1.0,
+        description="Additive smoothing eps for KL: p~ = (p + eps) / (1 + K eps) on both sides, so "
+        "KL stays finite when one side puts zero mass on an option.",
+    )
+    n_permutations: int = Field(
+        default=1000, ge=0, le=1_000_000,
+        description="Permutations of condition labels for the order-effect p-value (0 disables it).",
+    )
+    noise_floor_splits: int = Field(
+        default=10, ge=1, le=10_000,
+        description="Random half-splits of the human sample averaged into the noise floor.",
+    )
+    distribution: Literal["auto", "probs", "answers"] = Field(
+        default="auto",
+        description="Silicon distributions from the probs column (logprobs), from answer_code counts, "
+        "or auto: probs when every row of the model has them.",
+    )
+    reference_source: str | None = Field(
+        default=None,
+        description="Reference source (dataset id) to compare with; null = the first source in "
+        "reference order for each question.",
+    )
+    min_group_n: int = Field(
+        default=20, ge=1,
+        description="Skip a subgroup with fewer rows than this on either side (noted in diagnostics).",
+    )

@@ -1,0 +1,281 @@
+"""Frames -> integer-coded numpy arrays (the I/O edge of the analyzer).
+
+Everything after this module works on arrays: question index, substantive answer position,
+weight, unit (persona / respondent) index, group codes. Answer codes are mapped to their
+position among the question's *substantive* codes in canonical (scale) order; ``-1`` marks a
+non-substantive or neutral option (reported as a rate, kept out of distributions) and ``-2``
+a missing or unknown answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from simsurvey.errors import UserError
+from simsurvey.instruments.models import Instrument
+
+NONSUBST = -1
+MISSING = -2
+_COLLEGE = {"bachelors": "yes", "graduate_or_professional": "yes", "less_than_high_school": "no",
+            "high_school_graduate": "no", "some_college_or_associates": "no"}
+
+
+@dataclass
+class Rows:
+    """One side's rows as arrays (all of length n)."""
+
+    q: np.ndarray  #: question index into instrument.questions (int64)
+    pos: np.ndarray  #: substantive position, NONSUBST or MISSING (int64)
+    w: np.ndarray  #: row weight (float64)
+    unit: np.ndarray  #: persona / respondent index (int64, -1 for none)
+    groups: dict[str, np.ndarray]  #: var -> string values (object array, None for null)
+    valid: np.ndarray  #: bool
+    refusal: np.ndarray  #: bool
+    x: np.ndarray | None = None  #: (n, K_max) substantive probability mass from `probs`, or None
+    has_probs: np.ndarray | None = None  #: bool, row has a non-null probs map
+    first_share: np.ndarray | None = None  #: share of the answer on the first displayed option
+    last_share: np.ndarray | None = None  #: share on the last displayed option
+    n_displayed: np.ndarray | None = None  #: number of displayed options (0 = unknown)
+    model: np.ndarray | None = None  #: model id per row (object array)
+    condition: np.ndarray | None = None  #: condition_id per row (object array)
+    replicate: np.ndarray | None = None  #: replicate per row (int64)
+    code: np.ndarray | None = None  #: answer code index into all codes (-1 = null/unknown)
+    notes: list[str] = field(default_factory=list)
+
+
+def _all_codes(instrument: Instrument) -> list[str]:
+    return sorted({c for q in instrument.questions for c in q.codes})
+
+
+def _position_lut(instrument: Instrument, codes: list[str]) -> np.ndarray:
+    """(Q, C) table: substantive position of code c in question q, else NONSUBST or MISSING."""
+    lut = np.full((len(instrument.questions), len(codes)), MISSING, dtype=np.int64)
+    index = {c: i for i, c in enumerate(codes)}
+    for qi, q in enumerate(instrument.questions):
+        for c in q.codes:
+            lut[qi, index[c]] = NONSUBST
+        for k, c in enumerate(q.substantive_codes):
+            lut[qi, index[c]] = k
+    return lut
+
+
+def k_max(instrument: Instrument) -> int:
+    """The largest number of substantive options of any question."""
+    return max((len(q.substantive_codes) for q in instrument.questions), default=0)
+
+
+def _positions(qidx: np.ndarray, codes_idx: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    ok = (qidx >= 0) & (codes_idx >= 0)
+    out = np.full(len(qidx), MISSING, dtype=np.int64)
+    out[ok] = lut[qidx[ok], codes_idx[ok]]
+    return out
+
+
+def _bool(s: pd.Series) -> np.ndarray:
+    return s.astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def group_values(frame: pd.DataFrame, var: str) -> np.ndarray | None:
+    """String values of a demographic column (None for null), deriving college from education."""
+    col = frame[var] if var in frame.columns else None
+    if var == "college" and (col is None or col.isna().all()) and "education" in frame.columns:
+        col = frame["education"].map(_COLLEGE)
+    if col is None or col.isna().all():
+        return None
+    arr = col.astype(object).to_numpy()
+    return np.where(pd.isna(arr), None, arr).astype(object)
+
+
+def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarray, kmax: int,
+               first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parse the `probs` column (dicts, or lists of (key, value) tuples as pandas 3 reads a parquet
+    map) with arrow, without a Python loop over rows.
+
+    Returns (x, has_probs, first_share, last_share): x[i, k] is the mass on substantive
+    position k; the shares are the mass on the first/last displayed code over the row's total.
+    """
+    n = len(col)
+    arr = pa.array(col.astype(object).to_numpy(), type=pa.map_(pa.string(), pa.float64()), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    has = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    offsets = np.asarray(arr.offsets.to_numpy(), dtype=np.int64)
+    start = offsets[0]
+    keys = arr.keys.to_pandas().to_numpy(dtype=object)[: offsets[-1] - start] if len(arr.keys) else np.array([], dtype=object)
+    vals = np.asarray(arr.items.to_numpy(zero_copy_only=False), dtype=np.float64)
+    row_of = np.repeat(np.arange(n), np.diff(offsets))
+    kcode = pd.Categorical(keys, categories=codes).codes.astype(np.int64)
+    vals = np.where(np.isfinite(vals) & (vals > 0), vals, 0.0)
+    pos = _positions(qidx[row_of], kcode, lut)
+    m = pos >= 0
+    x = np.bincount(row_of[m] * kmax + pos[m], weights=vals[m], minlength=n * max(kmax, 1))
+    x = x.reshape(n, max(kmax, 1))[:, :kmax]
+    total = np.bincount(row_of, weights=vals, minlength=n)
+    on_first = np.bincount(row_of, weights=vals * (kcode == first[row_of]), minlength=n)
+    on_last = np.bincount(row_of, weights=vals * (kcode == last[row_of]), minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fs = np.where(total > 0, on_first / np.where(total > 0, total, 1), np.nan)
+        ls = np.where(total > 0, on_last / np.where(total > 0, total, 1), np.nan)
+    return x, has, fs, ls
+
+
+def _displayed(col: pd.Series, codes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First and last displayed code index and number of displayed options per row."""
+    n = len(col)
+    arr = pa.array(
+        [None if v is None or (isinstance(v, float) and np.isnan(v)) else list(v) for v in col.to_numpy()],
+        type=pa.list_(pa.string()),
+    )
+    offsets = np.asarray(arr.offsets.to_numpy(), dtype=np.int64)
+    flat = pd.Categorical(arr.flatten().to_pandas().to_numpy(dtype=object), categories=codes).codes
+    k = np.diff(offsets)
+    first = np.full(n, -9, dtype=np.int64)
+    last = np.full(n, -9, dtype=np.int64)
+    has = k > 0
+    base = offsets[:-1] - offsets[0]
+    first[has] = flat[base[has]]
+    last[has] = flat[base[has] + k[has] - 1]
+    return first, last, k
+
+
+def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument: Instrument,
+                     group_vars: list[str]) -> Rows:
+    """Encode responses (joined to personas on persona_id) for analysis.
+
+    Raises:
+        UserError: a required column is missing, or persona_ids are absent from personas.
+    """
+    for col in ("persona_id", "question_id", "condition_id", "model", "answer_code", "valid"):
+        if col not in responses.columns:
+            raise UserError(f"responses: missing column '{col}'")
+    codes = _all_codes(instrument)
+    lut = _position_lut(instrument, codes)
+    n = len(responses)
+    qids = [q.id for q in instrument.questions]
+    qidx = pd.Categorical(responses["question_id"].astype(object), categories=qids).codes.astype(np.int64)
+    cidx = pd.Categorical(responses["answer_code"].astype(object), categories=codes).codes.astype(np.int64)
+    notes = []
+    unknown_q = int((qidx < 0).sum())
+    if unknown_q:
+        notes.append(f"{unknown_q} response rows have a question_id not in the instrument: ignored")
+
+    pid = responses["persona_id"].astype("Int64")
+    pmask = pid.notna().to_numpy()
+    pindex = pd.Index(personas["persona_id"].astype("int64"))
+    unit = np.full(n, -1, dtype=np.int64)
+    unit[pmask] = pindex.get_indexer(pid.to_numpy(dtype="int64", na_value=-1)[pmask])
+    missing = pmask & (unit < 0)
+    if missing.any():
+        example = int(pid[missing].iloc[0])
+        raise UserError(f"responses: {int(missing.sum())} rows have a persona_id not in personas "
+                        f"(e.g. {example})")
+    pw = personas["weight"].to_numpy(dtype=np.float64) if "weight" in personas.columns \
+        else np.ones(len(personas))
+    w = np.where(unit >= 0, pw[np.maximum(unit, 0)], 1.0)
+    groups = {}
+    for var in group_vars:
+        vals = group_values(personas, var)
+        if vals is not None:
+            g = vals[np.maximum(unit, 0)]
+            g[unit < 0] = None
+            groups[var] = g
+    rows = Rows(
+        q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
+        valid=_bool(responses["valid"]),
+        refusal=_bool(responses["refusal"]) if "refusal" in responses.columns else np.zeros(n, bool),
+        model=responses["model"].astype(object).to_numpy(),
+        condition=responses["condition_id"].astype(object).to_numpy(),
+        replicate=(responses["replicate"].astype("Int64").fillna(0).to_numpy(dtype=np.int64)
+                   if "replicate" in responses.columns else np.zeros(n, np.int64)),
+        code=cidx, notes=notes,
+    )
+    if "option_order" in responses.columns:
+        first, last, k = _displayed(responses["option_order"], codes)
+    else:
+        first = last = np.full(n, -9, dtype=np.int64)
+        k = np.zeros(n, dtype=np.int64)
+    rows.n_displayed = k
+    rows.first_share = np.where(cidx >= 0, (cidx == first).astype(float), np.nan)
+    rows.last_share = np.where(cidx >= 0, (cidx == last).astype(float), np.nan)
+    if "probs" in responses.columns and responses["probs"].notna().any():
+        x, has, fs, ls = _map_probs(responses["probs"], qidx, codes, lut, k_max(instrument), first, last)
+        rows.x, rows.has_probs = x, has
+        # Keep answer-based shares for rows without a distribution.
+        rows.first_share = np.where(has, fs, rows.first_share)
+        rows.last_share = np.where(has, ls, rows.last_share)
+    return rows
+
+
+def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars: list[str],
+                     source: str | None) -> tuple[Rows, dict[str, str]]:
+    """Encode human reference rows, one source per question.
+
+    The source of a question is ``source`` when given, else the first source in reference
+    order among rows with that question_id. Returns the rows and question_id -> source used.
+
+    Raises:
+        UserError: a required column is missing, or ``source`` is not in the reference data.
+    """
+    for col in ("question_id", "answer_code", "respondent_id"):
+        if col not in reference.columns:
+            raise UserError(f"reference: missing column '{col}'")
+    ref = reference
+    src = ref["source"].astype(object).to_numpy() if "source" in ref.columns else np.full(len(ref), "reference", object)
+    if source is not None and not (src == source).any():
+        have = sorted({str(s) for s in src})
+        raise UserError(f"analysis.reference_source: '{source}' not in reference sources {have}")
+    qcol = ref["question_id"].astype(object).to_numpy()
+    if source is None:
+        firsts = pd.DataFrame({"q": qcol, "s": src}).drop_duplicates("q")
+        chosen = dict(zip(firsts["q"], firsts["s"]))
+    else:
+        chosen = {q: source for q in pd.unique(qcol[src == source])}
+    keep = pd.Series(qcol).map(chosen).to_numpy(dtype=object) == src
+    ref = ref.loc[keep]
+    codes = _all_codes(instrument)
+    lut = _position_lut(instrument, codes)
+    qids = [q.id for q in instrument.questions]
+    qidx = pd.Categorical(ref["question_id"].astype(object), categories=qids).codes.astype(np.int64)
+    cidx = pd.Categorical(ref["answer_code"].astype(object), categories=codes).codes.astype(np.int64)
+    w = ref["weight"].to_numpy(dtype=np.float64, na_value=np.nan) if "weight" in ref.columns else np.ones(len(ref))
+    w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
+    keys = ref["source"].astype(str) + "\x1f" + ref["respondent_id"].astype(str) if "source" in ref.columns \
+        else ref["respondent_id"].astype(str)
+    unit = pd.factorize(keys.to_numpy(dtype=object))[0].astype(np.int64)
+    groups = {}
+    for var in group_vars:
+        vals = group_values(ref, var)
+        if vals is not None:
+            groups[var] = vals
+    n = len(ref)
+    rows = Rows(q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
+                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx)
+    return rows, {str(k): str(v) for k, v in chosen.items()}
+
+
+def onehot(pos: np.ndarray, k: int) -> np.ndarray:
+    """(n, K) one-hot rows of substantive positions (all must be >= 0)."""
+    x = np.zeros((len(pos), k))
+    x[np.arange(len(pos)), pos] = 1.0
+    return x
+
+
+def answer_vectors(rows: Rows, idx: np.ndarray, k: int, use_probs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Which of rows ``idx`` enter a distribution, and their normalized (n, K) answer vectors.
+
+    With ``use_probs`` a row enters when it has a probs map with mass on substantive options (the
+    vector is that mass renormalized); otherwise when it is valid, not a refusal and answered a
+    substantive option (a one-hot vector).
+    """
+    if use_probs and rows.x is not None and rows.has_probs is not None:
+        x = rows.x[idx, :k]
+        s = x.sum(1)
+        ok = rows.has_probs[idx] & (s > 0)
+        return ok, x[ok] / s[ok, None]
+    pos = rows.pos[idx]
+    ok = rows.valid[idx] & ~rows.refusal[idx] & (pos >= 0)
+    return ok, onehot(pos[ok], k)
