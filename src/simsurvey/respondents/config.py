@@ -26,9 +26,35 @@ class ModelConfig(BaseModel):
     api_base: str | None = Field(default=None, description="litellm: base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama...).")
     api_key_env: str | None = Field(default=None, description="litellm: NAME of the environment variable holding the API key (never the key itself).")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments passed to the backend (litellm completion kwargs).")
+    transport: Literal["auto", "litellm", "http"] = Field(
+        default="auto",
+        description=(
+            "litellm backend: how calls are sent. 'litellm' = litellm.acompletion (any provider); "
+            "'http' = a direct aiohttp POST to an OpenAI-compatible api_base (~5x less client CPU per call); "
+            "'auto' = http for 'openai/<model>' with api_base, litellm otherwise."
+        ),
+    )
 
 
 class RunnerConfig(BaseModel):
     """``runner:`` — concurrency, rate limits, retries, timeouts, cache, checkpoints."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int = Field(default=8, gt=0, description="Requests in flight at once.")
+    rpm: float | None = Field(default=None, gt=0, description="Requests-per-minute limit (token bucket); null = unlimited.")
+    tpm: float | None = Field(
+        default=None, gt=0,
+        description="Tokens-per-minute limit; tokens are estimated from the prompt length before a call and corrected from usage after; null = unlimited.",
+    )
+    max_retries: int = Field(default=6, ge=0, description="Retries of a transient failure (429, 5xx, timeout) before the row is kept with its error.")
+    backoff_base_s: float = Field(default=0.5, gt=0, description="Exponential backoff base: retry n waits uniform(0, min(backoff_max_s, base * 2**n)) (full jitter).")
+    backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of one backoff wait (a server's Retry-After is honoured even when longer).")
+    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout; a timeout is retried like a 5xx.")
+    cache: bool = Field(default=True, description="Use the persistent response cache (a rerun or resumed run never repeats a call).")
+    cache_dir: str | None = Field(
+        default=None,
+        description="Directory of the response cache; null = $SIMSURVEY_CACHE_DIR, else the user cache dir (platformdirs).",
+    )
+    flush_every: int = Field(default=200, gt=0, description="Checkpoint: write completed rows to a parquet part every this many rows...")
+    flush_seconds: float = Field(default=5.0, gt=0, description="...or every this many seconds, whichever comes first.")

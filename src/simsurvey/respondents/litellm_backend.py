@@ -1,0 +1,318 @@
+"""The hosted / served model backend: litellm for any provider, a direct HTTP path for servers.
+
+Two transports behind one :class:`LiteLLMBackend`:
+
+* ``litellm`` — ``litellm.acompletion``: any litellm model string (``openai/gpt-4o-mini``,
+  ``anthropic/...``, ``ollama/...``, or ``openai/<model>`` + ``api_base`` for vLLM / llama.cpp
+  server / Ollama's OpenAI endpoint).
+* ``http`` — one aiohttp POST to ``{api_base}/chat/completions`` of an OpenAI-compatible
+  server. litellm spends ~3 ms of client CPU per call (it tops out near 300 req/s on two cores,
+  see benchmarks/results/runner.md); this path spends ~0.3 ms. ``transport: auto`` (default)
+  uses it for ``openai/<model>`` with an ``api_base`` and litellm for everything else.
+
+Elicitation:
+
+* ``logprobs`` — ``logprobs=True, top_logprobs=cfg.top_logprobs, max_tokens=1``; the first
+  generated position's top logprobs are read and, for each displayed label, the probability of
+  the tokens whose text (stripped of spaces and a trailing ``.``, ``)`` or ``:``) equals the label
+  is summed ("A", " A", "A."). For text labels (``label_style: text``) a token counts for a
+  label when the label starts with it (case-insensitive, at least 2 characters) — an
+  approximation of "the first token of the option text"; a token that starts several labels is
+  ambiguous and counted as missing mass. The sums are renormalized over the labels and the mass
+  outside them (including the tail beyond the top-k) is ``missing_mass``.
+* ``sample`` — the generated text at ``cfg.temperature``; ``both`` — one call giving both.
+
+Errors: 429 / 5xx / timeouts / connection errors / a malformed body raise
+:class:`~simsurvey.respondents.base.RetryableError` (with ``retry_after`` from a Retry-After
+header); 400 / 401 / 403 / 404 raise :class:`~simsurvey.respondents.base.FatalBackendError`; a
+prompt longer than the context window is returned as an error row. API keys are read from the
+environment variable named by ``cfg.api_key_env`` and never stored in results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from simsurvey.errors import UserError
+from simsurvey.respondents.base import FatalBackendError, Request, Result, RetryableError
+from simsurvey.respondents.config import ModelConfig
+
+_FATAL_STATUS = {400, 401, 403, 404, 422}
+_STRIP_TRAILING = ".):"
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """Attribute or key access: litellm gives objects, the HTTP path gives dicts."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def label_probs(
+    top: Sequence[tuple[str, float]], labels: Sequence[str]
+) -> tuple[tuple[float, ...] | None, float]:
+    """Probabilities of the displayed labels from one position's top logprobs.
+
+    Args:
+        top: ``(token, logprob)`` pairs of the first generated position.
+        labels: Labels as displayed, in display order.
+
+    Returns:
+        ``(probs, missing_mass)``: probs renormalized over the labels (None when no label
+        token is among ``top``), and the probability mass that fell outside the labels.
+    """
+    textual = any(len(lab) > 2 for lab in labels)
+    mass = [0.0] * len(labels)
+    for token, logprob in top:
+        t = token.strip().rstrip(_STRIP_TRAILING).strip()
+        if not t:
+            continue
+        hits = [i for i, lab in enumerate(labels) if lab == t]
+        if not hits and textual and len(t) >= 2:
+            hits = [i for i, lab in enumerate(labels) if lab.lower().startswith(t.lower())]
+        if len(hits) == 1:  # ambiguous tokens (a prefix of several labels) stay missing mass
+            mass[hits[0]] += math.exp(logprob)
+    total = sum(mass)
+    missing = min(1.0, max(0.0, 1.0 - total))
+    if total <= 0:
+        return None, 1.0
+    return tuple(m / total for m in mass), missing
+
+
+def _retry_after(headers: Any) -> float | None:
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    except AttributeError:
+        return None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date: rare; the runner's own backoff applies
+
+
+class LiteLLMBackend:
+    """Respondent backend for hosted and served models (litellm or direct OpenAI-compatible HTTP).
+
+    Args:
+        cfg: The ``model:`` config (``backend: litellm``).
+
+    Raises:
+        UserError: ``cfg.api_key_env`` names an unset variable, or ``transport: http`` without
+            an ``api_base``.
+    """
+
+    deterministic = False  # hosted models are not bit-reproducible, even at temperature 0
+    batch_size = 1
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._api_key: str | None = None
+        if cfg.api_key_env:
+            self._api_key = os.environ.get(cfg.api_key_env)
+            if not self._api_key:
+                raise UserError(f"model.api_key_env: environment variable {cfg.api_key_env} is not set")
+        transport = cfg.transport
+        if transport == "auto":
+            transport = "http" if cfg.api_base and cfg.name.startswith("openai/") else "litellm"
+        if transport == "http" and not cfg.api_base:
+            raise UserError("model.transport: 'http' needs model.api_base (an OpenAI-compatible server URL)")
+        self.transport = transport
+        self._session: Any = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._prices: tuple[float, float] | None | bool = False  # False = not looked up yet
+
+    # -- public ------------------------------------------------------------------------
+    async def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """One result per request, in order (each request is one call)."""
+        call = self._http if self.transport == "http" else self._litellm
+        if len(requests) == 1:
+            return [await call(requests[0])]
+        return list(await asyncio.gather(*(call(r) for r in requests)))
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (the runner calls this at the end of a run)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- request parameters --------------------------------------------------------------
+    def _params(self, r: Request) -> dict[str, Any]:
+        p: dict[str, Any] = {}
+        if r.elicitation in ("logprobs", "both"):
+            p["logprobs"] = True
+            p["top_logprobs"] = self.cfg.top_logprobs
+        if r.elicitation == "logprobs":
+            p["max_tokens"] = 1
+        else:
+            p["max_tokens"] = r.max_tokens
+            p["temperature"] = r.temperature
+        if r.seed is not None:
+            p["seed"] = r.seed
+        return p
+
+    def _result(self, body: Any, r: Request, latency: float, cost: float | None) -> Result:
+        choices = _get(body, "choices") or []
+        if not choices:
+            raise RetryableError("malformed response: no choices")
+        choice = choices[0]
+        text = _get(_get(choice, "message"), "content")
+        probs = missing = None
+        if r.elicitation in ("logprobs", "both"):
+            content = _get(_get(choice, "logprobs"), "content") or []
+            top = _get(content[0], "top_logprobs") if content else None
+            if top:
+                pairs = [(str(_get(t, "token") or ""), float(_get(t, "logprob"))) for t in top]
+                probs, missing = label_probs(pairs, r.labels)
+            else:
+                missing = 1.0
+        usage = _get(body, "usage")
+        return Result(
+            text=text if r.elicitation != "logprobs" else None,
+            label_probs=probs,
+            missing_mass=missing,
+            prompt_tokens=_get(usage, "prompt_tokens"),
+            completion_tokens=_get(usage, "completion_tokens"),
+            cost_usd=cost,
+            latency_s=latency,
+            extra={"first_token": text} if r.elicitation == "logprobs" and text else {},
+        )
+
+    # -- litellm transport ---------------------------------------------------------------
+    async def _litellm(self, r: Request) -> Result:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        kwargs: dict[str, Any] = {
+            "model": self.cfg.name,
+            "messages": list(r.messages),
+            "drop_params": True,  # providers without seed/logprobs: drop, don't fail
+            "num_retries": 0,  # the runner retries (with its own backoff and accounting)
+            "max_retries": 0,
+            **self._params(r),
+            **self.cfg.params,
+        }
+        if self.cfg.api_base:
+            kwargs["api_base"] = self.cfg.api_base
+        if self._api_key:
+            kwargs["api_key"] = self._api_key
+        elif self.cfg.api_base and self.cfg.name.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+            kwargs["api_key"] = "none"  # local servers need no key, but the OpenAI client wants one
+        t0 = time.perf_counter()
+        try:
+            resp = await litellm.acompletion(**kwargs)
+        except Exception as err:  # noqa: BLE001 - mapped to the backend hierarchy below
+            mapped = self._map_litellm_error(err, litellm)
+            if isinstance(mapped, Result):
+                return mapped
+            raise mapped from err
+        latency = time.perf_counter() - t0
+        try:
+            cost: float | None = float(litellm.completion_cost(completion_response=resp))
+        except Exception:  # noqa: BLE001 - unknown model: no price, record null
+            cost = None
+        return self._result(resp, r, latency, cost)
+
+    def _map_litellm_error(self, err: Exception, litellm: Any) -> Exception | Result:
+        msg = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+        if isinstance(err, getattr(litellm, "ContextWindowExceededError", ())):
+            return Result(error=msg)
+        status = getattr(err, "status_code", None)
+        if isinstance(err, litellm.RateLimitError) or status == 429:
+            resp = getattr(err, "response", None)
+            headers = getattr(err, "litellm_response_headers", None) or getattr(resp, "headers", None)
+            return RetryableError(msg, retry_after=_retry_after(headers))
+        if isinstance(err, (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError, litellm.BadRequestError)):
+            return FatalBackendError(f"{self.cfg.name}: {msg}")
+        if isinstance(status, int) and status in _FATAL_STATUS:
+            return FatalBackendError(f"{self.cfg.name}: {msg}")
+        # Timeouts, connection errors, 5xx, unparseable bodies: transient.
+        return RetryableError(msg)
+
+    # -- direct HTTP transport -------------------------------------------------------------
+    def _get_session(self) -> Any:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session_loop is not loop or self._session.closed:
+            headers = {"Content-Type": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            # No connector limit: the runner bounds concurrency.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), headers=headers, timeout=aiohttp.ClientTimeout(total=None)
+            )
+            self._session_loop = loop
+        return self._session
+
+    async def _http(self, r: Request) -> Result:
+        import aiohttp
+
+        model = self.cfg.name.split("/", 1)[1] if self.cfg.name.startswith("openai/") else self.cfg.name
+        payload = {"model": model, "messages": list(r.messages), **self._params(r), **self.cfg.params}
+        url = self.cfg.api_base.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
+        t0 = time.perf_counter()
+        try:
+            async with self._get_session().post(url, data=json.dumps(payload)) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except aiohttp.ClientError as err:
+            raise RetryableError(f"connection error: {type(err).__name__}: {err}") from err
+        latency = time.perf_counter() - t0
+        if status != 200:
+            detail = raw[:200].decode("utf-8", "replace")
+            if status == 429:
+                raise RetryableError(f"HTTP 429: {detail}", retry_after=_retry_after(headers))
+            if status in _FATAL_STATUS or 400 <= status < 500 and status not in (408, 409):
+                if "context" in detail.lower() and "length" in detail.lower():
+                    return Result(error=f"HTTP {status}: {detail}", latency_s=latency)
+                raise FatalBackendError(f"{self.cfg.name}: HTTP {status}: {detail}")
+            raise RetryableError(f"HTTP {status}: {detail}", retry_after=_retry_after(headers))
+        try:
+            body = json.loads(raw)
+        except ValueError as err:
+            raise RetryableError("malformed response body (not JSON)") from err
+        usage = body.get("usage") or {}
+        return self._result(body, r, latency, self._cost(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+
+    def _cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        """Cost from litellm's bundled cost map; None for models it does not price.
+
+        Read from the JSON file litellm ships (no litellm import: that takes ~3 s and this path
+        exists to stay light); the model is looked up as given and without its ``openai/`` prefix.
+        """
+        if self._prices is False:
+            self._prices = _token_prices(self.cfg.name)
+        if not self._prices or prompt_tokens is None or completion_tokens is None:
+            return None
+        return prompt_tokens * self._prices[0] + completion_tokens * self._prices[1]
+
+
+def _token_prices(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token from litellm's bundled cost map, or None when unpriced."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], "model_prices_and_context_window_backup.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            table = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    for name in (model, model.split("/", 1)[-1]):
+        entry = table.get(name)
+        if isinstance(entry, dict) and "input_cost_per_token" in entry:
+            return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)
+    return None

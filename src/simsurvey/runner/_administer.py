@@ -1,0 +1,487 @@
+"""Administer a survey design to one respondent backend: the async runner.
+
+For each design trial (a row of the trials table) the runner renders the request
+(``render_request``), serves it from the response cache or calls the backend, parses the
+answer, and appends the response row to a checkpoint part. Calls run concurrently (at most
+``runner.concurrency`` in flight, under optional requests- and tokens-per-minute buckets); a
+transient failure (429, 5xx, timeout, malformed body) is retried with exponential backoff and
+full jitter, honouring ``Retry-After``; after ``max_retries`` retries the row is kept with
+``error`` set and ``valid=False`` — a row is never dropped.
+
+``answer_code``: for ``sample`` and ``both`` it is the parsed generated text (the distribution
+is kept in ``probs``); for ``logprobs`` only, it is the most probable displayed option (the
+first in display order on a tie), so every elicitation gives one answer per row.
+
+A rerun or resumed run never repeats a call: rows already in the checkpoint parts are skipped
+and calls already in the cache are served from it (``cached=True``, ``cost_usd=0`` for this run;
+the original cost is reported in ``stats["cost_usd_cached_original"]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simsurvey.errors import UserError
+from simsurvey.instruments.models import Instrument, Question
+from simsurvey.respondents.base import Backend, FatalBackendError, Request, Result, RetryableError
+from simsurvey.respondents.cache import ResponseCache, cache_key, canonical_json
+from simsurvey.respondents.config import ModelConfig, RunnerConfig
+from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.runner._checkpoint import KEY_COLUMNS, SORT_COLUMNS, PartWriter, model_slug, read_parts, row_key
+from simsurvey.runner._limits import TokenBucket, backoff_delay, estimate_tokens
+from simsurvey.runner._progress import Progress, progress_enabled
+
+TRIAL_COLUMNS: tuple[str, ...] = (
+    "persona_id", "question_id", "condition_id", "replicate", "order_mode", "label_style",
+    "neutral_option", "cue_style", "option_order",
+)
+DEMOGRAPHICS: tuple[str, ...] = ("sex", "age", "race_ethnicity", "education", "college", "region", "household_income")
+
+
+@dataclass(frozen=True)
+class AdministerResult:
+    """What :func:`administer` returns.
+
+    Attributes:
+        frame: This model's response rows (shared ``responses.parquet`` contract; ``probs`` as
+            dicts, ``persona_id`` nullable Int64), sorted by persona_id, question_id,
+            condition_id, replicate. Write it with ``schema=RESPONSE_SCHEMA``.
+        stats: JSON-able counts. Over all rows of the frame: rows, valid, invalid, refusals,
+            errors. Of this run: new_rows, resumed_rows (skipped, already checkpointed), cached
+            (served from the cache), calls (backend calls incl. retries), retries,
+            prompt_tokens, completion_tokens, cost_usd (spent now), cost_usd_cached_original
+            (what the cached rows cost when first made), seconds, requests_per_s (new rows/s).
+    """
+
+    frame: pd.DataFrame
+    stats: dict[str, Any]
+
+
+def _none_if_na(v: Any) -> Any:
+    return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+
+
+def prompt_hash(req: Request) -> str:
+    """sha256 of the canonical JSON of the messages and the call parameters."""
+    payload = {"messages": req.messages, "labels": req.labels, "elicitation": req.elicitation,
+               "temperature": req.temperature, "max_tokens": req.max_tokens, "seed": req.seed}
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def row_seed(seed: int, pid: int | None, qid: str, cond: str, rep: int) -> int:
+    """Per-request sampling seed (31 bits: every OpenAI-compatible server accepts it)."""
+    text = f"{seed}:{pid}:{qid}:{cond}:{rep}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
+
+
+def _check_inputs(trials: pd.DataFrame, personas: pd.DataFrame | None, instrument: Instrument) -> None:
+    missing = [c for c in TRIAL_COLUMNS if c not in trials.columns]
+    if missing:
+        raise UserError(f"trials: missing column(s) {', '.join(missing)}")
+    known = {q.id for q in instrument.questions}
+    unknown = sorted(set(trials["question_id"]) - known)
+    if unknown:
+        raise UserError(f"trials: question_id {unknown[0]!r} is not in instrument '{instrument.id}'")
+    keys = trials[["persona_id", "question_id", "condition_id", "replicate"]]
+    if keys.duplicated().any():
+        first = keys[keys.duplicated()].iloc[0].tolist()
+        raise UserError(f"trials: duplicate trial key (persona_id, question_id, condition_id, replicate) = {first}")
+    pids = set(int(p) for p in trials["persona_id"].dropna())
+    if pids:
+        if personas is None or "cue" not in personas.columns:
+            raise UserError("personas: needed (with a 'cue' column) for trials with a persona_id")
+        absent = sorted(pids - set(int(p) for p in personas["persona_id"]))
+        if absent:
+            raise UserError(f"personas: persona_id {absent[0]} of the trials is not in personas.parquet")
+
+
+class _Run:
+    """State of one administer call (counters, limits, cache, checkpoint writer)."""
+
+    def __init__(self, *, backend: Backend, model: ModelConfig, runner: RunnerConfig, prompt: PromptConfig,
+                 instrument: Instrument, personas: pd.DataFrame | None, seed: int,
+                 cache: ResponseCache | None, writer: PartWriter, progress: Progress, total: int) -> None:
+        self.backend, self.model, self.runner, self.prompt = backend, model, runner, prompt
+        self.questions: dict[str, Question] = {q.id: q for q in instrument.questions}
+        self.seed = seed
+        self.cache, self.writer, self.progress, self.total = cache, writer, progress, total
+        self.cues: dict[int, str] = {}
+        self.demo: dict[int, dict[str, Any]] = {}
+        if personas is not None and len(personas):
+            cols = [c for c in DEMOGRAPHICS if c in personas.columns]
+            for rec in personas[["persona_id", "cue", *cols]].to_dict("records"):
+                pid = int(rec["persona_id"])
+                self.cues[pid] = rec["cue"]
+                self.demo[pid] = {c: _none_if_na(rec[c]) for c in cols}
+        self.rpm = TokenBucket(runner.rpm) if runner.rpm else None
+        self.tpm = TokenBucket(runner.tpm, burst_s=10.0) if runner.tpm else None
+        self.rng = random.Random(seed)  # backoff jitter only; never touches answers
+        self.key_params = {"top_logprobs": model.top_logprobs} if model.backend == "litellm" else {}
+        self.inflight: dict[str, asyncio.Future[Result]] = {}
+        self.c = dict(rows=0, cached=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0)
+        self.cost = 0.0
+        self.cost_cached = 0.0
+        self.t0 = time.perf_counter()
+        self._last_progress = 0.0
+
+    # -- one trial -> request ----------------------------------------------------------
+    def render(self, t: dict[str, Any]) -> Request:
+        from simsurvey.respondents.prompts import render_request
+
+        pid = t["persona_id"]
+        return render_request(
+            cue=self.cues[pid] if pid is not None else None,
+            question=self.questions[t["question_id"]],
+            option_order=list(t["option_order"]),
+            label_style=t["label_style"],
+            prompt=self.prompt, model=self.model,
+            seed=row_seed(self.seed, pid, t["question_id"], t["condition_id"], t["replicate"]),
+            prefix_key=f"persona-{pid}" if pid is not None else None,
+            context={"persona": self.demo.get(pid) if pid is not None else None},
+        )
+
+    # -- calling the backend -----------------------------------------------------------
+    async def call(self, reqs: list[Request]) -> list[Result]:
+        """Call the backend with retries; a request that never succeeds gets an error result."""
+        attempt = 0
+        while True:
+            est = sum(estimate_tokens(r.messages, 1 if r.elicitation == "logprobs" else r.max_tokens) for r in reqs)
+            if self.rpm:
+                await self.rpm.acquire(len(reqs))
+            if self.tpm:
+                await self.tpm.acquire(est)
+            self.c["calls"] += 1
+            try:
+                async with asyncio.timeout(self.runner.timeout_s):
+                    results = await self.backend.generate(reqs)
+            except (RetryableError, TimeoutError) as err:
+                if self.tpm:
+                    self.tpm.adjust(-est)  # nothing was processed (as far as we can tell)
+                msg = str(err) or type(err).__name__
+                if isinstance(err, TimeoutError):
+                    msg = f"timeout after {self.runner.timeout_s:g} s"
+                if attempt >= self.runner.max_retries:
+                    return [Result(error=f"{msg} (gave up after {attempt} retries)") for _ in reqs]
+                delay = backoff_delay(attempt, base=self.runner.backoff_base_s, cap=self.runner.backoff_max_s,
+                                      rng=self.rng, retry_after=getattr(err, "retry_after", None))
+                attempt += 1
+                self.c["retries"] += 1
+                await asyncio.sleep(delay)
+                continue
+            if len(results) != len(reqs):
+                raise FatalBackendError(f"{self.backend.name}: returned {len(results)} results for {len(reqs)} requests")
+            if self.tpm:
+                used = sum((r.prompt_tokens or 0) + (r.completion_tokens or 0) for r in results)
+                if used:
+                    self.tpm.adjust(used - est)
+            return results
+
+    async def resolve(self, reqs: list[Request]) -> tuple[list[Result], list[bool]]:
+        """Results for a batch: cache hits, shared in-flight calls, then one backend call."""
+        n = len(reqs)
+        results: list[Result | None] = [None] * n
+        cached = [False] * n
+        keys = [cache_key(r, model=self.model.name, backend=self.model.backend, params=self.key_params) for r in reqs]
+        waits: dict[int, asyncio.Future[Result]] = {}
+        own: list[int] = []
+        loop = asyncio.get_running_loop()
+        for i, k in enumerate(keys):
+            if self.cache is not None and (hit := self.cache.get(k)) is not None:
+                results[i], cached[i] = hit, True
+            elif k in self.inflight:  # the same call is already on its way: share it
+                waits[i] = self.inflight[k]
+            else:
+                self.inflight[k] = loop.create_future()
+                own.append(i)
+        if own:
+            try:
+                got = await self.call([reqs[i] for i in own])
+            except BaseException as err:
+                for i in own:
+                    fut = self.inflight.pop(keys[i], None)
+                    if fut is not None and not fut.done():
+                        if isinstance(err, Exception):
+                            fut.set_exception(err)
+                            fut.exception()  # mark retrieved: waiters (if any) re-raise it
+                        else:
+                            fut.cancel()
+                raise
+            for i, res in zip(own, got):
+                results[i] = res
+                if self.cache is not None:
+                    self.cache.put(keys[i], res)
+                fut = self.inflight.pop(keys[i])
+                fut.set_result(res)
+        for i, fut in waits.items():
+            results[i] = res = await fut
+            cached[i] = res.error is None  # served by another row's call: no cost of its own
+        return results, cached  # type: ignore[return-value]
+
+    # -- result -> response row ----------------------------------------------------------
+    def row(self, t: dict[str, Any], req: Request, res: Result, cached: bool) -> dict[str, Any]:
+        from simsurvey.respondents.parsing import parse_answer
+
+        question = self.questions[t["question_id"]]
+        order = list(t["option_order"])
+        probs = None
+        if res.label_probs is not None:
+            probs = {code: float(p) for code, p in zip(order, res.label_probs)}
+        answer = None
+        valid = refusal = False
+        if res.error is None:
+            if req.elicitation in ("sample", "both"):
+                parsed = parse_answer(res.text, question, order, req.labels)
+                answer, valid, refusal = parsed.code, parsed.valid, parsed.refusal
+            elif probs is not None:
+                answer = order[max(range(len(order)), key=lambda i: (res.label_probs[i], -i))]  # type: ignore[index]
+                valid = True
+        cost = res.cost_usd
+        if cached:
+            self.cost_cached += cost or 0.0
+            cost = 0.0
+        else:
+            self.cost += cost or 0.0
+            self.c["prompt_tokens"] += res.prompt_tokens or 0
+            self.c["completion_tokens"] += res.completion_tokens or 0
+        self.c["rows"] += 1
+        self.c["cached"] += cached
+        return {
+            **{k: t[k] for k in TRIAL_COLUMNS},
+            "option_order": order,
+            "model": self.model.name,
+            "backend": self.model.backend,
+            "elicitation": req.elicitation,
+            "prompt_hash": prompt_hash(req),
+            "raw_text": res.text,
+            "answer_code": answer,
+            "valid": valid,
+            "refusal": refusal,
+            "probs": probs,
+            "missing_mass": res.missing_mass,
+            "latency_s": float(res.latency_s),
+            "prompt_tokens": res.prompt_tokens,
+            "completion_tokens": res.completion_tokens,
+            "cost_usd": cost,
+            "cached": cached,
+            "error": res.error,
+        }
+
+    async def work(self, batch: list[dict[str, Any]]) -> None:
+        reqs = [self.render(t) for t in batch]
+        results, cached = await self.resolve(reqs)
+        for t, req, res, hit in zip(batch, reqs, results, cached):
+            self.writer.add(self.row(t, req, res, hit))
+        now = time.perf_counter()
+        if now - self._last_progress > 0.2:
+            self._last_progress = now
+            self.progress.update(self.c["rows"], rate=self.c["rows"] / max(now - self.t0, 1e-9),
+                                 tokens=self.c["prompt_tokens"] + self.c["completion_tokens"], cost=self.cost)
+
+    def stats(self, frame: pd.DataFrame, *, resumed: int) -> dict[str, Any]:
+        """Counts over all rows of the frame; calls, tokens and cost of this run only."""
+        secs = time.perf_counter() - self.t0
+        c = self.c
+        return {
+            "rows": len(frame),
+            "valid": int(frame["valid"].sum()),
+            "invalid": int((~frame["valid"].astype(bool)).sum()),
+            "refusals": int(frame["refusal"].sum()),
+            "errors": int(frame["error"].notna().sum()),
+            "new_rows": c["rows"],
+            "resumed_rows": resumed,
+            "cached": c["cached"],
+            "calls": c["calls"],
+            "retries": c["retries"],
+            "prompt_tokens": c["prompt_tokens"],
+            "completion_tokens": c["completion_tokens"],
+            "cost_usd": round(self.cost, 6),
+            "cost_usd_cached_original": round(self.cost_cached, 6),
+            "seconds": round(secs, 3),
+            "requests_per_s": round(c["rows"] / secs, 2) if secs > 0 else None,
+        }
+
+
+def _batches(records: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive trials of the same persona, up to ``size`` per batch."""
+    batch: list[dict[str, Any]] = []
+    for t in records:
+        if batch and (len(batch) >= size or batch[-1]["persona_id"] != t["persona_id"] or t["persona_id"] is None):
+            yield batch
+            batch = []
+        batch.append(t)
+    if batch:
+        yield batch
+
+
+async def administer_async(
+    trials: pd.DataFrame,
+    personas: pd.DataFrame | None,
+    instrument: Instrument,
+    *,
+    model: ModelConfig,
+    prompt: PromptConfig,
+    runner: RunnerConfig,
+    run_dir: Path,
+    seed: int,
+    reference: pd.DataFrame | None = None,
+    progress: bool = True,
+    backend: Backend | None = None,
+) -> AdministerResult:
+    """Administer the design trials to one model (async core of :func:`administer`).
+
+    Args:
+        trials: Design trials (shared contract: persona_id, question_id, condition_id,
+            replicate, order_mode, label_style, neutral_option, cue_style, option_order).
+        personas: ``personas.parquet`` rows (persona_id, cue, demographics); None when every
+            trial is a no_persona control.
+        instrument: The instrument the questions come from.
+        model: The respondent (``model:`` config).
+        prompt: Prompt templates.
+        runner: Concurrency, limits, retries, cache and checkpoint settings.
+        run_dir: Run directory; checkpoint parts go to ``parts/responses/<model-slug>/``.
+        seed: Seed of this model's sampling (per-row seeds derive from it and the row key).
+        reference: Human reference rows, for the majority / reference baselines.
+        progress: Draw a progress bar (also off under CI or without a terminal).
+        backend: A ready backend instance (tests, benchmarks); default ``make_backend(model)``.
+
+    Returns:
+        The response rows and run statistics.
+
+    Raises:
+        UserError: bad trials/personas, a backend that cannot be built, or a fatal backend error
+            (bad credentials, unknown model).
+        KeyboardInterrupt: on Ctrl-C / SIGTERM, after the completed rows were checkpointed.
+    """
+    _check_inputs(trials, personas, instrument)
+    run_dir = Path(run_dir)
+    part_dir = run_dir / "parts" / "responses" / model_slug(model.name)
+    done = read_parts(part_dir)
+    done_keys = {row_key(r) for r in done[list(KEY_COLUMNS)].to_dict("records")}
+
+    records = trials[list(TRIAL_COLUMNS)].to_dict("records")
+    for t in records:
+        t["persona_id"] = None if pd.isna(t["persona_id"]) else int(t["persona_id"])
+        t["replicate"] = int(t["replicate"])
+        t["neutral_option"] = bool(t["neutral_option"])
+    wanted = {(t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) for t in records}
+    pending = [t for t in records
+               if (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) not in done_keys]
+
+    if backend is None:
+        from simsurvey.respondents.registry import make_backend
+
+        backend = make_backend(model, seed=seed, reference=reference)
+    cache = ResponseCache.open(runner.cache_dir) if runner.cache else None
+    writer = PartWriter(part_dir, flush_every=runner.flush_every, flush_seconds=runner.flush_seconds,
+                        on_flush=cache.flush if cache is not None else None)
+    bar = Progress(model.name, len(pending), enabled=progress_enabled(progress) and bool(pending))
+    state = _Run(backend=backend, model=model, runner=runner, prompt=prompt, instrument=instrument,
+                 personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=len(pending))
+
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    terminated = False
+
+    def _on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        if me is not None:
+            me.cancel()
+
+    sigterm = threading.current_thread() is threading.main_thread()
+    if sigterm:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, _on_sigterm)
+        except (NotImplementedError, RuntimeError):
+            sigterm = False
+
+    batches = _batches(pending, max(1, int(getattr(backend, "batch_size", 1) or 1)))
+
+    async def worker() -> None:
+        for batch in batches:  # one shared iterator: no await inside it, so no races
+            await state.work(batch)
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(min(runner.flush_seconds, 1.0))
+            if writer.due():
+                writer.flush()
+
+    tasks: list[asyncio.Task[None]] = []
+    tick = asyncio.create_task(ticker())
+    try:
+        tasks = [asyncio.create_task(worker()) for _ in range(min(runner.concurrency, max(1, len(pending))))]
+        await asyncio.gather(*tasks)
+    except FatalBackendError as err:
+        raise UserError(f"model: {model.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        tick.cancel()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(tick, *tasks, return_exceptions=True)
+        try:
+            writer.flush()  # completed rows survive an interrupt or a fatal error
+        finally:
+            if cache is not None:
+                cache.close()
+            bar.close()
+            if sigterm:
+                loop.remove_signal_handler(signal.SIGTERM)
+            aclose = getattr(backend, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    frame = read_parts(part_dir)
+    keys = list(zip(*(frame[c].tolist() for c in KEY_COLUMNS))) if len(frame) else []
+    keep = [(None if pd.isna(k[0]) else int(k[0]), *k[1:]) in wanted for k in keys]
+    frame = frame[keep].drop_duplicates(subset=["persona_id", "question_id", "condition_id", "replicate", "model"])
+    frame = frame.sort_values(SORT_COLUMNS, kind="stable", na_position="first").reset_index(drop=True)
+    return AdministerResult(frame=frame, stats=state.stats(frame, resumed=len(records) - len(pending)))
+
+
+def administer(
+    trials: pd.DataFrame,
+    personas: pd.DataFrame | None,
+    instrument: Instrument,
+    *,
+    model: ModelConfig,
+    prompt: PromptConfig,
+    runner: RunnerConfig,
+    run_dir: Path,
+    seed: int,
+    reference: pd.DataFrame | None = None,
+    progress: bool = True,
+    backend: Backend | None = None,
+) -> AdministerResult:
+    """Administer the design trials to one model; see :func:`administer_async` (same arguments).
+
+    Raises:
+        RuntimeError: when called from a running event loop (await ``administer_async`` there).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("administer() cannot run inside an event loop; await administer_async(...) instead")
+    return asyncio.run(administer_async(
+        trials, personas, instrument, model=model, prompt=prompt, runner=runner, run_dir=run_dir,
+        seed=seed, reference=reference, progress=progress, backend=backend,
+    ))
+
+

@@ -1,0 +1,142 @@
+"""Checkpoints: completed response rows appended as parquet parts, read back on resume.
+
+Layout: ``run_dir/parts/responses/<model-slug>/part-<n>.parquet``. Each part is written to a
+temporary file and renamed into place (:func:`simsurvey.io.write_table`), so a run killed at
+any moment leaves whole parts only; a stray temporary file from a kill during a write is
+removed when the writer opens the directory. A row's key is
+``(persona_id, question_id, condition_id, replicate, model)``; on resume the keys already in
+the parts are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simsurvey.io import write_table
+
+#: Arrow schema of ``responses.parquet`` (the shared contract), in column order.
+RESPONSE_SCHEMA = pa.schema([
+    ("persona_id", pa.int64()),
+    ("question_id", pa.string()),
+    ("condition_id", pa.string()),
+    ("replicate", pa.int64()),
+    ("order_mode", pa.string()),
+    ("label_style", pa.string()),
+    ("neutral_option", pa.bool_()),
+    ("cue_style", pa.string()),
+    ("option_order", pa.list_(pa.string())),
+    ("model", pa.string()),
+    ("backend", pa.string()),
+    ("elicitation", pa.string()),
+    ("prompt_hash", pa.string()),
+    ("raw_text", pa.string()),
+    ("answer_code", pa.string()),
+    ("valid", pa.bool_()),
+    ("refusal", pa.bool_()),
+    ("probs", pa.map_(pa.string(), pa.float64())),
+    ("missing_mass", pa.float64()),
+    ("latency_s", pa.float64()),
+    ("prompt_tokens", pa.int64()),
+    ("completion_tokens", pa.int64()),
+    ("cost_usd", pa.float64()),
+    ("cached", pa.bool_()),
+    ("error", pa.string()),
+])
+RESPONSE_COLUMNS: tuple[str, ...] = tuple(RESPONSE_SCHEMA.names)
+KEY_COLUMNS: tuple[str, ...] = ("persona_id", "question_id", "condition_id", "replicate", "model")
+SORT_COLUMNS: list[str] = ["persona_id", "question_id", "condition_id", "replicate"]
+_PART = re.compile(r"^part-(\d+)\.parquet$")
+
+RowKey = tuple[int | None, str, str, int, str]
+
+
+def model_slug(name: str) -> str:
+    """A file-system-safe directory name for a model id (``openai/gpt-4o`` -> ``openai_gpt-4o``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def row_key(row: dict[str, Any]) -> RowKey:
+    """The identity of a response row."""
+    pid = row["persona_id"]
+    return (None if pid is None or pd.isna(pid) else int(pid), str(row["question_id"]),
+            str(row["condition_id"]), int(row["replicate"]), str(row["model"]))
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Responses arrow table -> DataFrame (nullable Int64 persona_id, probs as dicts)."""
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    df["replicate"] = df["replicate"].astype("int64")
+    df["probs"] = [dict(p) if p is not None else None for p in df["probs"]]
+    df["option_order"] = [list(o) if o is not None else None for o in df["option_order"]]
+    return df
+
+
+def frame_to_table(df: pd.DataFrame) -> pa.Table:
+    """Responses DataFrame -> arrow table with :data:`RESPONSE_SCHEMA` (for ``write_table``)."""
+    return pa.Table.from_pandas(df[list(RESPONSE_COLUMNS)], schema=RESPONSE_SCHEMA, preserve_index=False)
+
+
+def read_parts(part_dir: Path) -> pd.DataFrame:
+    """All rows checkpointed in ``part_dir`` (an empty frame with the schema when none)."""
+    paths = sorted(p for p in Path(part_dir).glob("part-*.parquet") if _PART.match(p.name))
+    if not paths:
+        return table_to_frame(RESPONSE_SCHEMA.empty_table())
+    tables = [pq.read_table(p).select(list(RESPONSE_COLUMNS)).cast(RESPONSE_SCHEMA) for p in paths]
+    return table_to_frame(pa.concat_tables(tables))
+
+
+class PartWriter:
+    """Buffers completed rows and writes them as numbered parquet parts.
+
+    Args:
+        part_dir: ``run_dir/parts/responses/<model-slug>``.
+        flush_every: Write a part once this many rows are buffered...
+        flush_seconds: ...or this many seconds after the last write.
+        on_flush: Called before each part is written (the runner commits the cache there, so
+            a row is never in a part without its call being in the cache).
+    """
+
+    def __init__(self, part_dir: Path, *, flush_every: int, flush_seconds: float, on_flush: Any = None) -> None:
+        self.dir = Path(part_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # Leftovers of a write interrupted by a kill (never renamed into place).
+        for tmp in self.dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        numbers = [int(m.group(1)) for p in self.dir.iterdir() if (m := _PART.match(p.name))]
+        self._next = max(numbers, default=-1) + 1
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._on_flush = on_flush
+        self._rows: list[dict[str, Any]] = []
+        self._last = time.monotonic()
+        self.written = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Buffer one completed row; writes a part when a flush threshold is reached."""
+        self._rows.append(row)
+        if len(self._rows) >= self.flush_every or time.monotonic() - self._last >= self.flush_seconds:
+            self.flush()
+
+    def due(self) -> bool:
+        """True when buffered rows are older than ``flush_seconds``."""
+        return bool(self._rows) and time.monotonic() - self._last >= self.flush_seconds
+
+    def flush(self) -> None:
+        """Write buffered rows as the next part (atomic: tmp file + rename)."""
+        if self._on_flush is not None:
+            self._on_flush()
+        self._last = time.monotonic()
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        table = pa.Table.from_pylist(rows, schema=RESPONSE_SCHEMA)
+        write_table(table, self.dir / f"part-{self._next:05d}.parquet", kind="responses_part")
+        self._next += 1
+        self.written += len(rows)
