@@ -81,10 +81,12 @@ def seed_table(spec: PopulationSpec, df: pd.DataFrame, provenance: dict[str, Any
         values = df[col]
         if values.isna().any():
             raise UserError(f"{where}: column {col!r} has missing values; the build script must drop or recode them")
-        cat = pd.Categorical(values.astype(str), categories=codes)
-        if (cat.codes < 0).any():
-            bad = sorted(set(values.astype(str)) - set(codes))[0]
+        values = values.astype(str)
+        known = values.isin(codes)
+        if not known.all():
+            bad = sorted(set(values[~known]))[0]
             raise UserError(f"{where}: column {col!r} has value {bad!r}, not a code of attributes.{name}")
+        cat = pd.Categorical(values, categories=codes)
         coarse_axes.append(cat.codes.astype(np.int64))
         coarse_sizes.append(len(codes))
         handling[name] = f"expanded from {col}" if exp else "seed"
