@@ -67,6 +67,9 @@ class ColumnMap(BaseModel):
             raise ValueError("years and states cannot both be set")
         if not (self.codes or self.years or self.states):
             raise ValueError("needs codes (or years: true for age, states: true for region)")
+        both = sorted(set(self.codes) & set(self.missing))
+        if both:
+            raise ValueError(f"value '{both[0]}' is both in codes and in missing")
         return self
 
 
@@ -162,7 +165,7 @@ def _demographic(raw: pd.DataFrame, var: str, spec: ColumnMap, *, name: str) -> 
         raise UserError(f"{what}: unknown code '{bad[0]}' (allowed: {', '.join(allowed)})")
     keys = value_keys(col)
     is_missing = keys.isna() | keys.isin(list(spec.missing))
-    mapped = keys.map(spec.codes)
+    mapped = keys.map(spec.codes).where(~is_missing, None)
     unmapped = ~is_missing & mapped.isna()
     if unmapped.any():
         raise UserError(

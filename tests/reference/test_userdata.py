@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyreadstat
+import pytest
+import yaml
+
+from simsurvey.errors import UserError
+from simsurvey.instruments import Instrument, Option, Question, SurveyConfig
+from simsurvey.reference import REFERENCE_COLUMNS, load_reference, reference_provenance
+
+INST = Instrument(
+    id="t",
+    title="t",
+    questions=(
+        Question(
+            id="pid3",
+            text="?",
+            kind="single_choice",
+            options=(Option(code="dem", label="Democrat"), Option(code="rep", label="Republican"),
+                     Option(code="ind", label="Independent")),
+        ),
+        Question(
+            id="trust",
+            text="?",
+            kind="ordinal",
+            options=(Option(code="low", label="Low"), Option(code="high", label="High")),
+        ),
+    ),
+)
+
+DATA = pd.DataFrame(
+    {
+        "caseid": [101, 102, 103, 104, 105],
+        "wt": [0.5, 1.5, 1.0, 2.0, 1.0],
+        "gender": [1, 2, 2, 1, 9],
+        "agey": [22, 35, 50, 70, 17],
+        "st": ["TX", "Ohio", "ca", "Maine", "NY"],
+        "edu": [1, 4, 5, 2, 3],
+        "q1": [1, 2, 3, 98, None],
+        "q2": [1, 2, 1, 2, 1],
+    }
+)
+MAPPING = {
+    "id": "mine",
+    "description": "five hand-made respondents",
+    "file": "data.csv",
+    "respondent_id": "caseid",
+    "weight": "wt",
+    "demographics": {
+        "sex": {"column": "gender", "codes": {1: "male", 2: "female"}, "missing": [9]},
+        "age": {"column": "agey", "years": True},
+        "region": {"column": "st", "states": True},
+        "education": {"column": "edu", "codes": {1: "less_than_high_school", 2: "high_school_graduate",
+                                                 3: "some_college_or_associates", 4: "bachelors",
+                                                 5: "graduate_or_professional"}},
+    },
+    "questions": {
+        "pid3": {"column": "q1", "codes": {1: "dem", 2: "rep", 3: "ind"}, "missing": [98]},
+        "trust": {"column": "q2", "codes": {1: "low", 2: "high"}},
+    },
+}
+
+
+def _setup(tmp_path: Path, *, ext: str = ".csv", data: pd.DataFrame = DATA, **changes) -> Path:
+    f = tmp_path / f"data{ext}"
+    if ext == ".csv":
+        data.to_csv(f, index=False)
+    elif ext == ".parquet":
+        data.to_parquet(f)
+    elif ext == ".dta":
+        pyreadstat.write_dta(data, str(f))
+    elif ext == ".sav":
+        pyreadstat.write_sav(data, str(f))
+    m = {**MAPPING, "file": f.name, **changes}
+    p = tmp_path / "mine.yaml"
+    p.write_text(yaml.safe_dump(m), encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".dta", ".sav"])
+def test_user_file_maps_by_hand(tmp_path: Path, ext: str) -> None:
+    path = _setup(tmp_path, ext=ext)
+    ref = load_reference(INST, SurveyConfig(reference=[str(path)]))
+    assert tuple(ref.columns) == REFERENCE_COLUMNS
+    pid = ref[ref.question_id == "pid3"].set_index("respondent_id")
+    # 104 answered 98 (missing), 105 left it empty: both dropped
+    assert pid["answer_code"].to_dict() == {"101": "dem", "102": "rep", "103": "ind"}
+    assert pid["weight"].to_dict() == {"101": 0.5, "102": 1.5, "103": 1.0}
+    trust = ref[ref.question_id == "trust"].set_index("respondent_id")
+    assert len(trust) == 5
+    assert trust["sex"].tolist()[:4] == ["male", "female", "female", "male"] and pd.isna(trust["sex"].iloc[4])
+    assert trust["age"].tolist()[:4] == ["18-29", "30-44", "45-64", "65+"] and pd.isna(trust["age"].iloc[4])
+    assert trust["region"].tolist() == ["south", "midwest", "west", "northeast", "northeast"]
+    assert trust["college"].tolist() == ["no", "yes", "yes", "no", "no"]
+    assert trust["race_ethnicity"].isna().all() and trust["household_income"].isna().all()
+    assert set(ref["source"]) == {"mine"}
+
+
+def test_provenance_of_a_user_file(tmp_path: Path) -> None:
+    path = _setup(tmp_path)
+    prov = reference_provenance(SurveyConfig(reference=[str(path)]), INST)
+    assert prov["sources"]["mine"]["description"] == "five hand-made respondents"
+    assert prov["questions"]["pid3"] == [{"source": "mine", "variable": "q1", "n": 3, "n_missing_dropped": 2}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "data", "match"),
+    [
+        ({"questions": {"pid3": {"column": "q1", "codes": {1: "dem", 2: "rep"}, "missing": [98]}}}, None,
+         r"mine.yaml: question 'pid3': column 'q1': value '3' has no option code"),
+        ({"questions": {"pid3": {"column": "qq", "codes": {1: "dem"}}}}, None,
+         r"mine.yaml: questions.pid3: column 'qq' is not in the data file"),
+        ({"questions": {"pidx": {"column": "q1", "codes": {1: "dem"}}}}, None,
+         r"mine.yaml: questions.pidx: no such question in instrument 't'"),
+        ({"questions": {"pid3": {"column": "q1", "codes": {1: "green"}}}}, None,
+         r"mine.yaml: questions.pid3: unknown option code 'green'"),
+        ({"questions": {"pid3": {"column": "q1", "codes": {4: "dem"}, "missing": [1, 2, 3, 98]}}},
+         None, r"question 'pid3': column 'q1': no respondent has a mapped answer"),
+        ({"demographics": {"sex": {"column": "gender", "codes": {1: "male", 2: "female"}}}}, None,
+         r"mine.yaml: demographics.sex: column 'gender' value '9' has no code"),
+        ({"demographics": {"sex": {"column": "gender", "codes": {1: "man", 2: "woman", 9: "x"}}}}, None,
+         r"demographics.sex: unknown code 'man'"),
+        ({"demographics": {"sex": {"column": "gender", "codes": {1: "male"}}}}, DATA.assign(gender=[None] * 5),
+         r"demographics.sex: column 'gender' has no mapped value"),
+        ({"demographics": {"sex": {"column": "gender", "codes": {1: "male"}, "missing": [1]}}}, None,
+         r"mine.yaml: demographics.sex: Value error, value '1' is both in codes and in missing"),
+        ({"demographics": {"religion": {"column": "gender", "codes": {1: "x"}}}}, None,
+         r"demographics.religion: unknown demographic"),
+        ({"demographics": {"region": {"column": "st", "states": True}}}, DATA.assign(st=["TX"] * 4 + ["Narnia"]),
+         r"demographics.region: column 'st' value 'Narnia' is not a US state"),
+        ({}, DATA.assign(wt=[1, 1, -1, 1, 1]), r"mine.yaml: weight: column 'wt' must be numbers >= 0"),
+        ({}, DATA.assign(caseid=[1, 1, 2, 3, 4]), r"respondent_id: column 'caseid' repeats id '1'"),
+        ({"questions": {}}, None, r"mine.yaml: questions: "),
+        ({"file": "nope.csv"}, None, r"mine.yaml: file: data file not found"),
+    ],
+)
+def test_mapping_errors_are_one_line(tmp_path: Path, changes: dict, data, match: str) -> None:
+    path = _setup(tmp_path, data=DATA if data is None else data, **changes)
+    with pytest.raises(UserError, match=match) as info:
+        load_reference(INST, SurveyConfig(reference=[str(path)]))
+    assert "\n" not in str(info.value)
+
+
+def test_mapping_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="survey.reference: file not found"):
+        load_reference(INST, SurveyConfig(reference=[str(tmp_path / "x.yaml")]))
