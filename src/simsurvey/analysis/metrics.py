@@ -37,7 +37,7 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 
 def _plogp_ratio(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Sum over the last axis of p log2(p/q), with 0 log 0 = 0."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         t = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0) / np.where(q > 0, q, 1.0)), 0.0)
     # NaN inputs (an empty side) must stay NaN rather than be masked to 0.
     return np.where(np.isnan(p).any(-1) | np.isnan(q).any(-1), np.nan, t.sum(-1))
