@@ -68,13 +68,16 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
         instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
     reference = None
     if {"administer", "analyze"} & set(cfg.stages):
-        from simsurvey.reference import load_reference
+        from simsurvey.reference import load_reference, reference_provenance
 
         reference = load_reference(instrument, cfg.survey)
+        provenance = reference_provenance(cfg.survey, instrument)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.start(run_dir, config=cfg.model_dump(mode="json"), seed=cfg.seed)
     timings: dict[str, float] = {}
+    if reference is not None:
+        manifest.set("reference", provenance)
 
     # 1. sample
     if "sample" in cfg.stages:
