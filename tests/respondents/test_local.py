@@ -1,0 +1,196 @@
+"""The embedded local backend, on the real SmolLM2-135M-Instruct weights (offline)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from simsurvey.instruments.models import Option, Question
+from simsurvey.respondents.base import Backend, FatalBackendError
+from simsurvey.respondents.config import ModelConfig
+from simsurvey.respondents.local import LocalBackend, convert_gguf, embedded_gguf
+from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.respondents.prompts import render_request
+
+Q1 = Question(
+    id="capital", text="What is the capital of France?", kind="single_choice",
+    options=(Option(code="lon", label="London"), Option(code="par", label="Paris"),
+             Option(code="rom", label="Rome"), Option(code="ber", label="Berlin")),
+)
+Q2 = Question(
+    id="tax", text="Taxes on the rich should be raised.", kind="ordinal",
+    options=(Option(code="sa", label="Strongly agree"), Option(code="a", label="Agree"),
+             Option(code="d", label="Disagree"), Option(code="sd", label="Strongly disagree")),
+)
+CUES = ["I am Maria, a 34-year-old nurse from Ohio.", "I am Tom, a 70-year-old retired farmer from Iowa."]
+
+
+def cfg(elicitation="logprobs", **kw) -> ModelConfig:
+    return ModelConfig(backend="local", name="SmolLM2-135M-Instruct", elicitation=elicitation, **kw)
+
+
+def req(q=Q1, cue=CUES[0], style="letters", elicitation="logprobs", seed=1, order=None, key="p0",
+        temperature=1.0, max_tokens=12, prompt=None):
+    return render_request(cue=cue, question=q, option_order=order or q.codes, label_style=style,
+                          prompt=prompt or PromptConfig(), model=cfg(elicitation, temperature=temperature, max_tokens=max_tokens),
+                          seed=seed, prefix_key=key, context={})
+
+
+@pytest.fixture(scope="module")
+def backend() -> LocalBackend:
+    b = LocalBackend(cfg())
+    b.load()
+    return b
+
+
+def test_is_a_backend_with_the_documented_attributes():
+    b = LocalBackend(cfg())
+    assert isinstance(b, Backend)
+    assert (b.name, b.deterministic, b.batch_size) == ("SmolLM2-135M-Instruct", True, 32)
+    assert not LocalBackend(cfg("sample")).deterministic and not LocalBackend(cfg("both")).deterministic
+    assert LocalBackend(cfg(params={"batch_size": 8})).batch_size == 8
+
+
+@pytest.mark.parametrize(("params", "match"), [({"colour": 1}, "model.params.colour"), ({"dtype": "int4"}, "model.params.dtype")])
+def test_bad_params_fail_clearly(params, match):
+    with pytest.raises(FatalBackendError, match=match):
+        LocalBackend(cfg(params=params))
+
+
+def test_missing_model_dir_fails_clearly(tmp_path):
+    b = LocalBackend(cfg(params={"model_dir": str(tmp_path / "nope")}))
+    with pytest.raises(FatalBackendError, match="model.params.model_dir: not a directory"):
+        b.load()
+
+
+def test_embedded_weights_are_found():
+    p = embedded_gguf()
+    assert p.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and p.stat().st_size > 50_000_000
+
+
+def test_a_failed_conversion_leaves_no_cache(tmp_path, monkeypatch):
+    import transformers
+
+    def boom(*a, **k):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)
+    dest = tmp_path / "models" / "x"
+    with pytest.raises(RuntimeError, match="killed"):
+        convert_gguf(embedded_gguf(), dest)
+    assert not dest.exists() and list((tmp_path / "models").iterdir()) == []
+
+
+@pytest.mark.parametrize("style", ["letters", "numbers", "text"])
+def test_distribution_over_labels(backend, style):
+    (r,) = backend.generate_sync([req(style=style)])
+    assert r.error is None and r.text is None
+    assert len(r.label_probs) == 4 and all(p >= 0 for p in r.label_probs)
+    assert sum(r.label_probs) == pytest.approx(1.0, abs=1e-9)
+    assert 0.0 <= r.missing_mass <= 1.0
+    assert r.cost_usd == 0.0 and r.completion_tokens == 0 and r.prompt_tokens > 50
+
+
+def test_text_labels_score_the_option_text(backend):
+    # Full-sequence likelihood of each option text: even this tiny model knows Paris.
+    (r,) = backend.generate_sync([req(style="text")])
+    assert int(np.argmax(r.label_probs)) == 1
+
+
+def test_same_request_same_result_alone_or_batched(backend):
+    a = req()
+    alone = backend.generate_sync([a])[0]
+    batched = backend.generate_sync([req(q=Q2), a, req(cue=CUES[1], key="p1")])[1]
+    assert alone.label_probs == batched.label_probs and alone.missing_mass == batched.missing_mass
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def test_prefix_reuse_is_exact_in_float32(backend):
+    # Same weights upcast to fp32: the reuse path must compute the same logits as a full pass.
+    fp32 = LocalBackend(cfg(params={"model_dir": str(backend.model_dir()), "dtype": "float32"}))
+    reqs = [req(q=Q1), req(q=Q2, cue=CUES[1], key="p1", order=tuple(reversed(Q2.codes)))]
+    for x, y in zip(fp32.last_logits(reqs, reuse_prefix=True), fp32.last_logits(reqs, reuse_prefix=False)):
+        np.testing.assert_allclose(x, y, atol=1e-3, rtol=1e-4)
+
+
+def test_prefix_reuse_matches_the_no_reuse_path_in_bf16(backend):
+    reqs = [req(q=q, cue=c, key=f"p{i}") for i, c in enumerate(CUES) for q in (Q1, Q2)]
+    for x, y in zip(backend.last_logits(reqs, reuse_prefix=True), backend.last_logits(reqs, reuse_prefix=False)):
+        # bf16 activations round differently when the prompt is split: measured max |diff| of
+        # logits 0.66 (bf16 ulp is 0.125 at 20) and total variation of the next-token
+        # distribution <= 0.05 on these prompts.
+        np.testing.assert_allclose(x, y, atol=1.0)
+        assert 0.5 * np.abs(_softmax(x) - _softmax(y)).sum() < 0.1
+    res = backend.generate_sync(reqs)
+    assert all(r.extra["prefix_tokens_reused"] > 20 for r in res)
+    plain = backend.generate_sync(reqs, reuse_prefix=False)
+    assert all(r.extra["prefix_tokens_reused"] == 0 for r in plain)
+    for r, p in zip(res, plain):
+        np.testing.assert_allclose(r.label_probs, p.label_probs, atol=0.05)
+
+
+def test_persona_in_user_message_reuses_the_common_prefix(backend):
+    p = PromptConfig(persona_role="user")
+    reqs = [req(q=q, prompt=p) for q in (Q1, Q2)]
+    res = backend.generate_sync(reqs)
+    assert all(r.extra["prefix_tokens_reused"] > 20 for r in res)
+    for r, plain in zip(res, backend.generate_sync(reqs, reuse_prefix=False)):
+        np.testing.assert_allclose(r.label_probs, plain.label_probs, atol=0.05)
+
+
+def test_seeded_sampling_is_reproducible(backend):
+    reqs = [req(elicitation="both", seed=s) for s in range(6)]
+    a = backend.generate_sync(reqs)
+    b = backend.generate_sync(list(reversed(reqs)))[::-1]
+    assert [r.text for r in a] == [r.text for r in b]
+    assert len({r.text for r in a}) > 1  # different seeds, temperature 1: not all the same text
+    assert all(r.label_probs is not None and 0 < r.completion_tokens <= 12 for r in a)
+
+
+def test_greedy_sampling_ignores_the_seed(backend):
+    texts = {backend.generate_sync([req(elicitation="sample", seed=s, temperature=0.0)])[0].text for s in range(3)}
+    assert len(texts) == 1 and texts.pop()
+
+
+def test_generate_runs_off_the_event_loop(backend):
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        t = asyncio.create_task(ticker())
+        res = await backend.generate([req(q=q, cue=c) for c in CUES for q in (Q1, Q2)])
+        t.cancel()
+        return res, ticks
+
+    res, ticks = asyncio.run(main())
+    assert len(res) == 4 and ticks > 5
+
+
+@pytest.mark.slow
+def test_loads_offline_in_a_fresh_process():
+    code = textwrap.dedent("""
+        from simsurvey.respondents.config import ModelConfig
+        from simsurvey.respondents.local import LocalBackend
+        b = LocalBackend(ModelConfig(backend="local", name="m"))
+        b.load()
+        print("ok")
+    """)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
