@@ -231,3 +231,23 @@ def make_run_dir():
     def make(tmp_path: Path, **kw) -> Path:
         return build_run_dir(tmp_path / "run", **kw)
     return make
+
+
+@pytest.fixture(scope="session")
+def rendered_svg(tmp_path_factory) -> Path:
+    """One full SVG report shared by the read-only tests (rendering costs seconds)."""
+    from simsurvey.report import render_report
+
+    run = build_run_dir(tmp_path_factory.mktemp("svg") / "run")
+    return render_report(run, instrument=make_instrument())
+
+
+@pytest.fixture(scope="session")
+def rendered_png(tmp_path_factory) -> Path:
+    """One full PNG report with max_groups=2 and a title needing escaping."""
+    from simsurvey.report import render_report
+    from simsurvey.report.config import ReportConfig
+
+    run = build_run_dir(tmp_path_factory.mktemp("png") / "run")
+    cfg = ReportConfig(figure_format="png", max_groups=2, title="My <title>")
+    return render_report(run, instrument=make_instrument(), cfg=cfg)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simsurvey.report._data import (
+    RunData,
+    load_run,
+    option_codes,
+    silicon_answers,
+    split_half_band,
+    weighted_distribution,
+    weighted_mean,
+)
+
+
+def test_weighted_distribution_hand_worked():
+    codes = np.array(["a", "b", "a", "c", "zzz"], dtype=object)
+    w = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
+    # a: 4, b: 2, c: 4 of 10; "zzz" is not an option and is ignored.
+    np.testing.assert_allclose(weighted_distribution(codes, w, ["a", "b", "c", "d"]), [0.4, 0.2, 0.4, 0.0])
+    assert np.isnan(weighted_distribution(codes[:0], w[:0], ["a"])).all()
+
+
+def test_weighted_distribution_matches_pandas():
+    rng = np.random.default_rng(1)
+    codes = rng.choice(list("wxyz"), 500).astype(object)
+    w = rng.uniform(0, 3, 500)
+    expected = pd.Series(w).groupby(codes).sum().reindex(list("zyxw")) / w.sum()
+    np.testing.assert_allclose(weighted_distribution(codes, w, list("zyxw")), expected.to_numpy())
+
+
+def test_weighted_mean_matches_numpy():
+    v = np.array([0.0, 0.5, np.nan, 1.0])
+    w = np.array([1.0, 2.0, 5.0, 3.0])
+    assert weighted_mean(v, w) == pytest.approx(np.average([0, 0.5, 1], weights=[1, 2, 3]))
+    assert np.isnan(weighted_mean(np.array([np.nan]), np.array([1.0])))
+
+
+def test_split_half_band_matches_finite_population_formula():
+    # Share of a category in a random half (h = N/2, without replacement) has
+    # sd = sqrt(p(1-p)/h * (N-h)/(N-1)) (finite population correction); its 95% range is
+    # about ±1.96 sd around p.
+    n = 2000
+    codes = np.array(["a"] * 600 + ["b"] * 1400, dtype=object)
+    lo, hi = split_half_band(codes, np.ones(n), ["a", "b"], seed=3, n_splits=400)
+    p, h = 0.3, n // 2
+    sd = np.sqrt(p * (1 - p) / h * (n - h) / (n - 1))
+    assert hi[0] - lo[0] == pytest.approx(2 * 1.96 * sd, rel=0.2)
+    assert lo[0] < p < hi[0]
+    np.testing.assert_allclose(lo + hi[::-1], 1.0, atol=0.01)  # the two shares mirror each other
+
+
+def test_split_half_band_degenerate_and_seeded():
+    codes = np.array(["a"] * 10, dtype=object)
+    lo, hi = split_half_band(codes, np.ones(10), ["a", "b"], seed=0)
+    np.testing.assert_allclose([lo, hi], [[1, 0], [1, 0]])
+    assert np.isnan(split_half_band(codes[:1], np.ones(1), ["a"], seed=0)[0]).all()
+    rng = np.random.default_rng(5)
+    c = rng.choice(["a", "b", "c"], 100).astype(object)
+    a1 = split_half_band(c, np.ones(100), ["a", "b", "c"], seed=9)
+    a2 = split_half_band(c, np.ones(100), ["a", "b", "c"], seed=9)
+    np.testing.assert_array_equal(a1[0], a2[0])
+
+
+def test_load_run_tolerates_empty_dir(tmp_path):
+    data = load_run(tmp_path)
+    assert data.responses is None and data.metrics is None and data.models == []
+    assert any("manifest.json is missing" in n for n in data.notes)
+    assert any("responses.parquet is missing" in n for n in data.notes)
+
+
+def test_option_codes_without_instrument_sorted_naturally(tmp_path):
+    resp = pd.DataFrame({"question_id": ["q"] * 4, "answer_code": ["10", "2", "1", None], "model": "m"})
+    data = RunData(tmp_path, {}, None, resp, None, None, None, None)
+    assert option_codes(data, "q") == ["1", "2", "10"]
+
+
+def test_silicon_answers_drop_control_and_invalid(make_run_dir, tmp_path, instrument):
+    data = load_run(make_run_dir(tmp_path), instrument)
+    s = silicon_answers(data)
+    r = data.responses
+    expected = r[r["valid"] & r["persona_id"].notna() & r["answer_code"].notna()]
+    assert len(s) == len(expected)
+    assert not s["condition_id"].str.startswith("no_persona").any()
+    w = data.personas.set_index("persona_id")["weight"]
+    np.testing.assert_allclose(s["weight"].to_numpy(), w.loc[s["persona_id"]].to_numpy())

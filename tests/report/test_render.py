@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import chi2_contingency
+
+from simsurvey.report import render_report
+from simsurvey.report._data import load_run
+from simsurvey.report._render import SECTION_FAILED
+from simsurvey.report._sections import Ctx, _cramers_v_panels, _subgroup_means
+from simsurvey.report.config import ReportConfig
+
+
+def test_full_report(rendered_svg):
+    run, out = rendered_svg.parent, rendered_svg
+    html = out.read_text(encoding="utf-8")
+    assert out.name == "report.html"
+    assert SECTION_FAILED not in html
+    for anchor in ("overview", "questions", "homogenization", "structure", "order-effects"):
+        assert f'id="{anchor}"' in html
+    # 3 question bars + 2 ratio plots + means scatter + heatmaps + 1 condition grid (LLM only)
+    n_svg = html.count("<svg ")
+    assert n_svg == 8 == len(list((run / "figures").glob("*.svg")))
+    # self-contained: no scripts, stylesheets or remote resources
+    assert "<script" not in html and "<link" not in html
+    assert not re.search(r'(src|href)="https?:', html)
+    # escaped: the instrument's "<political>" and "<other>" never reach the DOM as tags
+    assert "&lt;political&gt;" in html and "<political>" not in html and "<other>" not in html
+    # numbers from the files appear in the tables
+    m = pd.read_parquet(run / "metrics.parquet")
+    js = m[(m.metric == "js_divergence") & (m.group_var == "all") & (m.question_id == "pid7")
+           & (m.model == "SmolLM2-135M-Instruct")]["value"].iloc[0]
+    assert f"{js:.3f}" in html
+    assert "python -m simsurvey +experiment=politics design.cue=attributes seed=20261123" in html
+    assert "CCES 2016 common content, &lt;weighted&gt;" in html  # provenance from the manifest
+
+
+def test_missing_files_and_instrument_are_reported_not_fatal(make_run_dir, tmp_path):
+    run = make_run_dir(tmp_path)
+    (run / "metrics.parquet").unlink()
+    (run / "order_effects.parquet").unlink()
+    html = render_report(run).read_text()  # the manifest names an instrument that does not exist
+    assert SECTION_FAILED not in html
+    assert "metrics.parquet is missing" in html and "order_effects.parquet is missing" in html
+    assert "could not be loaded" in html and "option codes are shown" in html
+    assert "very_conservative" in html and "Very conservative" not in html  # codes, not labels
+    assert html.count("<svg ") >= 3  # the distributions still draw from responses + reference
+
+
+def test_empty_run_dir(tmp_path):
+    html = render_report(tmp_path).read_text()
+    assert SECTION_FAILED not in html and "manifest.json is missing" in html and "<svg" not in html
+
+
+def test_png_and_max_groups(rendered_png):
+    html = rendered_png.read_text()
+    assert html.count('src="data:image/png;base64,') == 8 and "<svg" not in html
+    assert "Only the 2 largest subgroups are drawn." in html
+    assert "<title>My &lt;title&gt;</title>" in html
+
+
+def test_cramers_v_fallback_matches_chi2_formula(make_run_dir, tmp_path, instrument):
+    run = make_run_dir(tmp_path, cramers_in_metrics=False)
+    ctx = Ctx(load_run(run, instrument), ReportConfig())
+    panels = _cramers_v_panels(ctx)
+    ref = pd.read_parquet(run / "reference.parquet")
+    sub = ref[ref.question_id == "religion"]
+    tab = pd.crosstab(sub["region"], sub["answer_code"]).to_numpy()
+    chi2 = chi2_contingency(tab, correction=False)[0]
+    expected = np.sqrt(chi2 / (tab.sum() * (min(tab.shape) - 1)))
+    assert panels["human"].loc["region", "religion"] == pytest.approx(expected)
+    assert set(panels) == {"human", "SmolLM2-135M-Instruct"}
+
+
+def test_cramers_v_taken_from_metrics_when_present(make_run_dir, tmp_path, instrument):
+    ctx = Ctx(load_run(make_run_dir(tmp_path), instrument), ReportConfig())
+    panels = _cramers_v_panels(ctx)
+    # the fixture writes cramers_v_human = 0.2 + 0.01 * len(group_var)
+    assert panels["human"].loc["region", "pid7"] == pytest.approx(0.26)
+
+
+def test_subgroup_means_hand_computed(make_run_dir, tmp_path, instrument):
+    run = make_run_dir(tmp_path)
+    ctx = Ctx(load_run(run, instrument), ReportConfig())
+    means = _subgroup_means(ctx)
+    assert set(means["question_id"]) == {"pid7", "ideo5"}  # ordinal only
+    ref = pd.read_parquet(run / "reference.parquet")
+    h = ref[(ref.question_id == "pid7") & (ref.sex == "male")]
+    pos = (h["answer_code"].astype(int) - 1) / 6
+    expected = np.average(pos, weights=h["weight"])
+    row = means[(means.question_id == "pid7") & (means.group_label == "sex: male")
+                & (means.model == "SmolLM2-135M-Instruct")].iloc[0]
+    assert row["human_mean"] == pytest.approx(expected)
+    # the silicon side: valid persona answers of male personas, weighted by persona weight
+    r = pd.read_parquet(run / "responses.parquet")
+    p = pd.read_parquet(run / "personas.parquet")
+    s = r[(r.model == "SmolLM2-135M-Instruct") & (r.question_id == "pid7") & r.valid & r.persona_id.notna()]
+    s = s.merge(p[["persona_id", "sex", "weight"]], on="persona_id")
+    s = s[s.sex == "male"]
+    assert row["silicon_mean"] == pytest.approx(np.average((s["answer_code"].astype(int) - 1) / 6, weights=s["weight"]))
