@@ -4,14 +4,16 @@
 - ``backstory``: first-person sentences, as in the ANES "backstories" of Argyle et al. (2023).
 - ``name``: a name and a place only; demographics are left for the model to infer.
 
-Built with vectorized string concatenation: each attribute's per-category text is computed once
-and indexed by the personas' codes, so a million cues cost a few array operations.
+Vectorized with pyarrow: each attribute's per-category text is written once, gathered with
+``take`` by the personas' category index, and all pieces are joined in one
+``binary_join_element_wise`` call, so a million cues cost a few array operations.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from simsurvey.errors import UserError
 from simsurvey.population.spec import PopulationSpec
@@ -19,10 +21,25 @@ from simsurvey.population.spec import PopulationSpec
 CUE_STYLES = ("attributes", "backstory", "name")
 
 
-def _lookup(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
-    # Categorical codes index a small array of per-category strings: no per-row Python.
-    cat = pd.Categorical(values.astype(str), categories=list(mapping))
-    return pd.Series(np.asarray(list(mapping.values()), dtype=object)[cat.codes], index=values.index, dtype="string")
+def as_str_series(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """An arrow string array as a pandas ``str`` Series without a round trip through objects."""
+    return pd.Series(pd.array(arr, dtype="str"))
+
+
+def _col(frame: pd.DataFrame, name: str) -> pa.Array:
+    return pa.array(frame[name].astype("str"))
+
+
+def _lookup(frame: pd.DataFrame, name: str, mapping: dict[str, str]) -> pa.Array:
+    # Category index by hash lookup in arrow, then gather the per-category text.
+    idx = pc.index_in(_col(frame, name), value_set=pa.array(list(mapping)))
+    return pa.array(list(mapping.values()), type=pa.large_string()).take(idx)
+
+
+def _join(pieces: list[pa.Array | str], n: int) -> pd.Series:
+    # Constant pieces are scalars: the kernel broadcasts them instead of materializing n copies.
+    arrays = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p.cast(pa.large_string()) for p in pieces]
+    return as_str_series(pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string())))
 
 
 def render_cues(frame: pd.DataFrame, spec: PopulationSpec, style: str) -> pd.Series:
@@ -35,40 +52,39 @@ def render_cues(frame: pd.DataFrame, spec: PopulationSpec, style: str) -> pd.Ser
         style: ``attributes``, ``backstory`` or ``name``.
 
     Returns:
-        A string Series aligned with ``frame``.
+        A string Series aligned with ``frame`` (default index).
 
     Raises:
         UserError: an unknown style.
     """
     if style not in CUE_STYLES:
         raise UserError(f"design.cue: unknown cue style {style!r} (expected one of {', '.join(CUE_STYLES)})")
+    n = len(frame)
     has_place = "state_name" in frame.columns
-    place = (frame["city"].astype("string") + ", " + frame["state_name"].astype("string")) if has_place else None
-    age = frame["age_years"].astype("string")
+    age = pc.cast(pa.array(frame["age_years"].to_numpy()), pa.string())
     if style == "name":
-        out = "Your name is " + frame["name"].astype("string")
-        return (out + " and you live in " + place + ".") if has_place else out + "."
+        if has_place:
+            return _join(["Your name is ", _col(frame, "name"), " and you live in ", _col(frame, "city"), ", ",
+                          _col(frame, "state_name"), "."], n)
+        return _join(["Your name is ", _col(frame, "name"), "."], n)
+    pieces: list[pa.Array | str] = []
     if style == "attributes":
-        lines = []
         for key, attr in spec.attributes.items():
+            pieces.append(("\n" if pieces else "") + attr.label + ": ")
             if key == "age":
-                lines.append("Age: " + age)
+                pieces.append(age)
             elif key == "region" and has_place:
-                labels = {c.code: f"{c.label} (" for c in attr.categories}
-                lines.append("Region: " + _lookup(frame[key], labels) + frame["state_name"].astype("string") + ")")
+                pieces += [_lookup(frame, key, {c.code: c.label for c in attr.categories}), " (",
+                           _col(frame, "state_name"), ")"]
             else:
-                lines.append(attr.label + ": " + _lookup(frame[key], {c.code: c.label for c in attr.categories}))
-        out = lines[0]
-        for line in lines[1:]:
-            out = out + "\n" + line
-        return out
-    # backstory
-    sex = _lookup(frame["sex"], {c.code: c.noun or c.label.lower() for c in spec.attributes["sex"].categories})
-    out = "I am a " + age + "-year-old " + sex
-    out = (out + " living in " + frame["state_name"].astype("string") + ".") if has_place else out + "."
+                pieces.append(_lookup(frame, key, {c.code: c.label for c in attr.categories}))
+        return _join(pieces, n)
+    sex = _lookup(frame, "sex", {c.code: c.noun or c.label.lower() for c in spec.attributes["sex"].categories})
+    pieces = ["I am a ", age, "-year-old ", sex]
+    pieces += [" living in ", _col(frame, "state_name"), "."] if has_place else ["."]
     for key, attr in spec.attributes.items():
         if attr.backstory is None or key in ("sex", "age"):
             continue
-        texts = {c.code: attr.backstory.format(text=c.text if c.text is not None else c.label) for c in attr.categories}
-        out = out + " " + _lookup(frame[key], texts)
-    return out
+        texts = {c.code: " " + attr.backstory.format(text=c.text if c.text is not None else c.label) for c in attr.categories}
+        pieces.append(_lookup(frame, key, texts))
+    return _join(pieces, n)

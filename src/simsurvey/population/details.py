@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from simsurvey.errors import UserError
 
@@ -26,22 +28,24 @@ def faker_pools(seed: int, size: int = POOL) -> dict[str, np.ndarray]:
     fake = Faker(LOCALE)
     fake.seed_instance(seed)
     return {
-        "first_female": np.array([fake.first_name_female() for _ in range(size)], dtype=object),
-        "first_male": np.array([fake.first_name_male() for _ in range(size)], dtype=object),
-        "last": np.array([fake.last_name() for _ in range(size)], dtype=object),
-        "city": np.array([fake.city() for _ in range(size)], dtype=object),
-        "job": np.array([fake.job() for _ in range(size)], dtype=object),
+        "first_female": pa.array([fake.first_name_female() for _ in range(size)], type=pa.large_string()),
+        "first_male": pa.array([fake.first_name_male() for _ in range(size)], type=pa.large_string()),
+        "last": pa.array([fake.last_name() for _ in range(size)], type=pa.large_string()),
+        "city": pa.array([fake.city() for _ in range(size)], type=pa.large_string()),
+        "job": pa.array([fake.job() for _ in range(size)], type=pa.large_string()),
     }
 
 
-def draw_names(sex: np.ndarray, pools: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def draw_names(sex: np.ndarray, pools: dict[str, pa.Array], rng: np.random.Generator) -> pa.Array:
     """'First Last' names whose first name matches ``sex`` ('female'/'male')."""
     n = len(sex)
     fem = np.asarray(sex) == "female"
     i = rng.integers(0, len(pools["first_female"]), n)
-    first = np.where(fem, pools["first_female"][i], pools["first_male"][i % len(pools["first_male"])])
-    last = pools["last"][rng.integers(0, len(pools["last"]), n)]
-    return (pd.Series(first, dtype="string") + " " + pd.Series(last, dtype="string")).to_numpy(dtype=object)
+    # One pool of both sexes' first names; males index its second half.
+    firsts = pa.concat_arrays([pools["first_female"], pools["first_male"]])
+    first = firsts.take(pa.array(np.where(fem, i, len(pools["first_female"]) + i % len(pools["first_male"]))))
+    last = pools["last"].take(pa.array(rng.integers(0, len(pools["last"]), n)))
+    return pc.binary_join_element_wise(first, last, pa.scalar(" ", pa.large_string()))
 
 
 def draw_ages(
@@ -83,7 +87,7 @@ def load_states(path: Path, regions: list[str], *, where: str) -> pd.DataFrame:
     return df
 
 
-def draw_states(region: np.ndarray, states: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def draw_states(region: np.ndarray, states: pd.DataFrame, rng: np.random.Generator) -> tuple[pa.Array, pa.Array]:
     """A state per persona, drawn by adult population within the persona's region.
 
     Returns:
@@ -96,9 +100,11 @@ def draw_states(region: np.ndarray, states: pd.DataFrame, rng: np.random.Generat
         if rows.size:
             w = grp["adults_18plus"].to_numpy(dtype=np.float64)
             idx[rows] = grp.index.to_numpy()[rng.choice(len(grp), rows.size, p=w / w.sum())]
-    return states["state_code"].to_numpy(dtype=object)[idx], states["state"].to_numpy(dtype=object)[idx]
+    take = pa.array(idx)
+    return (pa.array(states["state_code"].astype(str).tolist(), type=pa.large_string()).take(take),
+            pa.array(states["state"].astype(str).tolist(), type=pa.large_string()).take(take))
 
 
-def draw_pool(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def draw_pool(pool: pa.Array, n: int, rng: np.random.Generator) -> pa.Array:
     """``n`` values drawn uniformly with replacement from a pool."""
-    return pool[rng.integers(0, len(pool), n)]
+    return pool.take(pa.array(rng.integers(0, len(pool), n)))

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 # Module import: simsurvey.config imports this package while it initializes.
 import simsurvey.config as _config
 from simsurvey.errors import UserError
 from simsurvey.population.config import PopulationConfig
-from simsurvey.population.cues import CUE_STYLES, render_cues
+from simsurvey.population.cues import CUE_STYLES, as_str_series, render_cues
 from simsurvey.population.details import draw_ages, draw_names, draw_pool, draw_states, faker_pools, load_states
 from simsurvey.population.integerize import integerize
 from simsurvey.population.ipf import ipf, marginals
@@ -79,6 +80,11 @@ def fit_joint(spec: PopulationSpec, *, joint: str, tol: float, max_iter: int) ->
     return res.table, {**diag, "_ages": ages}
 
 
+def _take(values: list[str], idx: np.ndarray) -> pa.Array:
+    """Per-persona strings gathered from a small list by index (arrow, no Python objects)."""
+    return pa.array(values, type=pa.large_string()).take(pa.array(idx))
+
+
 def _shares(counts: np.ndarray, codes: list[str]) -> dict[str, float]:
     return {c: round(float(v), 8) for c, v in zip(codes, counts / counts.sum())}
 
@@ -116,27 +122,27 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
 
     cols: dict[str, Any] = {"persona_id": np.arange(cfg.n, dtype=np.int64), "weight": np.ones(cfg.n)}
     for name, code_list, ix in zip(names, codes, cat_idx):
-        cols[name] = np.asarray(code_list, dtype=object)[ix]
+        cols[name] = _take(code_list, ix)
         for dname, der in spec.derived.items():
             if der.from_ == name:
-                cols[dname] = np.asarray([der.map[c] for c in code_list], dtype=object)[ix]
+                cols[dname] = _take([der.map[c] for c in code_list], ix)
     bounds = {c.code: c.years for c in spec.attributes["age"].categories}
-    cols["age_years"] = draw_ages(cols["age"], bounds, np.random.default_rng([seed, _AGES]), seed_ages)
+    age_codes = np.asarray(codes[names.index("age")], dtype=object)[cat_idx[names.index("age")]]
+    cols["age_years"] = draw_ages(age_codes, bounds, np.random.default_rng([seed, _AGES]), seed_ages)
     pools = faker_pools(int(np.random.default_rng([seed, _FAKER]).integers(2**31)), cfg.faker_pool)
-    cols["name"] = draw_names(cols["sex"], pools, np.random.default_rng([seed, _NAMES]))
+    sex_codes = np.asarray(codes[names.index("sex")], dtype=object)[cat_idx[names.index("sex")]]
+    cols["name"] = draw_names(sex_codes, pools, np.random.default_rng([seed, _NAMES]))
     state_names = None
     if spec.states_file is not None:
         states = load_states(spec.resolve(spec.states_file), spec.attributes["region"].codes, where=f"{spec.path}: states_file")
-        cols["state"], state_names = draw_states(cols["region"], states, np.random.default_rng([seed, _STATES]))
+        ridx = cat_idx[names.index("region")]
+        region_codes = np.asarray(codes[names.index("region")], dtype=object)[ridx]
+        cols["state"], state_names = draw_states(region_codes, states, np.random.default_rng([seed, _STATES]))
     cols["city"] = draw_pool(pools["city"], cfg.n, np.random.default_rng([seed, _CITY]))
     cols["occupation"] = draw_pool(pools["job"], cfg.n, np.random.default_rng([seed, _JOB]))
-    frame = pd.DataFrame(cols)
-    for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = frame[col].astype("str")
-    cue_input = frame if state_names is None else frame.assign(state_name=pd.array(state_names, dtype="string"))
-    frame["cue"] = render_cues(cue_input, spec, cue_style).to_numpy()
-    frame["cue"] = frame["cue"].astype("str")
+    frame = pd.DataFrame({k: (as_str_series(v) if isinstance(v, pa.Array) else v) for k, v in cols.items()})
+    cue_input = frame if state_names is None else frame.assign(state_name=as_str_series(state_names))
+    frame["cue"] = render_cues(cue_input, spec, cue_style)
 
     sample_margins = marginals(counts.astype(np.float64))
     err = max(float(np.abs(m / cfg.n - t).max()) for m, t in zip(sample_margins, spec.margins))
