@@ -126,10 +126,9 @@ def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarr
 def _displayed(col: pd.Series, codes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First and last displayed code index and number of displayed options per row."""
     n = len(col)
-    arr = pa.array(
-        [None if v is None or (isinstance(v, float) and np.isnan(v)) else list(v) for v in col.to_numpy()],
-        type=pa.list_(pa.string()),
-    )
+    arr = pa.array(col.astype(object).to_numpy(), type=pa.list_(pa.string()), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     offsets = np.asarray(arr.offsets.to_numpy(), dtype=np.int64)
     flat = pd.Categorical(arr.flatten().to_pandas().to_numpy(dtype=object), categories=codes).codes
     k = np.diff(offsets)

@@ -25,6 +25,9 @@ from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import Rows, answer_vectors
 from simsurvey.instruments.models import Instrument
 
+#: Above this many (answer, weight) cells the hypergeometric draw costs more than permuting rows.
+_MAX_CELLS = 256
+
 ORDER_COLUMNS = ["model", "question_id", "condition_a", "condition_b", "js_divergence", "flip_rate",
                  "primacy", "recency", "p_value", "n_a", "n_b"]
 
@@ -54,9 +57,11 @@ def permutation_p_value(x: np.ndarray, w: np.ndarray, is_a: np.ndarray, n_permut
     a_obs = wx[is_a].sum(0)
     obs = float(M.js_divergence(a_obs, total - a_obs))
     k = x.shape[1]
+    cells = counts = None
     if pos is not None:
         wu, winv = np.unique(w, return_inverse=True)
         cells, counts = np.unique(winv * k + pos, return_counts=True)
+    if cells is not None and len(cells) <= _MAX_CELLS:
         e = np.zeros((len(cells), k))
         e[np.arange(len(cells)), cells % k] = wu[cells // k]
         draws = rng.multivariate_hypergeometric(counts, n_a, size=n_permutations)
