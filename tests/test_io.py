@@ -12,3 +12,8 @@ def test_write_parquet_is_atomic_and_versioned(tmp_path):
     assert meta[b"simsurvey.kind"] == b"test" and b"pandas" not in meta
     pd.testing.assert_frame_equal(pd.read_parquet(path), df, check_dtype=False)
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["t.parquet"]  # no temp files left
+
+
+def test_outputs_are_readable_by_others(tmp_path):
+    path = write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet", kind="test")
+    assert path.stat().st_mode & 0o044 == 0o044

@@ -23,7 +23,10 @@ SCHEMA_VERSION = "1"
 
 def _atomic_target(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates 0600 files; outputs are meant to be shared like any other data file.
+    os.chmod(tmp, 0o644)
+    return fd, tmp
 
 
 def write_table(table: pa.Table, path: str | os.PathLike, *, kind: str) -> Path:
