@@ -178,12 +178,17 @@ def build_run_dir(run_dir: Path, *, seed: int = 7, n_personas: int = 80, n_human
             if cramers_in_metrics:
                 for var in ("sex", "age", "region"):
                     for metric, v in (("cramers_v_human", 0.2), ("cramers_v_silicon", 0.05)):
-                        met.append({"model": model, "question_id": q.id, "group_var": var, "group_value": "all",
+                        met.append({"model": model, "question_id": q.id, "group_var": var, "group_value": "*",
                                     "metric": metric, "value": v + 0.01 * len(var), "ci_low": np.nan,
                                     "ci_high": np.nan, "noise_floor": np.nan, "n_silicon": 80, "n_human": 300})
-            met.append({"model": model, "question_id": q.id, "group_var": "all", "group_value": "all",
-                        "metric": "subgroup_mean_corr", "value": 0.1, "ci_low": -0.3, "ci_high": 0.5,
-                        "noise_floor": 0.9, "n_silicon": 80, "n_human": 300})
+            if q.kind == "ordinal":  # like the analyzer: one row per demographic, group_value "*"
+                for var in ("sex", "age"):
+                    met.append({"model": model, "question_id": q.id, "group_var": var, "group_value": "*",
+                                "metric": "subgroup_mean_corr", "value": 0.1, "ci_low": -0.3, "ci_high": 0.5,
+                                "noise_floor": np.nan, "n_silicon": 80, "n_human": 300})
+        met.append({"model": model, "question_id": "*", "group_var": "all", "group_value": "all",
+                    "metric": "pattern_cramers_v_corr", "value": 0.42, "ci_low": 0.1, "ci_high": 0.7,
+                    "noise_floor": np.nan, "n_silicon": 80, "n_human": 300})
     write_parquet(pd.DataFrame(met), run_dir / "metrics.parquet", kind="metrics")
 
     oe = []
@@ -210,8 +215,17 @@ def build_run_dir(run_dir: Path, *, seed: int = 7, n_personas: int = 80, n_human
                                   "invalid": int((~responses["valid"]).sum()), "refusals": int(responses["refusal"].sum()),
                                   "prompt_tokens": int(responses["prompt_tokens"].sum()), "completion_tokens": 250,
                                   "cost_usd": 0.0, "seconds": 42.0},
-                   "analyze": {"seconds": 3.0, "reference": {"dataset": "cces2016", "year": 2016,
-                                                             "note": "CCES 2016 common content, <weighted>"}}},
+                   "analyze": {"seconds": 3.0}},
+        # the shape written by simsurvey.reference.reference_provenance
+        "reference": {
+            "sources": {"cces2016": {"dataset": "cces2016", "title": "CCES 2016 (TV16 extract)",
+                                     "sample": "CCES 2016 common content, <online> & opt-in", "rows": 300,
+                                     "weights": "none: weight 1", "columns": ["a", "b"]}},
+            "combine": "first",
+            "questions": {q.id: [{"source": "cces2016", "variable": f"v_{q.id}", "n": 300, "n_missing_dropped": 4}]
+                          for q in inst.questions},
+            "no_reference": [],
+        },
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     hydra = run_dir / ".hydra"

@@ -9,6 +9,7 @@ from scipy.stats import chi2_contingency
 
 from simsurvey.report import render_report
 from simsurvey.report._data import load_run
+from simsurvey.report._html import fmt_ci
 from simsurvey.report._render import SECTION_FAILED
 from simsurvey.report._sections import Ctx, _cramers_v_panels, _subgroup_means
 from simsurvey.report.config import ReportConfig
@@ -35,7 +36,8 @@ def test_full_report(rendered_svg):
            & (m.model == "SmolLM2-135M-Instruct")]["value"].iloc[0]
     assert f"{js:.3f}" in html
     assert "python -m simsurvey +experiment=politics design.cue=attributes seed=20261123" in html
-    assert "CCES 2016 common content, &lt;weighted&gt;" in html  # provenance from the manifest
+    assert "CCES 2016 common content, &lt;online&gt; &amp; opt-in" in html  # provenance from the manifest
+    assert "v_religion" in html and "pattern_cramers_v_corr" in html and "subgroup_mean_corr" in html
 
 
 def test_missing_files_and_instrument_are_reported_not_fatal(make_run_dir, tmp_path):
@@ -101,3 +103,30 @@ def test_subgroup_means_hand_computed(make_run_dir, tmp_path, instrument):
     s = s.merge(p[["persona_id", "sex", "weight"]], on="persona_id")
     s = s[s.sex == "male"]
     assert row["silicon_mean"] == pytest.approx(np.average((s["answer_code"].astype(int) - 1) / 6, weights=s["weight"]))
+
+
+@pytest.mark.slow
+def test_report_on_real_analyzer_output(tmp_path):
+    """End to end with the analysis stage's own output (its synthetic, contract-shaped run)."""
+    from simsurvey.analysis import AnalysisConfig, analyze
+    from simsurvey.analysis.synthetic import synthetic_run
+    from simsurvey.io import write_parquet
+
+    personas, responses, reference, inst = synthetic_run(
+        n_personas=80, n_human=300, n_questions=3, models=("SmolLM2-135M-Instruct", "baseline/uniform"),
+        conditions=("as_is|letters", "reversed|letters"), primacy=0.3, seed=1)
+    result = analyze(responses, reference, personas, inst,
+                     AnalysisConfig(bootstrap=30, n_permutations=50, noise_floor_splits=3), seed=2)
+    frames = {"personas": personas, "responses": responses, "reference": reference,
+              "metrics": result.metrics, "order_effects": result.order_effects}
+    for name, frame in frames.items():
+        write_parquet(frame, tmp_path / f"{name}.parquet", kind=name)
+    html = render_report(tmp_path, instrument=inst).read_text()
+    assert SECTION_FAILED not in html
+    # 3 question bars, entropy/variance/gini-simpson ratio plots, means scatter, heatmaps, condition grid
+    assert html.count("<svg ") == 9
+    assert 'id="q-*"' not in html and "q0|q1" not in html.split('id="structure"')[0]
+    m = result.metrics
+    js = m[(m.metric == "js_divergence") & (m.group_var == "all") & (m.question_id == "q1")
+           & (m.model == "SmolLM2-135M-Instruct")].iloc[0]
+    assert fmt_ci(js["value"], js["ci_low"], js["ci_high"]) in html

@@ -71,7 +71,8 @@ class RunData:
     def question_ids(self) -> list[str]:
         """Question ids in instrument order, then any others found in the data."""
         ids = [q.id for q in self.instrument.questions] if self.instrument else []
-        for frame in (self.responses, self.reference, self.metrics):
+        # Not metrics.parquet: it also holds cross-question rows ("*", "q1|q2").
+        for frame in (self.responses, self.reference):
             if frame is not None and "question_id" in frame.columns:
                 ids += [q for q in frame["question_id"].dropna().astype(str).unique() if q not in ids]
         return ids

@@ -162,9 +162,7 @@ def overview(ctx: Ctx) -> str:
         rows = [[s, H.fmt_num(g["respondent_id"].nunique() if "respondent_id" in g else len(g)),
                  ", ".join(sorted(g["question_id"].astype(str).unique()))] for s, g in src]
         out.append(H.table(["source", "respondents", "questions"], rows, numeric=[False, True, False]))
-    prov = man.get("reference") or _get(stages, "analyze", "reference") or _get(stages, "reference")
-    if isinstance(prov, dict) and prov:
-        out.append(H.kv((str(k), v if not isinstance(v, (dict, list)) else str(v)) for k, v in prov.items()))
+    out.append(_provenance(man.get("reference")))
     out.append(H.para(
         "What the human reference is: weighted answers of real survey respondents, with the survey's own "
         "sampling error, nonresponse and fieldwork year. What it is not: the population itself, nor the same "
@@ -173,6 +171,36 @@ def overview(ctx: Ctx) -> str:
     out.append(f"<pre>{H.esc(_reproduce_command(data))}</pre>")
     for n in data.notes:
         out.append(H.note(n))
+    return "".join(out)
+
+
+_PROVENANCE_KEYS = ("title", "source", "sample", "weights", "demographics", "description", "file", "rows",
+                    "package", "package_version")
+
+
+def _provenance(prov: Any) -> str:
+    """The manifest's ``reference`` record: per source what the sample is; per question its variable."""
+    if not isinstance(prov, dict) or not prov:
+        return H.note("The manifest records no provenance for the human reference.")
+    out = []
+    for sid, info in (prov.get("sources") or {}).items():
+        info = info if isinstance(info, dict) else {"source": info}
+        out.append(f"<h4>{H.esc(sid)}</h4>")
+        out.append(H.kv((k, info[k]) for k in _PROVENANCE_KEYS if info.get(k) not in (None, "")))
+    rows = [[qid, e.get("source"), e.get("variable"), H.fmt_num(e.get("n")), H.fmt_num(e.get("n_missing_dropped"))]
+            for qid, entries in (prov.get("questions") or {}).items() if isinstance(entries, list)
+            for e in entries if isinstance(e, dict)]
+    if rows:
+        out.append(H.table(["question", "source", "variable", "answers", "missing answers dropped"],
+                           [[H.esc(c) if i < 3 else c for i, c in enumerate(r)] for r in rows],
+                           numeric=[False, False, False, True, True], raw=True))
+    if prov.get("no_reference"):
+        out.append(H.note("No human reference for: " + ", ".join(map(str, prov["no_reference"]))
+                          + ". Those questions are shown without a human comparison."))
+    other = [(k, v) for k, v in prov.items() if k not in ("sources", "questions", "no_reference")
+             and not isinstance(v, (dict, list))]
+    if other:
+        out.append(H.kv(other))
     return "".join(out)
 
 
@@ -355,12 +383,27 @@ def _in_question_order(ctx: Ctx, panels: dict[str, pd.DataFrame]) -> dict[str, p
 def structure(ctx: Ctx) -> str:
     """Do subgroup differences match the human ones? Means scatter and Cramér's V heatmaps."""
     out = []
-    m = ctx.metrics_all()
-    corr = m[m["metric"].isin(["subgroup_mean_corr", "pattern_cramers_v_corr"])] if "metric" in m else m.iloc[0:0]
-    if not corr.empty:
-        rows = [[r["model"], r["question_id"], r["metric"], H.fmt_ci(r.get("value"), r.get("ci_low"), r.get("ci_high"))]
-                for _, r in corr.iterrows()]
-        out.append(H.table(["model", "question", "metric", "value [95% CI]"], rows, numeric=[False] * 3 + [True]))
+    m = ctx.data.metrics
+    if m is not None and {"metric", "group_var", "value"} <= set(m.columns):
+        corr = m[m["metric"] == "subgroup_mean_corr"]
+        if not corr.empty:
+            corr = corr.assign(cell=[H.fmt_ci(v, lo, hi, 2) for v, lo, hi in
+                                     zip(corr["value"], corr.get("ci_low", corr["value"] * np.nan),
+                                         corr.get("ci_high", corr["value"] * np.nan))])
+            wide = corr.pivot_table(index=["model", "question_id"], columns="group_var", values="cell", aggfunc="first")
+            rows = [[*idx, *(wide.loc[idx, c] if isinstance(wide.loc[idx, c], str) else "–" for c in wide.columns)]
+                    for idx in wide.index]
+            out.append("<p><b>subgroup_mean_corr</b>: correlation, over the values of each demographic, of the "
+                       "silicon subgroup means with the human ones (1 = same ranking and spacing; 95% CI).</p>")
+            out.append(H.table(["model", "question", *map(str, wide.columns)], rows,
+                               numeric=[False, False] + [True] * len(wide.columns)))
+        pat = m[m["metric"] == "pattern_cramers_v_corr"]
+        if not pat.empty:
+            out.append("<p><b>pattern_cramers_v_corr</b>: correlation of the silicon and human Cramér's V over all "
+                       "demographic × question cells (does the model know which demographics matter where?).</p>")
+            out.append(H.table(["model", "value [95% CI]"],
+                               [[r["model"], H.fmt_ci(r["value"], r.get("ci_low"), r.get("ci_high"), 2)]
+                                for _, r in pat.iterrows()], numeric=[False, True]))
     means = _subgroup_means(ctx)
     if means.empty:
         out.append(H.note("No ordinal question with enough human and silicon answers per subgroup "
@@ -413,7 +456,8 @@ def order_effects(ctx: Ctx) -> str:
     if oe is None or oe.empty:
         out.append(H.note("order_effects.parquet is missing or empty: no pairwise order-effect table."))
         return "".join(out)
-    cols = ["model", "question_id", "condition_a", "condition_b", "js_divergence", "flip_rate", "primacy", "recency", "p_value"]
+    cols = ["model", "question_id", "condition_a", "condition_b", "js_divergence", "flip_rate", "primacy", "recency",
+            "p_value", "n_a", "n_b"]
     oe = oe[[c for c in cols if c in oe.columns]]
     if "js_divergence" in oe:
         oe = oe.sort_values("js_divergence", ascending=False)
