@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pandas as pd
 
 from simsurvey.errors import UserError
 from simsurvey.io import write_parquet
+from simsurvey.report._files import write_bytes
 
 COLUMNS = ["run", "overrides", "model", "question_id", "metric", "value", "ci_low", "ci_high"]
 
@@ -176,10 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(pivot(table).to_string() if len(table) else "(no overall metrics)")
     out = write_parquet(table, args.out, kind="comparison")
     csv = out.with_suffix(".csv")
-    fd, tmp = tempfile.mkstemp(prefix=f".{csv.name}.", suffix=".tmp", dir=csv.parent)
-    os.close(fd)
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, csv)  # atomic like every other file simsurvey writes
+    write_bytes(csv, table.to_csv(index=False).encode("utf-8"))  # atomic like every simsurvey output
     print(f"wrote {out} and {csv}")
     return 0
 

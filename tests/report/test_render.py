@@ -18,7 +18,7 @@ from simsurvey.report.config import ReportConfig
 def test_full_report(rendered_svg):
     run, out = rendered_svg.parent, rendered_svg
     html = out.read_text(encoding="utf-8")
-    assert out.name == "report.html"
+    assert out.name == "report.html" and out.stat().st_mode & 0o044 == 0o044
     assert SECTION_FAILED not in html
     for anchor in ("overview", "questions", "homogenization", "structure", "order-effects"):
         assert f'id="{anchor}"' in html

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 from html import escape
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +20,8 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+
+from simsurvey.report._files import write_bytes
 
 HUMAN_COLOR = "#1b1b1b"
 BAND_COLOR = "#c8c8c8"
@@ -284,11 +284,7 @@ def save_figure(fig: Figure, path: Path, *, fmt: str, dpi: int = 110, alt: str =
     with style():
         fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else {"Software": None})
     data = buf.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    write_bytes(path, data)
     if fmt == "svg":
         text = data.decode("utf-8")
         text = text[text.index("<svg"):]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from simsurvey.instruments.models import Instrument
 from simsurvey.report import _html as H
 from simsurvey.report._data import load_run
+from simsurvey.report._files import write_bytes
 from simsurvey.report._sections import SECTIONS, Ctx
 from simsurvey.report.config import ReportConfig
 
@@ -54,12 +53,5 @@ def render_report(
     subtitle = f"{run_dir.name} · {model} · {data.manifest.get('started_at', 'start time unknown')}"
     html = H.page(cfg.title, subtitle, sections)
     out = run_dir / "report.html"
-    fd, tmp = tempfile.mkstemp(prefix=".report.html.", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(out, html.encode("utf-8"))
     return out

@@ -16,9 +16,7 @@ Answer integers are the option codes themselves when every code of a question is
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import pandas as pd
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument, Question
 from simsurvey.report._data import DEMOGRAPHICS, slug
+from simsurvey.report._files import atomic_path
 
 #: Names Stata or SPSS reserve (lower-cased); a variable that would be one gets a ``q_`` prefix.
 RESERVED = frozenset({
@@ -145,17 +144,6 @@ def wide_frame(
     return wide, labels, value_labels, measures
 
 
-def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_wide(
     run_dir: Path,
     instrument: Instrument,
@@ -209,13 +197,14 @@ def export_wide(
         vlabels = {c: {v: _truncate(t, val_max, utf8=utf8) for v, t in m.items()} for c, m in value_labels.items()}
         target = out_dir / f"{stem}.{fmt}"
         if fmt == "dta":
-            _atomic(target, lambda p: pyreadstat.write_dta(
-                wide, p, file_label=_truncate(instrument.title, 80), column_labels=col_labels,
-                variable_value_labels=vlabels))
+            with atomic_path(target) as tmp:
+                pyreadstat.write_dta(wide, tmp, file_label=_truncate(instrument.title, 80), column_labels=col_labels,
+                                     variable_value_labels=vlabels)
         else:
-            _atomic(target, lambda p: pyreadstat.write_sav(
-                wide, p, file_label=instrument.title, column_labels=col_labels, variable_value_labels=vlabels,
-                variable_measure={c: m for c, m in measures.items() if c in wide.columns}))
+            with atomic_path(target) as tmp:
+                pyreadstat.write_sav(wide, tmp, file_label=instrument.title, column_labels=col_labels,
+                                     variable_value_labels=vlabels,
+                                     variable_measure={c: m for c, m in measures.items() if c in wide.columns})
         written.append(target)
     return written
 
