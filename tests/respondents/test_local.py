@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from simsurvey.instruments.models import Option, Question
 from simsurvey.respondents.base import Backend, FatalBackendError
 from simsurvey.respondents.config import ModelConfig
-from simsurvey.respondents.local import LocalBackend, convert_gguf, embedded_gguf
+from simsurvey.respondents.local import LocalBackend, convert_gguf, converted_dir, embedded_gguf
 from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.respondents.prompts import render_request
 
@@ -31,8 +32,11 @@ Q2 = Question(
 CUES = ["I am Maria, a 34-year-old nurse from Ohio.", "I am Tom, a 70-year-old retired farmer from Iowa."]
 
 
-def cfg(elicitation="logprobs", **kw) -> ModelConfig:
-    return ModelConfig(backend="local", name="SmolLM2-135M-Instruct", elicitation=elicitation, **kw)
+def cfg(elicitation="logprobs", params=None, **kw) -> ModelConfig:
+    # One torch thread: on a shared, oversubscribed CI box two OpenMP threads spin against each
+    # other (measured 0.44 s vs 8 s per request at load average 5 on 2 cores).
+    return ModelConfig(backend="local", name="SmolLM2-135M-Instruct", elicitation=elicitation,
+                       params={"threads": 1, **(params or {})}, **kw)
 
 
 def req(q=Q1, cue=CUES[0], style="letters", elicitation="logprobs", seed=1, order=None, key="p0",
@@ -52,7 +56,7 @@ def backend() -> LocalBackend:
 def test_is_a_backend_with_the_documented_attributes():
     b = LocalBackend(cfg())
     assert isinstance(b, Backend)
-    assert (b.name, b.deterministic, b.batch_size) == ("SmolLM2-135M-Instruct", True, 32)
+    assert (b.name, b.deterministic, b.batch_size, b.threads) == ("SmolLM2-135M-Instruct", True, 32, 1)
     assert not LocalBackend(cfg("sample")).deterministic and not LocalBackend(cfg("both")).deterministic
     assert LocalBackend(cfg(params={"batch_size": 8})).batch_size == 8
 
@@ -74,17 +78,31 @@ def test_embedded_weights_are_found():
     assert p.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and p.stat().st_size > 50_000_000
 
 
-def test_a_failed_conversion_leaves_no_cache(tmp_path, monkeypatch):
+def test_a_conversion_killed_mid_write_leaves_no_cache(tmp_path, monkeypatch):
     import transformers
 
-    def boom(*a, **k):
-        raise RuntimeError("killed")
+    class HalfWritten:
+        config = type("C", (), {})()
 
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)
+        def to(self, dtype):
+            return self
+
+        def save_pretrained(self, path):
+            os.makedirs(path)
+            (Path(path) / "model.safetensors").write_bytes(b"partial")
+            raise KeyboardInterrupt  # the user pressed ^C while the shard was being written
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: None)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: HalfWritten())
     dest = tmp_path / "models" / "x"
-    with pytest.raises(RuntimeError, match="killed"):
+    with pytest.raises(KeyboardInterrupt):
         convert_gguf(embedded_gguf(), dest)
     assert not dest.exists() and list((tmp_path / "models").iterdir()) == []
+
+
+def test_cache_dir_is_overridable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMSURVEY_CACHE_DIR", str(tmp_path))
+    assert converted_dir(embedded_gguf(), "bfloat16").parent == tmp_path / "models"
 
 
 @pytest.mark.parametrize("style", ["letters", "numbers", "text"])
@@ -149,16 +167,16 @@ def test_persona_in_user_message_reuses_the_common_prefix(backend):
 
 
 def test_seeded_sampling_is_reproducible(backend):
-    reqs = [req(elicitation="both", seed=s) for s in range(6)]
+    reqs = [req(elicitation="both", seed=s, max_tokens=8) for s in range(4)]
     a = backend.generate_sync(reqs)
     b = backend.generate_sync(list(reversed(reqs)))[::-1]
     assert [r.text for r in a] == [r.text for r in b]
     assert len({r.text for r in a}) > 1  # different seeds, temperature 1: not all the same text
-    assert all(r.label_probs is not None and 0 < r.completion_tokens <= 12 for r in a)
+    assert all(r.label_probs is not None and 0 < r.completion_tokens <= 8 for r in a)
 
 
 def test_greedy_sampling_ignores_the_seed(backend):
-    texts = {backend.generate_sync([req(elicitation="sample", seed=s, temperature=0.0)])[0].text for s in range(3)}
+    texts = {backend.generate_sync([req(elicitation="sample", seed=s, temperature=0.0, max_tokens=6)])[0].text for s in range(2)}
     assert len(texts) == 1 and texts.pop()
 
 
