@@ -129,8 +129,8 @@ def render_request(
         seed: Per-request sampling seed.
         prefix_key: Shared-prefix id (e.g. the persona id); None disables prefix reuse.
         context: What baselines answer from; the runner supplies at least ``persona`` (dict of
-            demographic codes, or None). ``question_id``, ``option_order``, ``substantive_codes``
-            and ``kind`` are filled in here when absent.
+            demographic codes, or None). ``question_id``, ``option_order``, ``substantive_codes``,
+            ``nonsubstantive_codes`` and ``kind`` are filled in here when absent.
 
     Returns:
         The request, with ``labels`` = the displayed labels in display order.
@@ -143,6 +143,7 @@ def render_request(
         "question_id": question.id,
         "option_order": tuple(option_order),
         "substantive_codes": question.substantive_codes,
+        "nonsubstantive_codes": tuple(o.code for o in question.options if o.non_substantive),
         "kind": question.kind,
         "persona": None,
         **context,

@@ -1,0 +1,239 @@
+"""Baseline respondents: the same interface as a model, answering from ``Request.context``.
+
+- ``baseline/uniform`` (the floor): uniform over the displayed options that are not
+  non-substantive (Don't know etc. get 0; a displayed neutral option counts as substantive).
+- ``baseline/majority``: the weighted modal human answer of the question (one-hot).
+- ``baseline/reference`` (the ceiling a perfect silicon sample would reach): the weighted human
+  answer distribution of the persona's demographic cell, with back-off (below).
+
+Every baseline reads from ``Request.context``: ``question_id``, ``option_order`` (canonical codes
+in display order), ``kind``, ``nonsubstantive_codes`` and ``persona`` (dict of demographic codes,
+None for the no_persona control); :func:`~simsurvey.respondents.prompts.render_request` fills all
+but ``persona``, which the runner passes. ``label_probs`` are in display order over the
+displayed labels; with ``sample``/``both`` the text is one displayed label drawn from them
+(``"A, C"`` for a multi_select set) with a generator seeded from the backend seed and
+``Request.seed``, so a draw does not depend on batch composition.
+
+Human answers outside the displayed options (a Don't know the condition does not show) are
+dropped and their share reported as ``missing_mass``. For multi_select questions the reference
+answers are sets (``"a|c"``): majority/reference draw whole sets and give no ``label_probs``.
+
+Reference back-off (``baseline/reference``): the cell matches the persona on every variable
+available both in the reference rows of that question and in the persona, starting from
+``race_ethnicity, education, age, sex, region, household_income``, and, while the cell has
+fewer than ``min_cell`` respondents (``model.params.min_cell``, default 5), drops in this order:
+``household_income``, ``region``, coarsens ``education`` to ``college``, drops ``sex``, ``age``,
+``college``, ``race_ethnicity`` (the last level is the question's whole sample). Each result's
+``extra`` records ``match_vars`` and ``cell_n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from simsurvey.errors import UserError
+from simsurvey.respondents.base import Request, Result
+from simsurvey.respondents.config import ModelConfig
+
+REFERENCE_COLUMNS = ("source", "respondent_id", "weight", "question_id", "answer_code")
+BACKOFF: tuple[tuple[str, ...], ...] = (
+    ("race_ethnicity", "education", "age", "sex", "region", "household_income"),
+    ("race_ethnicity", "education", "age", "sex", "region"),
+    ("race_ethnicity", "education", "age", "sex"),
+    ("race_ethnicity", "college", "age", "sex"),
+    ("race_ethnicity", "college", "age"),
+    ("race_ethnicity", "college"),
+    ("race_ethnicity",),
+    (),
+)
+_DEMOGRAPHICS = ("sex", "age", "race_ethnicity", "education", "college", "region", "household_income")
+_COLLEGE = {"bachelors": "yes", "graduate_or_professional": "yes"}
+
+
+def _college(education: object) -> object:
+    if education is None or (isinstance(education, float) and np.isnan(education)) or education is pd.NA:
+        return None
+    return _COLLEGE.get(str(education), "no")
+
+
+def _rng(seed: int, request: Request) -> np.random.Generator:
+    # Keyed by the request, not by its position in a batch.
+    return np.random.default_rng([seed, 0 if request.seed is None else int(request.seed) % 2**63])
+
+
+def _ctx(r: Request, key: str) -> object:
+    if key not in r.context:
+        raise KeyError(f"baseline needs Request.context[{key!r}]")
+    return r.context[key]
+
+
+def _emit(r: Request, probs: np.ndarray | None, draw: str | None, *, missing: float = 0.0, extra: dict | None = None) -> Result:
+    """A Result honouring the request's elicitation."""
+    want_probs = r.elicitation in ("logprobs", "both")
+    want_text = r.elicitation in ("sample", "both")
+    return Result(
+        text=draw if want_text else None,
+        label_probs=tuple(float(p) for p in probs) if (want_probs and probs is not None) else None,
+        missing_mass=float(missing) if (want_probs and probs is not None) else None,
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost_usd=0.0,
+        extra=extra or {},
+    )
+
+
+def _labels_of(code: str, r: Request) -> str:
+    order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
+    return ", ".join(r.labels[i] for i in sorted(order.index(c) for c in code.split("|") if c in order))
+
+
+def _check_reference(reference: pd.DataFrame, backend: str) -> pd.DataFrame:
+    missing = [c for c in ("weight", "question_id", "answer_code") if c not in reference.columns]
+    if missing:
+        raise UserError(f"model.backend={backend}: reference data lacks column '{missing[0]}'")
+    df = reference.dropna(subset=["question_id", "answer_code", "weight"])
+    df = df[df["weight"] > 0].copy()
+    df["answer_code"] = df["answer_code"].astype(str)
+    if "education" in df.columns:
+        derived = df["education"].map(_college, na_action="ignore")
+        df["college"] = df["college"].fillna(derived) if "college" in df.columns else derived
+    return df
+
+
+class UniformBackend:
+    """Uniform over the displayed substantive options (the floor)."""
+
+    def __init__(self, cfg: ModelConfig, *, seed: int) -> None:
+        self.name = cfg.name
+        self.seed = seed
+        self.elicitation = cfg.elicitation
+        self.deterministic = cfg.elicitation == "logprobs"
+        self.batch_size = 256
+
+    async def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """Answer each request uniformly at random (seeded per request)."""
+        return [self._one(r) for r in requests]
+
+    def _one(self, r: Request) -> Result:
+        order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
+        nonsub = set(r.context.get("nonsubstantive_codes", ()))
+        ok = np.array([c not in nonsub for c in order], dtype=float)
+        if ok.sum() == 0:
+            ok[:] = 1.0
+        probs = ok / ok.sum()
+        rng = _rng(self.seed, r)
+        if r.context.get("kind") == "multi_select":
+            idx = np.flatnonzero(ok)
+            while True:  # a uniformly random non-empty subset of the substantive options
+                pick = idx[rng.random(len(idx)) < 0.5]
+                if len(pick):
+                    break
+            return _emit(r, None, ", ".join(r.labels[i] for i in sorted(pick)))
+        return _emit(r, probs, r.labels[int(rng.choice(len(order), p=probs))])
+
+
+class MajorityBackend:
+    """The weighted modal human answer of each question."""
+
+    def __init__(self, cfg: ModelConfig, *, reference: pd.DataFrame, seed: int) -> None:
+        self.name = cfg.name
+        self.seed = seed
+        self.deterministic = True
+        self.batch_size = 256
+        df = _check_reference(reference, "baseline/majority")
+        self._totals = df.groupby(["question_id", "answer_code"], observed=True)["weight"].sum()
+        self._questions = {str(q) for q in self._totals.index.get_level_values(0)}
+
+    async def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """Answer each request with the modal human answer among the displayed options."""
+        return [self._one(r) for r in requests]
+
+    def _one(self, r: Request) -> Result:
+        qid = str(_ctx(r, "question_id"))
+        order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
+        if qid not in self._questions:
+            return Result(error=f"baseline/majority: no reference answers for question '{qid}'")
+        w = self._totals.loc[qid]
+        shown = {c: float(v) for c, v in w.items() if all(x in order for x in str(c).split("|"))}
+        if not shown:
+            return Result(error=f"baseline/majority: no reference answer of question '{qid}' is among the displayed options")
+        # Ties go to the smallest code, so the answer does not depend on the display order.
+        mode = min(shown, key=lambda c: (-shown[c], c))
+        missing = 1.0 - sum(shown.values()) / float(w.sum())
+        if "|" in mode or r.context.get("kind") == "multi_select":
+            return _emit(r, None, _labels_of(mode, r))
+        probs = np.array([1.0 if c == mode else 0.0 for c in order])
+        return _emit(r, probs, _labels_of(mode, r), missing=missing)
+
+
+class ReferenceBackend:
+    """A human answer drawn from the persona's demographic cell (see the back-off order)."""
+
+    def __init__(self, cfg: ModelConfig, *, reference: pd.DataFrame, seed: int) -> None:
+        self.name = cfg.name
+        self.seed = seed
+        self.deterministic = cfg.elicitation == "logprobs"
+        self.batch_size = 256
+        self.min_cell = int(cfg.params.get("min_cell", 5))
+        if self.min_cell < 1:
+            raise UserError(f"model.params.min_cell: must be >= 1 (got {self.min_cell})")
+        df = _check_reference(reference, "baseline/reference")
+        source = cfg.params.get("source")
+        if source is not None:
+            df = df[df["source"] == source]
+        self._by_q = {str(q): g for q, g in df.groupby("question_id", observed=True)}
+        self._cells: dict[tuple, tuple[pd.Series, tuple[str, ...], int]] = {}
+
+    async def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """Answer each request from the persona's matched cell of human answers."""
+        return [self._one(r) for r in requests]
+
+    def cell(self, question_id: str, persona: dict | None) -> tuple[pd.Series, tuple[str, ...], int]:
+        """Weighted answer totals of the matched cell, the variables matched, and its size."""
+        persona = dict(persona or {})
+        if "college" not in persona and persona.get("education") is not None:
+            persona["college"] = _college(persona["education"])
+        key = (question_id, tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))
+        if key in self._cells:
+            return self._cells[key]
+        df = self._by_q[question_id]
+        available = {c for c in _DEMOGRAPHICS if c in df.columns and df[c].notna().any() and persona.get(c) is not None}
+        seen: set[tuple[str, ...]] = set()
+        for level in BACKOFF:
+            match = tuple(v for v in level if v in available)
+            if match in seen:
+                continue
+            seen.add(match)
+            mask = np.ones(len(df), dtype=bool)
+            for v in match:
+                mask &= (df[v].astype("string") == str(persona[v])).fillna(False).to_numpy(dtype=bool)
+            n = int(mask.sum())
+            if n >= self.min_cell or not match:
+                totals = df.loc[mask].groupby("answer_code", observed=True)["weight"].sum()
+                self._cells[key] = (totals, match, n)
+                return self._cells[key]
+        raise AssertionError("unreachable: the last back-off level matches everyone")
+
+    def _one(self, r: Request) -> Result:
+        qid = str(_ctx(r, "question_id"))
+        order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
+        if qid not in self._by_q:
+            return Result(error=f"baseline/reference: no reference answers for question '{qid}'")
+        totals, match, n = self.cell(qid, r.context.get("persona"))  # type: ignore[arg-type]
+        extra = {"match_vars": list(match), "cell_n": n}
+        rng = _rng(self.seed, r)
+        shown = totals[[all(x in order for x in str(c).split("|")) for c in totals.index]]
+        if shown.sum() <= 0:
+            return Result(error=f"baseline/reference: no reference answer of question '{qid}' is among the displayed options", extra=extra)
+        missing = 1.0 - float(shown.sum()) / float(totals.sum())
+        if r.context.get("kind") == "multi_select" or any("|" in str(c) for c in shown.index):
+            p = shown.to_numpy(dtype=float) / shown.sum()
+            code = str(shown.index[int(rng.choice(len(p), p=p))])
+            return _emit(r, None, _labels_of(code, r), extra=extra)
+        probs = np.array([float(shown.get(c, 0.0)) for c in order])
+        probs = probs / probs.sum()
+        draw = r.labels[int(rng.choice(len(order), p=probs))]
+        return _emit(r, probs, draw, missing=missing, extra=extra)
