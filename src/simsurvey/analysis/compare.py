@@ -140,16 +140,16 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
     scode: dict[str, np.ndarray] = {"all": np.zeros(len(sil.q), np.int64)}
     hcode: dict[str, np.ndarray] = {"all": np.zeros(len(hum.q), np.int64)}
     for var in gvars:
-        cats[var] = sorted({v for v in sil.groups[var] if v is not None} | {v for v in hum.groups[var] if v is not None})
-        scode[var] = pd.Categorical(sil.groups[var], categories=cats[var]).codes.astype(np.int64)
-        hcode[var] = pd.Categorical(hum.groups[var], categories=cats[var]).codes.astype(np.int64)
+        cats[var] = sorted(set(sil.group_cats[var]) | set(hum.group_cats[var]))
+        scode[var] = _recode(sil.groups[var], sil.group_cats[var], cats[var])
+        hcode[var] = _recode(hum.groups[var], hum.group_cats[var], cats[var])
 
     out = _Out()
     floors: dict[tuple[int, str], dict[str, np.ndarray]] = {}
-    models = [str(m) for m in pd.unique(sil.model)]
+    models = sil.model_names
     h_by_q = {qi: np.flatnonzero(hum.q == qi) for qi in range(len(instrument.questions))}
     for mi, model in enumerate(models):
-        in_model = sil.model == model
+        in_model = sil.model == mi
         persona_rows = in_model & (sil.unit >= 0)
         probs_ok = sil.has_probs is not None and bool(sil.has_probs[persona_rows].all()) and persona_rows.any()
         use_probs = cfg.distribution == "probs" or (cfg.distribution == "auto" and probs_ok)
@@ -192,6 +192,12 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
     return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag)
+
+
+def _recode(codes: np.ndarray, own: list[str], shared: list[str]) -> np.ndarray:
+    """Codes into one side's categories -> codes into the shared categories (-1 stays -1)."""
+    lut = np.array([shared.index(c) for c in own] + [-1], dtype=np.int64)
+    return lut[codes]
 
 
 def _noise_floor(g: np.ndarray, pos: np.ndarray, w: np.ndarray, n_groups: int, k: int, kind: M.Kind,

@@ -32,7 +32,7 @@ class Rows:
     pos: np.ndarray  #: substantive position, NONSUBST or MISSING (int64)
     w: np.ndarray  #: row weight (float64)
     unit: np.ndarray  #: persona / respondent index (int64, -1 for none)
-    groups: dict[str, np.ndarray]  #: var -> string values (object array, None for null)
+    groups: dict[str, np.ndarray]  #: var -> code into group_cats[var] (int64, -1 for null)
     valid: np.ndarray  #: bool
     refusal: np.ndarray  #: bool
     x: np.ndarray | None = None  #: (n, K_max) substantive probability mass from `probs`, or None
@@ -40,11 +40,14 @@ class Rows:
     first_share: np.ndarray | None = None  #: share of the answer on the first displayed option
     last_share: np.ndarray | None = None  #: share on the last displayed option
     n_displayed: np.ndarray | None = None  #: number of displayed options (0 = unknown)
-    model: np.ndarray | None = None  #: model id per row (object array)
-    condition: np.ndarray | None = None  #: condition_id per row (object array)
+    model: np.ndarray | None = None  #: model code per row into model_names (int64, -1 for null)
+    condition: np.ndarray | None = None  #: condition code per row into condition_names (int64)
     replicate: np.ndarray | None = None  #: replicate per row (int64)
     code: np.ndarray | None = None  #: answer code index into all codes (-1 = null/unknown)
     notes: list[str] = field(default_factory=list)
+    group_cats: dict[str, list[str]] = field(default_factory=dict)  #: var -> sorted values present
+    model_names: list[str] = field(default_factory=list)  #: in order of first appearance
+    condition_names: list[str] = field(default_factory=list)  #: in order of first appearance
 
 
 def _all_codes(instrument: Instrument) -> list[str]:
@@ -75,19 +78,82 @@ def _positions(qidx: np.ndarray, codes_idx: np.ndarray, lut: np.ndarray) -> np.n
     return out
 
 
+def codes_in(values: pd.Series | np.ndarray, categories: list[str]) -> np.ndarray:
+    """Index of each value in ``categories`` (-1 for null or absent), as int64.
+
+    Factorizes first (arrow-backed strings factorize without Python objects), so the lookup runs
+    once per distinct value instead of once per row.
+    """
+    codes, uniques = pd.factorize(values)
+    index = {c: i for i, c in enumerate(categories)}
+    lut = np.array([index.get(u, -1) if isinstance(u, str) else -1 for u in uniques] + [-1], dtype=np.int64)
+    # factorize marks nulls with -1, which picks the trailing -1 of the table.
+    return lut[codes]
+
+
+def factorize_str(values: pd.Series | np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Codes (int64, -1 for null) and the distinct values as strings, in order of first appearance."""
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64), [str(u) for u in uniques]
+
+
+def _group_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Codes into the sorted distinct non-null string values."""
+    codes, uniques = factorize_str(values)
+    cats = sorted(uniques)
+    lut = np.array([cats.index(u) for u in uniques] + [-1], dtype=np.int64)
+    return lut[codes], cats
+
+
+def _present(codes: np.ndarray, cats: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Drop categories no row uses, renumbering the codes (order kept)."""
+    used = np.bincount(codes[codes >= 0], minlength=len(cats)) > 0
+    if used.all():
+        return codes, cats
+    lut = np.append(np.cumsum(used) - 1, -1)
+    return lut[codes], [c for c, u in zip(cats, used) if u]
+
+
 def _bool(s: pd.Series) -> np.ndarray:
     return s.astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
-def group_values(frame: pd.DataFrame, var: str) -> np.ndarray | None:
-    """String values of a demographic column (None for null), deriving college from education."""
+def group_values(frame: pd.DataFrame, var: str) -> tuple[np.ndarray, list[str]] | None:
+    """Codes (-1 for null) into the sorted string values of a demographic column, deriving
+    college from education; None when the column is absent or all null."""
     col = frame[var] if var in frame.columns else None
     if var == "college" and (col is None or col.isna().all()) and "education" in frame.columns:
         col = frame["education"].map(_COLLEGE)
     if col is None or col.isna().all():
         return None
-    arr = col.astype(object).to_numpy()
-    return np.where(pd.isna(arr), None, arr).astype(object)
+    if not (pd.api.types.is_string_dtype(col.dtype) or col.dtype == object):
+        col = col.astype(object).map(lambda v: None if pd.isna(v) else str(v))
+    return _group_codes(col)
+
+
+def _arrow_codes(strings: pa.Array, categories: list[str]) -> np.ndarray:
+    """Index of each arrow string in ``categories`` (-1 null/absent), via dictionary encoding so
+    no Python string object is made per element."""
+    if len(strings) == 0:
+        return np.zeros(0, dtype=np.int64)
+    enc = strings.dictionary_encode()
+    index = {c: i for i, c in enumerate(categories)}
+    lut = np.array([index.get(v, -1) for v in enc.dictionary.to_pylist()] + [-1], dtype=np.int64)
+    idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return lut[idx]
+
+
+def _arrow_list(col: pd.Series, typ: pa.DataType) -> pa.Array:
+    """The column as one arrow array of ``typ`` (zero-copy when it is already arrow-backed)."""
+    try:
+        arr = pa.array(col.array, type=typ) if hasattr(col.array, "__arrow_array__") else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        arr = None
+    if arr is None:
+        arr = pa.array(col.astype(object).to_numpy(), type=typ, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr
 
 
 def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarray, kmax: int,
@@ -99,16 +165,14 @@ def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarr
     position k; the shares are the mass on the first/last displayed code over the row's total.
     """
     n = len(col)
-    arr = pa.array(col.astype(object).to_numpy(), type=pa.map_(pa.string(), pa.float64()), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    arr = _arrow_list(col, pa.map_(pa.string(), pa.float64()))
     has = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     offsets = np.asarray(arr.offsets.to_numpy(), dtype=np.int64)
     start = offsets[0]
-    keys = arr.keys.to_pandas().to_numpy(dtype=object)[: offsets[-1] - start] if len(arr.keys) else np.array([], dtype=object)
-    vals = np.asarray(arr.items.to_numpy(zero_copy_only=False), dtype=np.float64)
+    keys = arr.keys.slice(start, offsets[-1] - start)
+    vals = np.asarray(arr.items.slice(start, offsets[-1] - start).to_numpy(zero_copy_only=False), dtype=np.float64)
     row_of = np.repeat(np.arange(n), np.diff(offsets))
-    kcode = pd.Categorical(keys, categories=codes).codes.astype(np.int64)
+    kcode = _arrow_codes(keys, codes)
     vals = np.where(np.isfinite(vals) & (vals > 0), vals, 0.0)
     pos = _positions(qidx[row_of], kcode, lut)
     m = pos >= 0
@@ -126,11 +190,9 @@ def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarr
 def _displayed(col: pd.Series, codes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First and last displayed code index and number of displayed options per row."""
     n = len(col)
-    arr = pa.array(col.astype(object).to_numpy(), type=pa.list_(pa.string()), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    arr = _arrow_list(col, pa.list_(pa.string()))
     offsets = np.asarray(arr.offsets.to_numpy(), dtype=np.int64)
-    flat = pd.Categorical(arr.flatten().to_pandas().to_numpy(dtype=object), categories=codes).codes
+    flat = _arrow_codes(arr.flatten(), codes)
     k = np.diff(offsets)
     first = np.full(n, -9, dtype=np.int64)
     last = np.full(n, -9, dtype=np.int64)
@@ -155,8 +217,8 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
     lut = _position_lut(instrument, codes)
     n = len(responses)
     qids = [q.id for q in instrument.questions]
-    qidx = pd.Categorical(responses["question_id"].astype(object), categories=qids).codes.astype(np.int64)
-    cidx = pd.Categorical(responses["answer_code"].astype(object), categories=codes).codes.astype(np.int64)
+    qidx = codes_in(responses["question_id"], qids)
+    cidx = codes_in(responses["answer_code"], codes)
     notes = []
     unknown_q = int((qidx < 0).sum())
     if unknown_q:
@@ -175,19 +237,21 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
     pw = personas["weight"].to_numpy(dtype=np.float64) if "weight" in personas.columns \
         else np.ones(len(personas))
     w = np.where(unit >= 0, pw[np.maximum(unit, 0)], 1.0)
-    groups = {}
+    groups, group_cats = {}, {}
     for var in group_vars:
-        vals = group_values(personas, var)
-        if vals is not None:
-            g = vals[np.maximum(unit, 0)]
-            g[unit < 0] = None
-            groups[var] = g
+        coded = group_values(personas, var)
+        if coded is not None:
+            # Coded once per persona, then gathered per row (no per-row string work).
+            g = np.where(unit >= 0, coded[0][np.maximum(unit, 0)], -1)
+            groups[var], group_cats[var] = _present(g, coded[1])
+    model_codes, model_names = factorize_str(responses["model"])
+    cond_codes, cond_names = factorize_str(responses["condition_id"])
     rows = Rows(
         q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
         valid=_bool(responses["valid"]),
         refusal=_bool(responses["refusal"]) if "refusal" in responses.columns else np.zeros(n, bool),
-        model=responses["model"].astype(object).to_numpy(),
-        condition=responses["condition_id"].astype(object).to_numpy(),
+        model=model_codes, condition=cond_codes, model_names=model_names,
+        condition_names=cond_names, group_cats=group_cats,
         replicate=(responses["replicate"].astype("Int64").fillna(0).to_numpy(dtype=np.int64)
                    if "replicate" in responses.columns else np.zeros(n, np.int64)),
         code=cidx, notes=notes,
@@ -238,21 +302,23 @@ def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars
     codes = _all_codes(instrument)
     lut = _position_lut(instrument, codes)
     qids = [q.id for q in instrument.questions]
-    qidx = pd.Categorical(ref["question_id"].astype(object), categories=qids).codes.astype(np.int64)
-    cidx = pd.Categorical(ref["answer_code"].astype(object), categories=codes).codes.astype(np.int64)
+    qidx = codes_in(ref["question_id"], qids)
+    cidx = codes_in(ref["answer_code"], codes)
     w = ref["weight"].to_numpy(dtype=np.float64, na_value=np.nan) if "weight" in ref.columns else np.ones(len(ref))
     w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
-    keys = ref["source"].astype(str) + "\x1f" + ref["respondent_id"].astype(str) if "source" in ref.columns \
-        else ref["respondent_id"].astype(str)
-    unit = pd.factorize(keys.to_numpy(dtype=object))[0].astype(np.int64)
-    groups = {}
+    # A respondent is (source, respondent_id); numbered in order of first appearance.
+    rid = pd.factorize(ref["respondent_id"].astype(str))[0].astype(np.int64)
+    sid = pd.factorize(ref["source"].astype(str))[0].astype(np.int64) if "source" in ref.columns \
+        else np.zeros(len(ref), np.int64)
+    unit = pd.factorize(sid * (int(rid.max()) + 1 if len(rid) else 1) + rid)[0].astype(np.int64)
+    groups, group_cats = {}, {}
     for var in group_vars:
-        vals = group_values(ref, var)
-        if vals is not None:
-            groups[var] = vals
+        coded = group_values(ref, var)
+        if coded is not None:
+            groups[var], group_cats[var] = _present(*coded)
     n = len(ref)
     rows = Rows(q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
-                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx)
+                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats)
     return rows, {str(k): str(v) for k, v in chosen.items()}
 
 

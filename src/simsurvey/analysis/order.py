@@ -67,7 +67,8 @@ def permutation_p_value(x: np.ndarray, w: np.ndarray, is_a: np.ndarray, n_permut
         draws = rng.multivariate_hypergeometric(counts, n_a, size=n_permutations)
         a = draws @ e
     else:
-        chunk = max(1, int(2e7 // max(len(is_a), 1)))
+        # Blocks of ~4M labels bound memory; the RNG stream (row by row) does not depend on it.
+        chunk = max(1, int(4e6 // max(len(is_a), 1)))
         parts = []
         for start in range(0, n_permutations, chunk):
             c = min(chunk, n_permutations - start)
@@ -100,10 +101,10 @@ def order_effects(rows: Rows, instrument: Instrument, cfg: AnalysisConfig, *, se
     """
     out: list[dict] = []
     use_probs = use_probs or {}
-    models = [str(m) for m in pd.unique(rows.model)] if rows.model is not None else []
+    models = rows.model_names if rows.model is not None else []
     for mi, model in enumerate(models):
         probs = bool(use_probs.get(model, False))
-        in_model = rows.model == model
+        in_model = rows.model == mi
         for qi, q in enumerate(instrument.questions):
             k = len(q.substantive_codes)
             if q.kind not in ("single_choice", "ordinal") or k < 2:
@@ -114,7 +115,8 @@ def order_effects(rows: Rows, instrument: Instrument, cfg: AnalysisConfig, *, se
             ok, x = answer_vectors(rows, idx, k, probs)
             for persona_kind in (True, False):
                 sel = (rows.unit[idx] >= 0) == persona_kind
-                conds = sorted({str(c) for c in rows.condition[idx[sel]]})
+                present = np.unique(rows.condition[idx[sel]])
+                conds = sorted((rows.condition_names[c], int(c)) for c in present if c >= 0)
                 for i, ca in enumerate(conds):
                     for cb in conds[i + 1:]:
                         rng = np.random.default_rng([seed, 5, mi, qi, len(out)])
@@ -130,10 +132,12 @@ def order_effects(rows: Rows, instrument: Instrument, cfg: AnalysisConfig, *, se
     return df
 
 
-def _pair(rows: Rows, idx: np.ndarray, ok: np.ndarray, x: np.ndarray, sel: np.ndarray, ca: str, cb: str,
+def _pair(rows: Rows, idx: np.ndarray, ok: np.ndarray, x: np.ndarray, sel: np.ndarray,
+          ca: tuple[str, int], cb: tuple[str, int],
           probs: bool, cfg: AnalysisConfig, rng: np.random.Generator) -> dict:
     cond = rows.condition[idx]
-    in_a, in_b = sel & (cond == ca), sel & (cond == cb)
+    (ca, code_a), (cb, code_b) = ca, cb
+    in_a, in_b = sel & (cond == code_a), sel & (cond == code_b)
     # Distribution rows (ok) of the two conditions.
     xa_mask, xb_mask = in_a[ok], in_b[ok]
     w_ok = rows.w[idx][ok]
