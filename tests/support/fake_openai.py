@@ -158,7 +158,8 @@ class FakeOpenAI:
             # Not "answered": the client got nothing usable and must ask again.
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
         resp = self.completion(body, kind)
-        entry.answered = True
+        # A client that gave up (timed out) never receives this answer.
+        entry.answered = request.transport is not None and not request.transport.is_closing()
         return web.json_response(resp)
 
     def completion(self, body: dict, kind: str = "ok") -> dict:

@@ -125,7 +125,7 @@ class _Run:
                 self.cues[pid] = rec["cue"]
                 self.demo[pid] = {c: _none_if_na(rec[c]) for c in cols}
         self.rpm = TokenBucket(runner.rpm) if runner.rpm else None
-        self.tpm = TokenBucket(runner.tpm, burst_s=10.0) if runner.tpm else None
+        self.tpm = TokenBucket(runner.tpm) if runner.tpm else None
         self.rng = random.Random(seed)  # backoff jitter only; never touches answers
         self.key_params = {"top_logprobs": model.top_logprobs} if model.backend == "litellm" else {}
         self.inflight: dict[str, asyncio.Future[Result]] = {}
