@@ -88,10 +88,17 @@ class _Out:
         return df
 
 
-def _table(g: np.ndarray, x: np.ndarray, w: np.ndarray, n_groups: int) -> np.ndarray:
-    """(G, K) weighted table Σ w x by group code g (rows with g < 0 dropped)."""
+def _table(g: np.ndarray, x: np.ndarray, w: np.ndarray, n_groups: int,
+           pos: np.ndarray | None = None) -> np.ndarray:
+    """(G, K) weighted table Σ w x by group code g (rows with g < 0 dropped).
+
+    With ``pos`` (x is one-hot at pos) one bincount over (group, answer) cells gives the same sums
+    (the skipped terms are exact zeros) in one pass instead of K.
+    """
     m = g >= 0
     k = x.shape[1]
+    if pos is not None:
+        return np.bincount(g[m] * k + pos[m], weights=w[m], minlength=n_groups * k).reshape(n_groups, k)
     t = np.zeros((n_groups, k))
     for j in range(k):
         t[:, j] = np.bincount(g[m], weights=w[m] * x[m, j], minlength=n_groups)
@@ -222,8 +229,8 @@ def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind:
                  floor: dict[str, np.ndarray]) -> None:
     n_groups, k, b = len(cats), s_x.shape[1], cfg.bootstrap
     sg, hg = scode[s_rows], hcode[h_rows]
-    S = _table(sg, s_x, sil.w[s_rows], n_groups)
-    H = _table(hg, h_x, hum.w[h_rows], n_groups)
+    S = _table(sg, s_x, sil.w[s_rows], n_groups, None if use_probs else sil.pos[s_rows])
+    H = _table(hg, h_x, hum.w[h_rows], n_groups, hum.pos[h_rows])
     ns, sw, sw2 = _sums(sg, sil.w[s_rows], n_groups)
     nh, hw, hw2 = _sums(hg, hum.w[h_rows], n_groups)
     keep = (ns >= cfg.min_group_n) & (nh >= cfg.min_group_n)

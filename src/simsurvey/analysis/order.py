@@ -67,8 +67,9 @@ def permutation_p_value(x: np.ndarray, w: np.ndarray, is_a: np.ndarray, n_permut
         draws = rng.multivariate_hypergeometric(counts, n_a, size=n_permutations)
         a = draws @ e
     else:
-        # Blocks of ~4M labels bound memory; the RNG stream (row by row) does not depend on it.
-        chunk = max(1, int(4e6 // max(len(is_a), 1)))
+        # Blocks of ~1M labels keep the float copy cache-sized (the reduction got ~5x faster than
+        # with 20M) and bound memory; the RNG stream (row by row) does not depend on the block.
+        chunk = max(1, int(1e6 // max(len(is_a), 1)))
         parts = []
         for start in range(0, n_permutations, chunk):
             c = min(chunk, n_permutations - start)
