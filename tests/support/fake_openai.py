@@ -108,6 +108,7 @@ class FakeOpenAI:
     seed: int = 0
     log: list[LogEntry] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    released: bool = False
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
@@ -143,7 +144,9 @@ class FakeOpenAI:
             await asyncio.sleep(self.latency_s)
         kind = entry.fault
         if kind == "stall":
-            await asyncio.sleep(3600)
+            while not self.released:  # until the server stops (a killed client never gets an answer)
+                await asyncio.sleep(0.05)
+            return web.json_response({"error": {"message": "server stopping"}}, status=503)
         if kind == "429":
             headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
             return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers)
@@ -226,6 +229,8 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
+        self.fake.released = True
+        time.sleep(0.1)  # let stalled handlers return before the loop stops
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
