@@ -131,20 +131,25 @@ def ordinal_positions(data: RunData, question_id: str) -> dict[str, float] | Non
 # pure arithmetic
 
 
+def code_positions(codes: np.ndarray, options: list[str]) -> np.ndarray:
+    """Index of each code in ``options`` (-1 when it is not an option), vectorized."""
+    return np.asarray(pd.Index(options, dtype=object).get_indexer(np.asarray(codes, dtype=object)), dtype=np.int64)
+
+
 def weighted_distribution(codes: np.ndarray, weights: np.ndarray, options: list[str]) -> np.ndarray:
     """Weighted share of each option among ``codes`` (answers outside ``options`` are ignored).
 
     Returns:
         Array of len(options) summing to 1, or all-NaN when no answer falls in ``options``.
     """
-    codes = np.asarray(codes, dtype=object)
-    weights = np.asarray(weights, dtype=float)
-    index = {c: i for i, c in enumerate(options)}
-    pos = np.array([index.get(c, -1) for c in codes], dtype=int)
+    return _shares(code_positions(codes, options), np.asarray(weights, dtype=float), len(options))
+
+
+def _shares(pos: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
     keep = pos >= 0
-    totals = np.bincount(pos[keep], weights=weights[keep], minlength=len(options)).astype(float)
+    totals = np.bincount(pos[keep], weights=weights[keep], minlength=k).astype(float)
     s = totals.sum()
-    return totals / s if s > 0 else np.full(len(options), np.nan)
+    return totals / s if s > 0 else np.full(k, np.nan)
 
 
 def split_half_band(
@@ -165,18 +170,20 @@ def split_half_band(
         (low, high): the (1-level)/2 and (1+level)/2 quantiles of each option's share in a
         random half, NaN when fewer than 2 answers.
     """
-    codes = np.asarray(codes, dtype=object)
+    pos = code_positions(codes, options)
     weights = np.asarray(weights, dtype=float)
-    n = len(codes)
+    keep = pos >= 0  # answers outside the options never count: drop them before splitting
+    pos, weights = pos[keep], weights[keep]
+    n, k = len(pos), len(options)
     if n < 2:
-        nan = np.full(len(options), np.nan)
+        nan = np.full(k, np.nan)
         return nan, nan.copy()
     rng = np.random.default_rng(seed)
     half = n // 2
-    shares = np.empty((n_splits, len(options)))
+    shares = np.empty((n_splits, k))
     for i in range(n_splits):
         pick = rng.permutation(n)[:half]
-        shares[i] = weighted_distribution(codes[pick], weights[pick], options)
+        shares[i] = _shares(pos[pick], weights[pick], k)
     alpha = (1 - level) / 2
     return np.nanquantile(shares, alpha, axis=0), np.nanquantile(shares, 1 - alpha, axis=0)
 

@@ -355,12 +355,21 @@ def _cramers_v_panels(ctx: Ctx) -> dict[str, pd.DataFrame]:
     # Fallback: compute from the answers (unweighted counts, scipy's Cramér's V).
     def pattern(frame: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(index=[v for v in DEMOGRAPHICS if v in frame.columns], columns=ctx.data.question_ids, dtype=float)
-        for var in out.index:
-            for qid in out.columns:
-                f = frame[(frame["question_id"] == qid) & frame[var].notna()]
-                tab = pd.crosstab(f[var].astype(object), f["answer_code"].astype(object))
+        for qid, f in frame.groupby("question_id", sort=False):
+            if qid not in out.columns:
+                continue
+            answers, _ = pd.factorize(f["answer_code"].astype(object))
+            for var in out.index:
+                groups, _ = pd.factorize(f[var].astype(object))  # missing -> -1
+                ok = (groups >= 0) & (answers >= 0)
+                g, a = groups[ok], answers[ok]
+                if len(g) == 0:
+                    continue
+                tab = np.bincount(g * (a.max() + 1) + a, minlength=(g.max() + 1) * (a.max() + 1))
+                tab = tab.reshape(g.max() + 1, a.max() + 1)
+                tab = tab[tab.sum(axis=1) > 0][:, tab.sum(axis=0) > 0]
                 if tab.shape[0] >= 2 and tab.shape[1] >= 2:
-                    out.loc[var, qid] = association(tab.to_numpy(), method="cramer")
+                    out.loc[var, qid] = association(tab, method="cramer")
         return out.dropna(how="all").dropna(axis=1, how="all")
 
     panels["human"] = pattern(ctx.human)
