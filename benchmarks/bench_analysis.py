@@ -1,19 +1,29 @@
 """Benchmark: analyze() vs a straightforward pandas-groupby implementation of the same metrics.
 
 Usage: python benchmarks/bench_analysis.py [--rows 1000000] [--naive-rows 100000] [--bootstrap 200]
+       [--permutations 200] [--weights both|uniform|equal]
 
 Synthetic contract-shaped data (simsurvey.analysis.synthetic): 10 questions, 2 within-persona
-conditions, 5 grouping variables. Measures wall time and peak traced memory (tracemalloc, which
-sees numpy and pandas buffers) of each, and asserts the point estimates agree.
-The naive version groups with pandas, scores each group with scipy and bootstraps with a Python
-loop over the B replicates (one multinomial draw per replicate and group).
+conditions, 5 grouping variables. Persona weights are measured both ways, because the order-effect
+permutation test depends on them: ``equal`` (all 1.0, as the population sampler writes them: the
+exact hypergeometric shortcut on aggregated counts applies) and ``uniform`` (all distinct: condition
+labels of rows are permuted, cost n_permutations x rows per pair).
+
+Wall time is measured untraced; peak memory is the process's peak resident set size during the
+call (VmHWM, reset before each call through /proc/self/clear_refs), reported as the increase
+over the resident size before it (input frames excluded). tracemalloc is not used: it traces
+every Python allocation and slowed the string-heavy code ~5x. The naive version groups with
+pandas, scores each group with scipy and bootstraps with a Python loop over the B replicates;
+the script asserts the point estimates agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
-import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,14 +79,24 @@ def naive(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataFra
     return pd.DataFrame(out, columns=["question_id", "group_var", "group_value", "metric", "value", "ci_low", "ci_high"])
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
 def measure(fn):
-    tracemalloc.start()
+    """(result, wall seconds, peak RSS increase in MiB during the call)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
+    except OSError:
+        pass
+    before = _status_kib("VmRSS")
     t0 = time.perf_counter()
     res = fn()
     dt = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return res, dt, peak / 2**20
+    return res, dt, max(_status_kib("VmHWM") - before, 0) / 1024
 
 
 def main() -> None:
@@ -85,34 +105,53 @@ def main() -> None:
     ap.add_argument("--naive-rows", type=int, default=100_000)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--permutations", type=int, default=200)
+    ap.add_argument("--weights", choices=["both", "uniform", "equal"], default="both")
+    ap.add_argument("--run", default=None, help=argparse.SUPPRESS)  # label:rows:weights (one child)
     args = ap.parse_args()
     n_q, n_cond = 10, 2
     cfg = AnalysisConfig(group_vars=GROUP_VARS, bootstrap=args.bootstrap, n_permutations=args.permutations,
                          distribution="answers")
-    for label, rows in (("full", args.rows), ("naive-size", args.naive_rows)):
-        n_personas = rows // (n_q * n_cond)
-        t0 = time.perf_counter()
-        personas, responses, reference, inst = synthetic_run(
-            n_personas=n_personas, n_human=max(2000, n_personas // 2), n_questions=n_q, seed=1,
-            silicon_shift=0.3, primacy=0.1, no_persona=0)
-        print(f"[{label}] generated {len(responses):,} response rows, {len(reference):,} reference rows "
-              f"in {time.perf_counter() - t0:.1f}s")
-        res, dt, peak = measure(lambda: analyze(responses, reference, personas, inst, cfg, seed=7))
-        print(f"[{label}] analyze: {dt:.2f}s, peak {peak:.0f} MiB, {len(res.metrics):,} metric rows, "
-              f"{len(res.order_effects)} order-effect rows")
-        if label == "naive-size" or args.naive_rows >= args.rows:
-            nv, ndt, npeak = measure(lambda: naive(responses, reference, personas, inst, args.bootstrap, 7))
-            print(f"[{label}] naive pandas groupby ({', '.join(NAIVE_METRICS)} only): {ndt:.2f}s, peak {npeak:.0f} MiB")
-            m = res.metrics
-            m = m[m.metric.isin(NAIVE_METRICS) & (m.model == "test/model")]
-            j = m.merge(nv, on=["question_id", "group_var", "group_value", "metric"], suffixes=("", "_naive"))
-            assert len(j) == len(nv), (len(j), len(nv))
-            np.testing.assert_allclose(j.value, j.value_naive, rtol=1e-9, atol=1e-12)
-            # CIs use different random draws: they agree only up to Monte Carlo error.
-            width = (j.ci_high - j.ci_low).to_numpy()
-            rel = np.median(np.abs(width - (j.ci_high_naive - j.ci_low_naive)) / np.maximum(width, 1e-12))
-            print(f"[{label}] {len(j)} point estimates agree (rtol 1e-9); median relative CI-width "
-                  f"difference {rel:.3f}")
+    weights = ["equal", "uniform"] if args.weights == "both" else [args.weights]
+    if args.run is None:
+        # Each measurement in a fresh process, so one run's freed memory and lazy imports do not
+        # flatter the next one's peak.
+        runs = [f"full:{args.rows}:{wt}" for wt in weights]
+        if args.naive_rows:
+            runs.append(f"naive-size:{args.naive_rows}:{weights[-1]}")
+        passthru = ["--bootstrap", str(args.bootstrap), "--permutations", str(args.permutations)]
+        for run in runs:
+            subprocess.run([sys.executable, __file__, *passthru, "--run", run], check=True)
+        return
+    label, rows_s, wt = args.run.split(":")
+    rows = int(rows_s)
+    # Warm up (imports, lazily loaded arrow kernels) on a tiny run before measuring.
+    p0, r0, h0, i0 = synthetic_run(n_personas=200, n_human=400, n_questions=2, seed=0)
+    analyze(r0, h0, p0, i0, cfg, seed=0)
+    n_personas = rows // (n_q * n_cond)
+    t0 = time.perf_counter()
+    personas, responses, reference, inst = synthetic_run(
+        n_personas=n_personas, n_human=max(2000, n_personas // 2), n_questions=n_q, seed=1,
+        silicon_shift=0.3, primacy=0.1, no_persona=0, persona_weights=wt)
+    tag = f"{label}, {wt} persona weights"
+    print(f"[{tag}] generated {len(responses):,} response rows, {len(reference):,} reference rows "
+          f"in {time.perf_counter() - t0:.1f}s")
+    res, dt, peak = measure(lambda: analyze(responses, reference, personas, inst, cfg, seed=7))
+    print(f"[{tag}] analyze: {dt:.2f}s, peak RSS +{peak:.0f} MiB, {len(res.metrics):,} metric rows, "
+          f"{len(res.order_effects)} order-effect rows")
+    if label == "naive-size":
+        nv, ndt, npeak = measure(lambda: naive(responses, reference, personas, inst, args.bootstrap, 7))
+        print(f"[{tag}] naive pandas groupby ({', '.join(NAIVE_METRICS)} only): {ndt:.2f}s, "
+              f"peak RSS +{npeak:.0f} MiB")
+        m = res.metrics
+        m = m[m.metric.isin(NAIVE_METRICS) & (m.model == "test/model")]
+        j = m.merge(nv, on=["question_id", "group_var", "group_value", "metric"], suffixes=("", "_naive"))
+        assert len(j) == len(nv), (len(j), len(nv))
+        np.testing.assert_allclose(j.value, j.value_naive, rtol=1e-9, atol=1e-12)
+        # CIs use different random draws: they agree only up to Monte Carlo error.
+        width = (j.ci_high - j.ci_low).to_numpy()
+        rel = np.median(np.abs(width - (j.ci_high_naive - j.ci_low_naive)) / np.maximum(width, 1e-12))
+        print(f"[{tag}] {len(j)} point estimates agree (rtol 1e-9); median relative CI-width "
+              f"difference {rel:.3f}")
 
 
 if __name__ == "__main__":

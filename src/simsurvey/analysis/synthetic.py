@@ -52,13 +52,17 @@ def synthetic_run(n_personas: int = 400, n_human: int = 1500, n_questions: int =
                   replicates: int = 1, models: tuple[str, ...] = ("test/model",), primacy: float = 0.0,
                   silicon_shift: float = 0.0, temperature: float = 1.0, dk_rate: float = 0.03,
                   invalid_rate: float = 0.02, no_persona: int = 5, with_probs: bool = False,
-                  seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Instrument]:
+                  persona_weights: str = "uniform", seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Instrument]:
     """Personas, responses, reference frames and their instrument, all seeded.
 
     Every persona answers every question in every condition and replicate (a within design).
     ``primacy`` moves that share of answers to the first displayed option; ``silicon_shift`` and
-    ``temperature`` make the silicon answers differ from the human ones.
+    ``temperature`` make the silicon answers differ from the human ones. ``persona_weights`` is
+    "uniform" (distinct weights drawn from U(0.5, 2)) or "equal" (all 1.0, as the population
+    sampler writes them; the same random stream is used either way, so the answers do not change).
     """
+    if persona_weights not in ("uniform", "equal"):
+        raise ValueError(f"persona_weights must be 'uniform' or 'equal', not {persona_weights!r}")
     rng = np.random.default_rng(seed)
     inst = synthetic_instrument(n_questions, k)
     codes = np.array([f"c{j}" for j in range(k)] + ["dk"], dtype=object)
@@ -70,7 +74,8 @@ def synthetic_run(n_personas: int = 400, n_human: int = 1500, n_questions: int =
 
     personas, pdemo = demo_frame(n_personas)
     personas.insert(0, "persona_id", np.arange(n_personas, dtype=np.int64))
-    personas.insert(1, "weight", rng.uniform(0.5, 2.0, n_personas))
+    pw = rng.uniform(0.5, 2.0, n_personas)
+    personas.insert(1, "weight", pw if persona_weights == "uniform" else np.ones(n_personas))
     personas["cue"] = "synthetic persona"
     human, hdemo = demo_frame(n_human)
     human.insert(0, "respondent_id", [f"r{i}" for i in range(n_human)])
