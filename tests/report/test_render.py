@@ -132,3 +132,14 @@ def test_report_on_real_analyzer_output(tmp_path):
     js = m[(m.metric == "js_divergence") & (m.group_var == "all") & (m.question_id == "q1")
            & (m.model == "SmolLM2-135M-Instruct")].iloc[0]
     assert fmt_ci(js["value"], js["ci_low"], js["ci_high"]) in html
+
+
+def test_administer_totals_flat_or_per_model():
+    from simsurvey.report._sections import _administer_totals
+
+    flat = {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5, "seconds": 3}
+    assert _administer_totals(flat) == {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5, "cached": 0}
+    nested = {"rows": 9, "models": {"a": {"prompt_tokens": 5, "cached": 4, "cost_usd": 0.25},
+                                    "b": {"prompt_tokens": 7, "completion_tokens": 1}}}
+    assert _administer_totals(nested) == {"prompt_tokens": 12, "completion_tokens": 1, "cost_usd": 0.25, "cached": 4}
+    assert _administer_totals({}) == {} and _administer_totals(None) == {}

@@ -111,6 +111,17 @@ def _reproduce_command(data: RunData) -> str:
     return " ".join(["python -m simsurvey", *items])
 
 
+def _administer_totals(adm: Any) -> dict[str, float]:
+    """Tokens, cost and cache hits of the administer stage (top level, or summed over its models)."""
+    if not isinstance(adm, dict) or not adm:
+        return {}
+    keys = ("prompt_tokens", "completion_tokens", "cost_usd", "cached")
+    parts = [adm] if any(k in adm for k in keys) else [v for v in (adm.get("models") or {}).values() if isinstance(v, dict)]
+    if not parts:
+        return {}
+    return {k: float(sum(float(part.get(k, 0) or 0) for part in parts)) for k in keys}
+
+
 def overview(ctx: Ctx) -> str:
     """Run settings, sizes, cost, validity, the human reference, how to reproduce."""
     data, man = ctx.data, ctx.data.manifest
@@ -119,6 +130,7 @@ def overview(ctx: Ctx) -> str:
     adm = stages.get("administer") or {}
     seconds = sum(float(s.get("seconds", 0) or 0) for s in stages.values() if isinstance(s, dict))
     r, p, h = data.responses, data.personas, data.reference
+    spent = _administer_totals(adm)
     items: list[tuple[str, Any]] = [
         ("models", ", ".join(ctx.models) or "–"),
         ("model config", ", ".join(f"{k}={v}" for k, v in (cfg.get("model") or {}).items()) or "–"),
@@ -131,9 +143,10 @@ def overview(ctx: Ctx) -> str:
         ("conditions", r["condition_id"].nunique() if r is not None and "condition_id" in r.columns else "–"),
         ("started", man.get("started_at", "–")),
         ("time in stages", f"{seconds:,.1f} s" if seconds else "–"),
-        ("tokens (prompt / completion)",
-         f"{int(adm.get('prompt_tokens', 0) or 0):,} / {int(adm.get('completion_tokens', 0) or 0):,}" if adm else "–"),
-        ("cost", f"${float(adm.get('cost_usd', 0) or 0):,.4f}" if adm else "–"),
+        ("tokens spent (prompt / completion)",
+         f"{int(spent['prompt_tokens']):,} / {int(spent['completion_tokens']):,}" if spent else "–"),
+        ("cost", f"${spent['cost_usd']:,.4f}" if spent else "–"),
+        ("answers from cache", f"{int(spent['cached']):,}" if spent else "–"),
         ("seed", man.get("seed", "–")),
     ]
     out = [H.kv(items)]
