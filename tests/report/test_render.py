@@ -143,3 +143,25 @@ def test_administer_totals_flat_or_per_model():
                                     "b": {"prompt_tokens": 7, "completion_tokens": 1}}}
     assert _administer_totals(nested) == {"prompt_tokens": 12, "completion_tokens": 1, "cost_usd": 0.25, "cached": 4}
     assert _administer_totals({}) == {} and _administer_totals(None) == {}
+
+
+def test_skipped_groups_are_explained(make_run_dir, tmp_path, instrument):
+    import json
+
+    from simsurvey.report._sections import _metric_table
+
+    run = make_run_dir(tmp_path)
+    man = json.loads((run / "manifest.json").read_text())
+    man["stages"]["analyze"]["skipped_groups"] = [
+        {"model": "SmolLM2-135M-Instruct", "question_id": "pid7", "group_var": "all", "group_value": "all",
+         "n_silicon": 12, "n_human": 62479}]
+    man["stages"]["analyze"]["notes"] = ["model <x>: used sampled answers"]
+    (run / "manifest.json").write_text(json.dumps(man))
+    ctx = Ctx(load_run(run, instrument), ReportConfig())
+    table = _metric_table(ctx, "pid7")
+    assert "No distance or diversity metrics for SmolLM2-135M-Instruct: only 12 silicon and 62479 human" in table
+    assert "below analysis.min_group_n" not in _metric_table(ctx, "ideo5")
+    assert "stages.analyze.skipped_groups" in ctx.skipped_note()
+    from simsurvey.report._sections import overview
+
+    assert "model &lt;x&gt;: used sampled answers" in overview(ctx)

@@ -76,6 +76,18 @@ class Ctx:
         self.silicon = silicon_answers(data)
         self.human = human_answers(data)
         self.seed = int(data.manifest.get("seed", 0) or 0)
+        analyze = _get(data.manifest, "stages", "analyze") or {}
+        skipped = analyze.get("skipped_groups") if isinstance(analyze, dict) else None
+        self.skipped = pd.DataFrame(skipped if isinstance(skipped, list) else [],
+                                    columns=["model", "question_id", "group_var", "group_value", "n_silicon", "n_human"])
+        self.analysis_notes = [str(n) for n in (analyze.get("notes") or [])] if isinstance(analyze, dict) else []
+
+    def skipped_note(self) -> str:
+        """Why metrics may be absent: the analyzer's too-small groups, from the manifest."""
+        if self.skipped.empty:
+            return ""
+        return (f" The analysis skipped {len(self.skipped)} model × question × group cell(s) with too few answers "
+                "(analysis.min_group_n); they are listed in manifest.json under stages.analyze.skipped_groups.")
 
     def fig(self, fig: Any, name: str, alt: str) -> str:
         path: Path = self.fig_dir / f"{slug(name)}.{self.cfg.figure_format}"
@@ -182,7 +194,7 @@ def overview(ctx: Ctx) -> str:
         "people as the personas; differences smaller than the human noise floor are not evidence of anything."))
     out.append("<h3>Reproduce this run</h3>")
     out.append(f"<pre>{H.esc(_reproduce_command(data))}</pre>")
-    for n in data.notes:
+    for n in [*data.notes, *ctx.analysis_notes]:
         out.append(H.note(n))
     return "".join(out)
 
@@ -220,8 +232,11 @@ def _provenance(prov: Any) -> str:
 def _metric_table(ctx: Ctx, question_id: str) -> str:
     m = ctx.metrics_all()
     m = m[m["question_id"].astype(str) == question_id] if "question_id" in m.columns else m.iloc[0:0]
+    skipped = ctx.skipped[(ctx.skipped["question_id"] == question_id) & (ctx.skipped["group_var"] == "all")]
+    notes = "".join(H.note(f"No distance or diversity metrics for {r['model']}: only {r['n_silicon']} silicon and "
+                           f"{r['n_human']} human answers, below analysis.min_group_n.") for _, r in skipped.iterrows())
     if m.empty:
-        return H.note(f"No metrics for question '{question_id}' in metrics.parquet.")
+        return notes + H.note(f"No metrics for question '{question_id}' in metrics.parquet.")
     models = [x for x in ctx.models if x in set(m["model"].astype(str))]
     rows = []
     for metric in [k for k in METRIC_HELP if k in set(m["metric"])] + sorted(set(m["metric"]) - set(METRIC_HELP)):
@@ -244,8 +259,8 @@ def _metric_table(ctx: Ctx, question_id: str) -> str:
         nh = sub["n_human"].max() if "n_human" in sub else None
         n_row.append(f"{H.fmt_num(ns, 0)} / {H.fmt_num(nh, 0)}")
     rows.append(n_row + [""])
-    return H.table(["metric", *models, "human noise floor"], rows,
-                   numeric=[False] + [True] * (len(models) + 1), raw=True)
+    return notes + H.table(["metric", *models, "human noise floor"], rows,
+                           numeric=[False] + [True] * (len(models) + 1), raw=True)
 
 
 def questions(ctx: Ctx) -> str:
@@ -279,7 +294,9 @@ def questions(ctx: Ctx) -> str:
                                       hatched=[m for m in series if is_baseline(m)], title=qid)
             cap = ("Share of answers per option (weighted). Bars closer to the black human bars are better; "
                    "the grey band is the range (95%) by which two random halves of the human sample differ, so a "
-                   "bar inside it is as close to the humans as sampling noise allows. Hatched bars are baselines.")
+                   "bar inside it is as close to the humans as sampling noise allows.")
+            if any(is_baseline(m) for m in series):
+                cap += " Hatched bars are baselines: a model should beat them."
             if "human" not in series:
                 cap = "Share of answers per option (weighted). No human reference answers for this question."
             out.append(H.figure(ctx.fig(fig, f"question_{qid}", f"answer distributions for {qid}"), cap))
@@ -320,7 +337,7 @@ def homogenization(ctx: Ctx) -> str:
             cap += f" Only the {ctx.cfg.max_groups} largest subgroups are drawn."
         out.append(H.figure(ctx.fig(fig, f"homogenization_{metric}", f"{metric} by subgroup"), cap))
     return "".join(out) or H.note(
-        "metrics.parquet has none of " + ", ".join(RATIO_METRICS) + ": no homogenization figure.")
+        "metrics.parquet has none of " + ", ".join(RATIO_METRICS) + ": no homogenization figure." + ctx.skipped_note())
 
 
 def _subgroup_means(ctx: Ctx) -> pd.DataFrame:
@@ -446,7 +463,8 @@ def structure(ctx: Ctx) -> str:
                             "The silicon heatmap should look like the human one: the same dark cells in the same places. "
                             "A uniformly pale silicon map means demographics barely move the model."))
     else:
-        out.append(H.note("Not enough demographic information in both samples to draw Cramér's V patterns."))
+        out.append(H.note("Not enough demographic information in both samples to draw Cramér's V patterns."
+                          + ctx.skipped_note()))
     return "".join(out)
 
 
