@@ -111,3 +111,13 @@ def test_module_entry_point(sweep, tmp_path):
                            "--out", str(tmp_path / "c.parquet")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "SmolLM2-135M-Instruct" in proc.stdout and (tmp_path / "c.csv").exists()
+
+
+def test_pivot_labels_runs_by_what_differs(sweep):
+    from simsurvey.compare import pivot, varying_overrides
+
+    assert varying_overrides(["+e=p model=a x=1", "+e=p model=b x=1"]) == ["model=a", "model=b"]
+    p = pivot(compare_runs(find_runs([sweep])))
+    assert p.index.get_level_values("run").tolist() == [
+        "0 model=local design.cue=attributes", "1 model=local design.cue=backstory",
+        "2 model=baseline/uniform design.cue=attributes", "3 model=baseline/uniform design.cue=backstory"]

@@ -139,11 +139,25 @@ def compare_runs(paths: Sequence[Path]) -> pd.DataFrame:
     return out
 
 
+def varying_overrides(overrides: Sequence[str]) -> list[str]:
+    """Each run's overrides minus those every run shares (what distinguishes the runs)."""
+    tokens = [o.split() for o in overrides]
+    common = set.intersection(*map(set, tokens)) if tokens else set()
+    return [" ".join(t for t in ts if t not in common) for ts in tokens]
+
+
 def pivot(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Runs (and models) × metric, each cell the mean over questions."""
+    """Runs (and models) × metric, each cell the mean over questions.
+
+    The run index reads ``<run> <overrides that differ between runs>``.
+    """
     if comparison.empty:
         return pd.DataFrame()
-    return comparison.pivot_table(index=["run", "model"], columns="metric", values="value", aggfunc="mean")
+    runs = comparison.drop_duplicates("run")[["run", "overrides"]]
+    label = dict(zip(runs["run"], (f"{r} {v}".strip() for r, v in
+                                   zip(runs["run"], varying_overrides(runs["overrides"].tolist())))))
+    table = comparison.assign(run=comparison["run"].map(label))
+    return table.pivot_table(index=["run", "model"], columns="metric", values="value", aggfunc="mean", sort=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
