@@ -135,7 +135,7 @@ def test_report_on_real_analyzer_output(tmp_path):
 
 
 def test_administer_totals_flat_or_per_model():
-    from simsurvey.report._sections import _administer_totals
+    from simsurvey.report._overview import _administer_totals
 
     flat = {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5, "seconds": 3}
     assert _administer_totals(flat) == {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5, "cached": 0}
@@ -162,6 +162,6 @@ def test_skipped_groups_are_explained(make_run_dir, tmp_path, instrument):
     assert "No distance or diversity metrics for SmolLM2-135M-Instruct: only 12 silicon and 62479 human" in table
     assert "below analysis.min_group_n" not in _metric_table(ctx, "ideo5")
     assert "stages.analyze.skipped_groups" in ctx.skipped_note()
-    from simsurvey.report._sections import overview
+    from simsurvey.report._overview import overview
 
     assert "model &lt;x&gt;: used sampled answers" in overview(ctx)

@@ -7,7 +7,6 @@ additionally guards each section so one broken figure never costs the whole repo
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,217 +15,19 @@ from scipy.stats.contingency import association
 
 from simsurvey.report import _figures as F
 from simsurvey.report import _html as H
+from simsurvey.report._context import METRIC_HELP, MIN_GROUP_N, RATIO_METRICS, Ctx
 from simsurvey.report._data import (
     DEMOGRAPHICS,
-    RunData,
-    human_answers,
     is_baseline,
     option_codes,
     option_label,
     ordinal_positions,
-    silicon_answers,
     slug,
     split_half_band,
     weighted_distribution,
     weighted_mean,
 )
-from simsurvey.report.config import ReportConfig
-
-#: How to read each metric (direction and meaning), shown beside its name in tables.
-METRIC_HELP: dict[str, str] = {
-    "js_divergence": "Jensen-Shannon divergence to humans; 0 = identical, lower is better",
-    "kl_silicon_human": "KL(silicon || human); lower is better",
-    "kl_human_silicon": "KL(human || silicon); lower is better",
-    "total_variation": "share of answers that would have to move; lower is better",
-    "wasserstein_norm": "earth mover's distance over scale positions, 0..1; lower is better",
-    "representativeness": "1 - W1/(K-1) (OpenOpinionQA); 1 = identical, higher is better",
-    "entropy_norm_silicon": "answer diversity of the silicon sample, 0..1",
-    "entropy_norm_human": "answer diversity of the human sample, 0..1",
-    "entropy_ratio": "silicon/human entropy; below 1 = silicon answers are more uniform",
-    "variance_silicon": "variance of silicon answers on the scale",
-    "variance_human": "variance of human answers on the scale",
-    "variance_ratio": "silicon/human variance; below 1 = homogenized",
-    "gini_simpson_silicon": "chance two silicon answers differ",
-    "gini_simpson_human": "chance two human answers differ",
-    "gini_simpson_ratio": "silicon/human Gini-Simpson; below 1 = homogenized",
-    "cramers_v_silicon": "association of answer with demographics, silicon",
-    "cramers_v_human": "association of answer with demographics, humans",
-    "subgroup_mean_corr": "correlation of subgroup means, silicon vs human; higher is better",
-    "pattern_cramers_v_corr": "correlation of Cramér's V patterns, silicon vs human; higher is better",
-    "no_persona_js": "JS between persona and no-persona answers; near 0 = persona ignored",
-    "invalid_rate": "share of unparseable answers; lower is better",
-    "refusal_rate": "share of refusals",
-    "nonsubstantive_rate": "share of don't know / no opinion answers",
-}
-RATIO_METRICS = ("entropy_ratio", "variance_ratio", "gini_simpson_ratio")
-MIN_GROUP_N = 5  # fewer answers than this in a subgroup gives a mean too noisy to plot
-
-Section = tuple[str, str, str]
-
-
-class Ctx:
-    """What every section needs: the data, the config, where figures go, model colours."""
-
-    def __init__(self, data: RunData, cfg: ReportConfig) -> None:
-        self.data = data
-        self.cfg = cfg
-        self.fig_dir = data.run_dir / "figures"
-        self.models = data.models
-        self.colors = F.model_colors(self.models, [is_baseline(m) for m in self.models])
-        self.silicon = silicon_answers(data)
-        self.human = human_answers(data)
-        self.seed = int(data.manifest.get("seed", 0) or 0)
-        analyze = _get(data.manifest, "stages", "analyze") or {}
-        skipped = analyze.get("skipped_groups") if isinstance(analyze, dict) else None
-        self.skipped = pd.DataFrame(skipped if isinstance(skipped, list) else [],
-                                    columns=["model", "question_id", "group_var", "group_value", "n_silicon", "n_human"])
-        self.analysis_notes = [str(n) for n in (analyze.get("notes") or [])] if isinstance(analyze, dict) else []
-
-    def skipped_note(self) -> str:
-        """Why metrics may be absent: the analyzer's too-small groups, from the manifest."""
-        if self.skipped.empty:
-            return ""
-        return (f" The analysis skipped {len(self.skipped)} model × question × group cell(s) with too few answers "
-                "(analysis.min_group_n); they are listed in manifest.json under stages.analyze.skipped_groups.")
-
-    def fig(self, fig: Any, name: str, alt: str) -> str:
-        path: Path = self.fig_dir / f"{slug(name)}.{self.cfg.figure_format}"
-        return F.save_figure(fig, path, fmt=self.cfg.figure_format, dpi=self.cfg.png_dpi, alt=alt)
-
-    def metrics_all(self) -> pd.DataFrame:
-        m = self.data.metrics
-        if m is None or "metric" not in m.columns:
-            return pd.DataFrame(columns=["model", "question_id", "metric", "value"])
-        return m[m["group_var"].astype(str) == "all"] if "group_var" in m.columns else m
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
-def _reproduce_command(data: RunData) -> str:
-    overrides = data.run_dir / ".hydra" / "overrides.yaml"
-    seed = data.manifest.get("seed")
-    if overrides.exists():
-        import yaml
-
-        items = [str(x) for x in (yaml.safe_load(overrides.read_text(encoding="utf-8")) or [])]
-    else:
-        argv = str(data.manifest.get("command", "")).split()
-        items = argv[1:]
-    if seed is not None and not any(i.startswith("seed=") for i in items):
-        items.append(f"seed={seed}")
-    return " ".join(["python -m simsurvey", *items])
-
-
-def _administer_totals(adm: Any) -> dict[str, float]:
-    """Tokens, cost and cache hits of the administer stage (top level, or summed over its models)."""
-    if not isinstance(adm, dict) or not adm:
-        return {}
-    keys = ("prompt_tokens", "completion_tokens", "cost_usd", "cached")
-    parts = [adm] if any(k in adm for k in keys) else [v for v in (adm.get("models") or {}).values() if isinstance(v, dict)]
-    if not parts:
-        return {}
-    return {k: float(sum(float(part.get(k, 0) or 0) for part in parts)) for k in keys}
-
-
-def overview(ctx: Ctx) -> str:
-    """Run settings, sizes, cost, validity, the human reference, how to reproduce."""
-    data, man = ctx.data, ctx.data.manifest
-    cfg = man.get("config") or {}
-    stages = man.get("stages") or {}
-    adm = stages.get("administer") or {}
-    seconds = sum(float(s.get("seconds", 0) or 0) for s in stages.values() if isinstance(s, dict))
-    r, p, h = data.responses, data.personas, data.reference
-    spent = _administer_totals(adm)
-    items: list[tuple[str, Any]] = [
-        ("models", ", ".join(ctx.models) or "–"),
-        ("model config", ", ".join(f"{k}={v}" for k, v in (cfg.get("model") or {}).items()) or "–"),
-        ("population", ", ".join(f"{k}={v}" for k, v in (cfg.get("population") or {}).items()) or "–"),
-        ("instrument", (data.instrument.title if data.instrument else None) or _get(cfg, "survey", "instrument") or "–"),
-        ("design", ", ".join(f"{k}={v}" for k, v in (cfg.get("design") or {}).items()) or "–"),
-        ("personas", f"{len(p):,}" if p is not None else "missing"),
-        ("responses", f"{len(r):,} rows" if r is not None else "missing"),
-        ("questions", len(data.question_ids)),
-        ("conditions", r["condition_id"].nunique() if r is not None and "condition_id" in r.columns else "–"),
-        ("started", man.get("started_at", "–")),
-        ("time in stages", f"{seconds:,.1f} s" if seconds else "–"),
-        ("tokens spent (prompt / completion)",
-         f"{int(spent['prompt_tokens']):,} / {int(spent['completion_tokens']):,}" if spent else "–"),
-        ("cost", f"${spent['cost_usd']:,.4f}" if spent else "–"),
-        ("answers from cache", f"{int(spent['cached']):,}" if spent else "–"),
-        ("seed", man.get("seed", "–")),
-    ]
-    out = [H.kv(items)]
-    if r is not None and "model" in r.columns:
-        rows = []
-        for m in ctx.models:
-            g = r[r["model"] == m]
-            if g.empty:
-                continue
-            valid = g["valid"].fillna(False).astype(bool) if "valid" in g else pd.Series(True, index=g.index)
-            refusal = g["refusal"].fillna(False).astype(bool) if "refusal" in g else pd.Series(False, index=g.index)
-            rows.append([
-                H.esc(m), H.fmt_num(len(g)), f"{100 * (~valid).mean():.1f}%", f"{100 * refusal.mean():.1f}%",
-                H.fmt_num(g["prompt_tokens"].sum() if "prompt_tokens" in g else None),
-                H.fmt_num(g["cost_usd"].sum() if "cost_usd" in g else None, 4),
-                H.fmt_num(g["latency_s"].mean() if "latency_s" in g else None, 3),
-            ])
-        out.append("<h3>Answer quality by model</h3>")
-        out.append(H.table(["model", "rows", "invalid", "refusals", "prompt tokens", "cost ($)", "mean latency (s)"],
-                           rows, numeric=[False] + [True] * 6, raw=True))
-        out.append(H.para("Invalid answers (no option could be read from the model's text) and refusals are kept "
-                          "in responses.parquet with their raw text; they are left out of every distribution below."))
-    out.append("<h3>The human reference</h3>")
-    if h is not None and "question_id" in h.columns:
-        src = h.groupby(h["source"].astype(str) if "source" in h else pd.Series("reference", index=h.index))
-        rows = [[s, H.fmt_num(g["respondent_id"].nunique() if "respondent_id" in g else len(g)),
-                 ", ".join(sorted(g["question_id"].astype(str).unique()))] for s, g in src]
-        out.append(H.table(["source", "respondents", "questions"], rows, numeric=[False, True, False]))
-    out.append(_provenance(man.get("reference")))
-    out.append(H.para(
-        "What the human reference is: weighted answers of real survey respondents, with the survey's own "
-        "sampling error, nonresponse and fieldwork year. What it is not: the population itself, nor the same "
-        "people as the personas; differences smaller than the human noise floor are not evidence of anything."))
-    out.append("<h3>Reproduce this run</h3>")
-    out.append(f"<pre>{H.esc(_reproduce_command(data))}</pre>")
-    for n in [*data.notes, *ctx.analysis_notes]:
-        out.append(H.note(n))
-    return "".join(out)
-
-
-_PROVENANCE_KEYS = ("title", "source", "sample", "weights", "demographics", "description", "file", "rows",
-                    "package", "package_version")
-
-
-def _provenance(prov: Any) -> str:
-    """The manifest's ``reference`` record: per source what the sample is; per question its variable."""
-    if not isinstance(prov, dict) or not prov:
-        return H.note("The manifest records no provenance for the human reference.")
-    out = []
-    for sid, info in (prov.get("sources") or {}).items():
-        info = info if isinstance(info, dict) else {"source": info}
-        out.append(f"<h4>{H.esc(sid)}</h4>")
-        out.append(H.kv((k, info[k]) for k in _PROVENANCE_KEYS if info.get(k) not in (None, "")))
-    rows = [[qid, e.get("source"), e.get("variable"), H.fmt_num(e.get("n")), H.fmt_num(e.get("n_missing_dropped"))]
-            for qid, entries in (prov.get("questions") or {}).items() if isinstance(entries, list)
-            for e in entries if isinstance(e, dict)]
-    if rows:
-        out.append(H.table(["question", "source", "variable", "answers", "missing answers dropped"],
-                           [[H.esc(c) if i < 3 else c for i, c in enumerate(r)] for r in rows],
-                           numeric=[False, False, False, True, True], raw=True))
-    if prov.get("no_reference"):
-        out.append(H.note("No human reference for: " + ", ".join(map(str, prov["no_reference"]))
-                          + ". Those questions are shown without a human comparison."))
-    other = [(k, v) for k, v in prov.items() if k not in ("sources", "questions", "no_reference")
-             and not isinstance(v, (dict, list))]
-    if other:
-        out.append(H.kv(other))
-    return "".join(out)
+from simsurvey.report._overview import overview
 
 
 def _metric_table(ctx: Ctx, question_id: str) -> str:

@@ -1,0 +1,88 @@
+"""What every report section shares: the run's data, the config, colours, metric help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simsurvey.report import _figures as F
+from simsurvey.report._data import RunData, human_answers, is_baseline, silicon_answers, slug
+from simsurvey.report.config import ReportConfig
+
+
+def get_path(d: Any, *keys: str) -> Any:
+    """``d[k1][k2]...``, or None as soon as a level is missing or not a dict."""
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+#: How to read each metric (direction and meaning), shown beside its name in tables.
+METRIC_HELP: dict[str, str] = {
+    "js_divergence": "Jensen-Shannon divergence to humans; 0 = identical, lower is better",
+    "kl_silicon_human": "KL(silicon || human); lower is better",
+    "kl_human_silicon": "KL(human || silicon); lower is better",
+    "total_variation": "share of answers that would have to move; lower is better",
+    "wasserstein_norm": "earth mover's distance over scale positions, 0..1; lower is better",
+    "representativeness": "1 - W1/(K-1) (OpenOpinionQA); 1 = identical, higher is better",
+    "entropy_norm_silicon": "answer diversity of the silicon sample, 0..1",
+    "entropy_norm_human": "answer diversity of the human sample, 0..1",
+    "entropy_ratio": "silicon/human entropy; below 1 = silicon answers are more uniform",
+    "variance_silicon": "variance of silicon answers on the scale",
+    "variance_human": "variance of human answers on the scale",
+    "variance_ratio": "silicon/human variance; below 1 = homogenized",
+    "gini_simpson_silicon": "chance two silicon answers differ",
+    "gini_simpson_human": "chance two human answers differ",
+    "gini_simpson_ratio": "silicon/human Gini-Simpson; below 1 = homogenized",
+    "cramers_v_silicon": "association of answer with demographics, silicon",
+    "cramers_v_human": "association of answer with demographics, humans",
+    "subgroup_mean_corr": "correlation of subgroup means, silicon vs human; higher is better",
+    "pattern_cramers_v_corr": "correlation of Cramér's V patterns, silicon vs human; higher is better",
+    "no_persona_js": "JS between persona and no-persona answers; near 0 = persona ignored",
+    "invalid_rate": "share of unparseable answers; lower is better",
+    "refusal_rate": "share of refusals",
+    "nonsubstantive_rate": "share of don't know / no opinion answers",
+}
+RATIO_METRICS = ("entropy_ratio", "variance_ratio", "gini_simpson_ratio")
+MIN_GROUP_N = 5  # fewer answers than this in a subgroup gives a mean too noisy to plot
+
+
+
+class Ctx:
+    """What every section needs: the data, the config, where figures go, model colours."""
+
+    def __init__(self, data: RunData, cfg: ReportConfig) -> None:
+        self.data = data
+        self.cfg = cfg
+        self.fig_dir = data.run_dir / "figures"
+        self.models = data.models
+        self.colors = F.model_colors(self.models, [is_baseline(m) for m in self.models])
+        self.silicon = silicon_answers(data)
+        self.human = human_answers(data)
+        self.seed = int(data.manifest.get("seed", 0) or 0)
+        analyze = get_path(data.manifest, "stages", "analyze") or {}
+        skipped = analyze.get("skipped_groups") if isinstance(analyze, dict) else None
+        self.skipped = pd.DataFrame(skipped if isinstance(skipped, list) else [],
+                                    columns=["model", "question_id", "group_var", "group_value", "n_silicon", "n_human"])
+        self.analysis_notes = [str(n) for n in (analyze.get("notes") or [])] if isinstance(analyze, dict) else []
+
+    def skipped_note(self) -> str:
+        """Why metrics may be absent: the analyzer's too-small groups, from the manifest."""
+        if self.skipped.empty:
+            return ""
+        return (f" The analysis skipped {len(self.skipped)} model × question × group cell(s) with too few answers "
+                "(analysis.min_group_n); they are listed in manifest.json under stages.analyze.skipped_groups.")
+
+    def fig(self, fig: Any, name: str, alt: str) -> str:
+        path: Path = self.fig_dir / f"{slug(name)}.{self.cfg.figure_format}"
+        return F.save_figure(fig, path, fmt=self.cfg.figure_format, dpi=self.cfg.png_dpi, alt=alt)
+
+    def metrics_all(self) -> pd.DataFrame:
+        m = self.data.metrics
+        if m is None or "metric" not in m.columns:
+            return pd.DataFrame(columns=["model", "question_id", "metric", "value"])
+        return m[m["group_var"].astype(str) == "all"] if "group_var" in m.columns else m
