@@ -59,6 +59,45 @@ def unit_tables(rng: np.random.Generator, units: np.ndarray, unit_group: np.ndar
     return out
 
 
+#: Above this many distinct persona answer patterns the cluster bootstrap draws personas one by one.
+MAX_PATTERNS = 4096
+
+
+def cluster_tables(rng: np.random.Generator, counts: np.ndarray, w: np.ndarray, unit_group: np.ndarray,
+                   n_groups: int, b: int) -> np.ndarray:
+    """Cluster (persona) bootstrap of one-hot answers: returns (b, G, K).
+
+    ``counts`` is (n_units, K): how often each persona gave each substantive answer (over the
+    conditions and replicates it answered); ``w`` its weight. Personas, not rows, are resampled
+    within each group, so a persona's correlated rows move together. Personas with the same
+    answer pattern are exchangeable, so drawing n personas with replacement is drawn exactly as a
+    multinomial over the few distinct patterns — the count-based bootstrap of
+    :func:`multinomial_tables` one level up: pattern probabilities are weighted persona shares, n
+    the Kish effective number of personas, each replicate rescaled to the group's weighted total
+    (with equal weights: exactly resampling personas). Beyond :data:`MAX_PATTERNS` patterns
+    (many rows per persona) personas are drawn one by one with :func:`unit_tables`.
+    """
+    counts = np.asarray(counts, np.int64)
+    n_units, k = counts.shape
+    base = int(counts.max()) + 1 if counts.size else 1
+    m = unit_group >= 0
+    if k * np.log2(max(base, 2)) < 62:
+        key = counts @ (base ** np.arange(k, dtype=np.int64))
+        _, first, pid = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        _, first, pid = np.unique(counts, axis=0, return_index=True, return_inverse=True)
+    pid = pid.reshape(-1)
+    n_pat = len(first)
+    if n_pat > MAX_PATTERNS:
+        return unit_tables(rng, counts * w[:, None], unit_group, n_groups, b)
+    table = np.bincount(unit_group[m] * n_pat + pid[m], weights=w[m],
+                        minlength=n_groups * n_pat).reshape(n_groups, n_pat)
+    sw = np.bincount(unit_group[m], weights=w[m], minlength=n_groups)
+    sw2 = np.bincount(unit_group[m], weights=w[m] ** 2, minlength=n_groups)
+    draws = multinomial_tables(rng, table, kish_n(sw, sw2), b)
+    return draws @ counts[first].astype(float)
+
+
 def binomial_rates(rng: np.random.Generator, rate: np.ndarray, n_eff: np.ndarray, b: int) -> np.ndarray:
     """Bootstrap replicates (b, G) of weighted rates: binomial(n_eff, rate)/n_eff."""
     r = np.nan_to_num(np.clip(rate, 0.0, 1.0))

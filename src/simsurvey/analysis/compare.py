@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from simsurvey.analysis import metrics as M
-from simsurvey.analysis.bootstrap import (binomial_rates, kish_n, multinomial_tables, percentile_ci,
+from simsurvey.analysis.bootstrap import (binomial_rates, cluster_tables, kish_n, multinomial_tables, percentile_ci,
                                           split_half_tables, unit_tables)
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
@@ -242,17 +242,23 @@ def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind:
         return
     values = [cats[j] for j in kept]
     S, H = S[kept], H[kept]
-    if use_probs:
-        # Resample personas: each persona's weighted mass summed over its rows.
-        local, first = np.unique(sil.unit[s_rows], return_index=True)
+    local, first, per_unit = np.unique(sil.unit[s_rows], return_index=True, return_counts=True)
+    if use_probs or (per_unit > 1).any():
+        # Resample personas (cluster bootstrap): a persona's rows (conditions, replicates) are
+        # not independent draws, so they move together.
         ul = np.searchsorted(local, sil.unit[s_rows])
-        U = np.zeros((len(local), k))
-        for j in range(k):
-            U[:, j] = np.bincount(ul, weights=sil.w[s_rows] * s_x[:, j], minlength=len(local))
         remap = np.full(n_groups, -1)
         remap[kept] = np.arange(len(kept))
         ug = sg[first]  # a persona's group is the same on all its rows
-        S_b = unit_tables(rng, U, np.where(ug >= 0, remap[np.maximum(ug, 0)], -1), len(kept), b)
+        ug = np.where(ug >= 0, remap[np.maximum(ug, 0)], -1)
+        if use_probs:
+            U = np.zeros((len(local), k))
+            for j in range(k):
+                U[:, j] = np.bincount(ul, weights=sil.w[s_rows] * s_x[:, j], minlength=len(local))
+            S_b = unit_tables(rng, U, ug, len(kept), b)
+        else:
+            counts = np.bincount(ul * k + sil.pos[s_rows], minlength=len(local) * k).reshape(-1, k)
+            S_b = cluster_tables(rng, counts, sil.w[s_rows][first], ug, len(kept), b)
     else:
         S_b = multinomial_tables(rng, S, kish_n(sw[kept], sw2[kept]), b)
     H_b = multinomial_tables(rng, H, kish_n(hw[kept], hw2[kept]), b)
