@@ -239,11 +239,24 @@ def instrument() -> Instrument:
     return make_instrument()
 
 
+@pytest.fixture(scope="session")
+def _run_dir_cache(tmp_path_factory) -> dict:
+    return {"root": tmp_path_factory.mktemp("runs_cache")}
+
+
 @pytest.fixture
-def make_run_dir():
-    """``make_run_dir(tmp_path, **options)`` -> a synthetic run directory."""
+def make_run_dir(_run_dir_cache):
+    """``make_run_dir(tmp_path, **options)`` -> a fresh copy of a synthetic run directory.
+
+    Each distinct set of options is built once per session and copied (tests may modify it).
+    """
+    import shutil
+
     def make(tmp_path: Path, **kw) -> Path:
-        return build_run_dir(tmp_path / "run", **kw)
+        key = repr(sorted(kw.items()))
+        if key not in _run_dir_cache:
+            _run_dir_cache[key] = build_run_dir(_run_dir_cache["root"] / f"run{len(_run_dir_cache)}", **kw)
+        return Path(shutil.copytree(_run_dir_cache[key], tmp_path / "run"))
     return make
 
 
