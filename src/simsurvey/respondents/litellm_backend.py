@@ -32,6 +32,7 @@ environment variable named by ``cfg.api_key_env`` and never stored in results.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
@@ -69,17 +70,21 @@ def label_probs(
         ``(probs, missing_mass)``: probs renormalized over the labels (None when no label
         token is among ``top``), and the probability mass that fell outside the labels.
     """
+    index = {lab: i for i, lab in enumerate(labels)}
     textual = any(len(lab) > 2 for lab in labels)
+    folded = [lab.lower() for lab in labels] if textual else []
     mass = [0.0] * len(labels)
     for token, logprob in top:
         t = token.strip().rstrip(_STRIP_TRAILING).strip()
         if not t:
             continue
-        hits = [i for i, lab in enumerate(labels) if lab == t]
-        if not hits and textual and len(t) >= 2:
-            hits = [i for i, lab in enumerate(labels) if lab.lower().startswith(t.lower())]
-        if len(hits) == 1:  # ambiguous tokens (a prefix of several labels) stay missing mass
-            mass[hits[0]] += math.exp(logprob)
+        hit = index.get(t)
+        if hit is None and textual and len(t) >= 2:
+            low = t.lower()
+            hits = [i for i, lab in enumerate(folded) if lab.startswith(low)]
+            hit = hits[0] if len(hits) == 1 else None  # a prefix of several labels stays missing mass
+        if hit is not None:
+            mass[hit] += math.exp(logprob)
     total = sum(mass)
     missing = min(1.0, max(0.0, 1.0 - total))
     if total <= 0:
@@ -172,7 +177,10 @@ class LiteLLMBackend:
             content = _get(_get(choice, "logprobs"), "content") or []
             top = _get(content[0], "top_logprobs") if content else None
             if top:
-                pairs = [(str(_get(t, "token") or ""), float(_get(t, "logprob"))) for t in top]
+                if isinstance(top[0], dict):  # the HTTP path: plain JSON
+                    pairs = [(t.get("token") or "", float(t["logprob"])) for t in top]
+                else:
+                    pairs = [(str(_get(t, "token") or ""), float(_get(t, "logprob"))) for t in top]
                 probs, missing = label_probs(pairs, r.labels)
             else:
                 missing = 1.0
@@ -263,7 +271,7 @@ class LiteLLMBackend:
         url = self.cfg.api_base.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
         t0 = time.perf_counter()
         try:
-            async with self._get_session().post(url, data=json.dumps(payload)) as resp:
+            async with self._get_session().post(url, data=json.dumps(payload).encode()) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
         except aiohttp.ClientError as err:
@@ -298,6 +306,7 @@ class LiteLLMBackend:
         return prompt_tokens * self._prices[0] + completion_tokens * self._prices[1]
 
 
+@functools.lru_cache(maxsize=64)  # a pure lookup in a read-only file: read it once per model
 def _token_prices(model: str) -> tuple[float, float] | None:
     """(input, output) USD per token from litellm's bundled cost map, or None when unpriced."""
     import importlib.util

@@ -192,12 +192,14 @@ class _Run:
         n = len(reqs)
         results: list[Result | None] = [None] * n
         cached = [False] * n
+        if self.cache is None:  # every call is made: no keys, no sharing
+            return await self.call(reqs), cached
         keys = [cache_key(r, model=self.model.name, backend=self.model.backend, params=self.key_params) for r in reqs]
         waits: dict[int, asyncio.Future[Result]] = {}
         own: list[int] = []
         loop = asyncio.get_running_loop()
         for i, k in enumerate(keys):
-            if self.cache is not None and (hit := self.cache.get(k)) is not None:
+            if (hit := self.cache.get(k)) is not None:
                 results[i], cached[i] = hit, True
             elif k in self.inflight:  # the same call is already on its way: share it
                 waits[i] = self.inflight[k]
@@ -219,8 +221,7 @@ class _Run:
                 raise
             for i, res in zip(own, got):
                 results[i] = res
-                if self.cache is not None:
-                    self.cache.put(keys[i], res)
+                self.cache.put(keys[i], res)
                 fut = self.inflight.pop(keys[i])
                 fut.set_result(res)
         for i, fut in waits.items():
@@ -400,10 +401,11 @@ async def administer_async(
             me.cancel()
 
     sigterm = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.getsignal(signal.SIGTERM) if sigterm else None
     if sigterm:
         try:
             loop.add_signal_handler(signal.SIGTERM, _on_sigterm)
-        except (NotImplementedError, RuntimeError):
+        except (NotImplementedError, RuntimeError):  # not Unix, or not the main thread's loop
             sigterm = False
 
     batches = _batches(pending, max(1, int(getattr(backend, "batch_size", 1) or 1)))
@@ -439,9 +441,12 @@ async def administer_async(
         finally:
             if cache is not None:
                 cache.close()
+            bar.update(state.c["rows"], rate=state.c["rows"] / max(time.perf_counter() - state.t0, 1e-9),
+                       tokens=state.c["prompt_tokens"] + state.c["completion_tokens"], cost=state.cost)
             bar.close()
             if sigterm:
                 loop.remove_signal_handler(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, previous_sigterm)  # the caller's handler, not SIG_DFL
             aclose = getattr(backend, "aclose", None)
             if aclose is not None:
                 await aclose()
