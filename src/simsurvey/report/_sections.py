@@ -297,21 +297,36 @@ def order_effects(ctx: Ctx) -> str:
     if oe is None or oe.empty:
         out.append(H.note("order_effects.parquet is missing or empty: no pairwise order-effect table."))
         return "".join(out)
-    cols = ["model", "question_id", "condition_a", "condition_b", "js_divergence", "flip_rate", "primacy", "recency",
-            "p_value", "n_a", "n_b"]
-    oe = oe[[c for c in cols if c in oe.columns]]
-    if "js_divergence" in oe:
-        oe = oe.sort_values("js_divergence", ascending=False)
-    limit = 60
-    rows = [[H.esc(v) if c in cols[:4] else H.fmt_num(v) for c, v in row.items()] for _, row in oe.head(limit).iterrows()]
-    out.append(H.table(list(oe.columns), rows, numeric=[c not in cols[:4] for c in oe.columns], raw=True))
-    if len(oe) > limit:
-        out.append(H.note(f"Showing the {limit} pairs with the largest JS divergence of {len(oe)}; "
-                          "all are in order_effects.parquet."))
     out.append(H.para("js_divergence: how far apart the two conditions' answer distributions are (0 = same). "
-                      "flip_rate: share of personas whose answer changed between the conditions. primacy / recency: "
-                      "extra share of answers given to the first / last displayed option. p_value: test of no "
-                      "difference between the conditions."))
+                      "flip_rate: share of personas whose answer changed between the conditions (within-persona "
+                      "designs only). primacy / recency: extra share of answers given to the first / last displayed "
+                      "option. p: test of no difference between the conditions."))
+    stats = [c for c in ("js_divergence", "flip_rate", "primacy", "recency") if c in oe.columns]
+    models = [m for m in ctx.models if m in set(oe["model"].astype(str))] if "model" in oe else []
+    for m in models:
+        sub = oe[oe["model"].astype(str) == m]
+        out.append(f"<h4>{H.esc(m)}</h4>")
+        # Per question, averaged over condition pairs: where is the model unstable?
+        summary = []
+        for qid, g in sub.groupby(sub["question_id"].astype(str), sort=False):
+            row = [H.esc(qid), H.fmt_num(len(g))] + [H.fmt_num(g[c].mean()) for c in stats]
+            if "p_value" in g:
+                row.append(f"{int((g['p_value'] < 0.05).sum())} / {int(g['p_value'].notna().sum())}")
+            summary.append(row)
+        heads = ["question", "pairs", *[f"mean {c}" for c in stats]] + (["pairs with p < 0.05"] if "p_value" in sub else [])
+        out.append(H.table(heads, summary, numeric=[False] + [True] * (len(heads) - 1), raw=True))
+        if "js_divergence" in sub:
+            sub = sub.sort_values("js_divergence", ascending=False)
+        limit = 15
+        detail = []
+        for _, r in sub.head(limit).iterrows():
+            n = f"{H.fmt_num(r.get('n_a'))} / {H.fmt_num(r.get('n_b'))}" if "n_a" in sub and "n_b" in sub else "–"
+            detail.append([H.esc(r.get("question_id")), H.esc(r.get("condition_a")), H.esc(r.get("condition_b")),
+                           *[H.fmt_num(r.get(c)) for c in stats], H.fmt_num(r.get("p_value")), n])
+        out.append(f"<p>The {min(limit, len(sub))} condition pairs with the largest JS divergence "
+                   f"(of {len(sub)}; all are in order_effects.parquet):</p>")
+        out.append(H.table(["question", "condition A", "condition B", *stats, "p", "n A / B"], detail,
+                           numeric=[False] * 3 + [True] * (len(stats) + 2), raw=True))
     return "".join(out)
 
 
