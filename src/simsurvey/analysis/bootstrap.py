@@ -63,8 +63,21 @@ def unit_tables(rng: np.random.Generator, units: np.ndarray, unit_group: np.ndar
 MAX_PATTERNS = 4096
 
 
+def answer_patterns(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a (n_units, K) answer-count table: (pattern id per unit, (P, K) patterns)."""
+    counts = np.asarray(counts, np.int64)
+    n_units, k = counts.shape
+    base = int(counts.max()) + 1 if counts.size else 1
+    if k * np.log2(max(base, 2)) < 62:
+        key = counts @ (base ** np.arange(k, dtype=np.int64))
+        _, first, pid = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        _, first, pid = np.unique(counts, axis=0, return_index=True, return_inverse=True)
+    return pid.reshape(-1), counts[first]
+
+
 def cluster_tables(rng: np.random.Generator, counts: np.ndarray, w: np.ndarray, unit_group: np.ndarray,
-                   n_groups: int, b: int) -> np.ndarray:
+                   n_groups: int, b: int, patterns: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Cluster (persona) bootstrap of one-hot answers: returns (b, G, K).
 
     ``counts`` is (n_units, K): how often each persona gave each substantive answer (over the
@@ -74,28 +87,22 @@ def cluster_tables(rng: np.random.Generator, counts: np.ndarray, w: np.ndarray, 
     multinomial over the few distinct patterns — the count-based bootstrap of
     :func:`multinomial_tables` one level up: pattern probabilities are weighted persona shares, n
     the Kish effective number of personas, each replicate rescaled to the group's weighted total
-    (with equal weights: exactly resampling personas). Beyond :data:`MAX_PATTERNS` patterns
-    (many rows per persona) personas are drawn one by one with :func:`unit_tables`.
+    (with equal weights: exactly resampling personas; with unequal weights the same Kish
+    approximation the row bootstrap makes). Beyond :data:`MAX_PATTERNS` patterns (many rows per
+    persona) personas are drawn one by one with :func:`unit_tables`. ``patterns`` is
+    :func:`answer_patterns` of ``counts`` when the caller already has it.
     """
-    counts = np.asarray(counts, np.int64)
-    n_units, k = counts.shape
-    base = int(counts.max()) + 1 if counts.size else 1
-    m = unit_group >= 0
-    if k * np.log2(max(base, 2)) < 62:
-        key = counts @ (base ** np.arange(k, dtype=np.int64))
-        _, first, pid = np.unique(key, return_index=True, return_inverse=True)
-    else:
-        _, first, pid = np.unique(counts, axis=0, return_index=True, return_inverse=True)
-    pid = pid.reshape(-1)
-    n_pat = len(first)
+    pid, pat = patterns if patterns is not None else answer_patterns(counts)
+    n_pat = len(pat)
     if n_pat > MAX_PATTERNS:
-        return unit_tables(rng, counts * w[:, None], unit_group, n_groups, b)
+        return unit_tables(rng, np.asarray(counts, float) * w[:, None], unit_group, n_groups, b)
+    m = unit_group >= 0
     table = np.bincount(unit_group[m] * n_pat + pid[m], weights=w[m],
                         minlength=n_groups * n_pat).reshape(n_groups, n_pat)
     sw = np.bincount(unit_group[m], weights=w[m], minlength=n_groups)
     sw2 = np.bincount(unit_group[m], weights=w[m] ** 2, minlength=n_groups)
     draws = multinomial_tables(rng, table, kish_n(sw, sw2), b)
-    return draws @ counts[first].astype(float)
+    return draws @ pat.astype(float)
 
 
 def binomial_rates(rng: np.random.Generator, rate: np.ndarray, n_eff: np.ndarray, b: int) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from simsurvey.analysis import metrics as M
-from simsurvey.analysis.bootstrap import (binomial_rates, cluster_tables, kish_n, multinomial_tables, percentile_ci,
+from simsurvey.analysis.bootstrap import (answer_patterns, binomial_rates, cluster_tables, kish_n, multinomial_tables, percentile_ci,
                                           split_half_tables, unit_tables)
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
@@ -184,6 +184,7 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
             h_x = onehot(hum.pos[h_rows], k)
             s_rows = s_idx[s_ok]
             persona_dists[qi] = (sil.unit[s_rows], s_x)
+            units = _units(sil, s_rows, s_x, k, use_probs) if cfg.bootstrap > 0 else None
             for vi, var in enumerate(["all", *gvars]):
                 rng = np.random.default_rng([seed, 1, mi, qi, vi])
                 key = (qi, var)
@@ -192,7 +193,7 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                                                len(cats[var]), k, kind, cfg,
                                                np.random.default_rng([seed, 2, qi, vi]))
                 _group_block(out, diag, model, q, kind, var, cats[var], scode[var], hcode[var], sil, hum,
-                             s_idx, s_rows, s_x, h_rows, h_x, use_probs, cfg, rng, floors[key])
+                             s_idx, s_rows, s_x, h_rows, h_x, use_probs, cfg, rng, floors[key], units)
             _no_persona(out, model, q, sil, in_model, qi, k, use_probs, s_rows, s_x, cfg,
                         np.random.default_rng([seed, 3, mi, qi]))
         _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
@@ -222,11 +223,39 @@ def _noise_floor(g: np.ndarray, pos: np.ndarray, w: np.ndarray, n_groups: int, k
     return out
 
 
+@dataclass(frozen=True)
+class _Units:
+    """A question's silicon rows summed per persona, for the cluster bootstrap (built once per
+    question, shared by all grouping variables)."""
+
+    first: np.ndarray  #: index into s_rows of each persona's first row
+    w: np.ndarray  #: persona weight
+    mass: np.ndarray | None  #: (n_units, K) weighted probability mass (probs mode)
+    counts: np.ndarray | None  #: (n_units, K) answer counts (answers mode)
+    patterns: tuple[np.ndarray, np.ndarray] | None  #: answer_patterns(counts)
+
+
+def _units(sil: Rows, s_rows: np.ndarray, s_x: np.ndarray, k: int, use_probs: bool) -> _Units | None:
+    """Per-persona sums when personas are resampled: always with probs, and with answers when a
+    persona answered the question more than once (else None: rows are the independent units)."""
+    local, first, per_unit = np.unique(sil.unit[s_rows], return_index=True, return_counts=True)
+    if not use_probs and not (per_unit > 1).any():
+        return None
+    ul = np.searchsorted(local, sil.unit[s_rows])
+    if use_probs:
+        mass = np.zeros((len(local), k))
+        for j in range(k):
+            mass[:, j] = np.bincount(ul, weights=sil.w[s_rows] * s_x[:, j], minlength=len(local))
+        return _Units(first, sil.w[s_rows][first], mass, None, None)
+    counts = np.bincount(ul * k + sil.pos[s_rows], minlength=len(local) * k).reshape(-1, k)
+    return _Units(first, sil.w[s_rows][first], None, counts, answer_patterns(counts))
+
+
 def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind: M.Kind, var: str,
                  cats: list[str], scode: np.ndarray, hcode: np.ndarray, sil: Rows, hum: Rows,
                  s_idx: np.ndarray, s_rows: np.ndarray, s_x: np.ndarray, h_rows: np.ndarray,
                  h_x: np.ndarray, use_probs: bool, cfg: AnalysisConfig, rng: np.random.Generator,
-                 floor: dict[str, np.ndarray]) -> None:
+                 floor: dict[str, np.ndarray], units: _Units | None) -> None:
     n_groups, k, b = len(cats), s_x.shape[1], cfg.bootstrap
     sg, hg = scode[s_rows], hcode[h_rows]
     S = _table(sg, s_x, sil.w[s_rows], n_groups, None if use_probs else sil.pos[s_rows])
@@ -242,23 +271,17 @@ def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind:
         return
     values = [cats[j] for j in kept]
     S, H = S[kept], H[kept]
-    local, first, per_unit = np.unique(sil.unit[s_rows], return_index=True, return_counts=True)
-    if use_probs or (per_unit > 1).any():
+    if units is not None:
         # Resample personas (cluster bootstrap): a persona's rows (conditions, replicates) are
         # not independent draws, so they move together.
-        ul = np.searchsorted(local, sil.unit[s_rows])
         remap = np.full(n_groups, -1)
         remap[kept] = np.arange(len(kept))
-        ug = sg[first]  # a persona's group is the same on all its rows
+        ug = sg[units.first]  # a persona's group is the same on all its rows
         ug = np.where(ug >= 0, remap[np.maximum(ug, 0)], -1)
         if use_probs:
-            U = np.zeros((len(local), k))
-            for j in range(k):
-                U[:, j] = np.bincount(ul, weights=sil.w[s_rows] * s_x[:, j], minlength=len(local))
-            S_b = unit_tables(rng, U, ug, len(kept), b)
+            S_b = unit_tables(rng, units.mass, ug, len(kept), b)
         else:
-            counts = np.bincount(ul * k + sil.pos[s_rows], minlength=len(local) * k).reshape(-1, k)
-            S_b = cluster_tables(rng, counts, sil.w[s_rows][first], ug, len(kept), b)
+            S_b = cluster_tables(rng, units.counts, units.w, ug, len(kept), b, units.patterns)
     else:
         S_b = multinomial_tables(rng, S, kish_n(sw[kept], sw2[kept]), b)
     H_b = multinomial_tables(rng, H, kish_n(hw[kept], hw2[kept]), b)
