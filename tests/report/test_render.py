@@ -37,6 +37,11 @@ def test_full_report(rendered_svg):
     assert f"{js:.3f}" in html
     assert "python -m simsurvey +experiment=politics design.cue=attributes seed=20261123" in html
     assert "CCES 2016 common content, &lt;online&gt; &amp; opt-in" in html  # provenance from the manifest
+    oe = pd.read_parquet(run / "order_effects.parquet")
+    g = oe[(oe.model == "SmolLM2-135M-Instruct") & (oe.question_id == "ideo5")]
+    summary = html.split("<h4>SmolLM2-135M-Instruct</h4>")[1]
+    assert f"{g['js_divergence'].mean():.3f}" in summary and "pairs with p &lt; 0.05" in summary
+    assert f"{int((g['p_value'] < 0.05).sum())} / {len(g)}" in summary
     assert "v_religion" in html and "pattern_cramers_v_corr" in html and "subgroup_mean_corr" in html
 
 
