@@ -156,6 +156,13 @@ def test_rerun_is_served_from_the_cache(tmp_path, server, fake):
     assert first.frame["probs"].tolist() == second.frame["probs"].tolist()
 
 
+def test_cache_key_covers_the_server_and_params(tmp_path, server, fake):
+    _run(tmp_path, server.url)
+    n = len(fake.log)
+    _run(tmp_path, server.url, run="r2", model_kw={"params": {"user": "x"}})  # other params: new calls
+    assert len(fake.log) == 2 * n
+
+
 def test_cache_can_be_turned_off(tmp_path, server, fake):
     _run(tmp_path, server.url, cache=False)
     n = len(fake.log)
@@ -222,6 +229,7 @@ def test_baseline_backend_through_the_runner(tmp_path):
                      run_dir=tmp_path / "run", seed=5, progress=False)
     df = res.frame
     assert len(df) == len(trials) and df["valid"].all() and (df["backend"] == "baseline/uniform").all()
+    assert not df["cached"].any() and not (tmp_path / "cache").exists()  # baselines are never cached
     for row in df.itertuples():
         assert row.probs == pytest.approx({c: 1 / len(row.option_order) for c in row.option_order})
 
@@ -253,3 +261,14 @@ def test_sync_wrapper_refuses_a_running_loop(tmp_path, server):
         assert len(res.frame) == 8  # (1 persona + no_persona) x 2 questions x 2 conditions
 
     asyncio.run(inside())
+
+
+def test_the_api_key_never_reaches_parts_or_cache(tmp_path, server, fake, monkeypatch):
+    monkeypatch.setenv("SIMSURVEY_FAKE_KEY", "sk-secret-4242")
+    res = _run(tmp_path, server.url, model_kw={"api_key_env": "SIMSURVEY_FAKE_KEY", "elicitation": "both"})
+    assert {e.authorization for e in fake.log} == {"Bearer sk-secret-4242"}
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".parquet" for p in files) and any(p.name.startswith("responses.sqlite") for p in files)
+    for p in files:
+        assert b"sk-secret-4242" not in p.read_bytes(), p
+    assert "sk-secret-4242" not in repr(res.stats) + res.frame.to_csv()

@@ -14,7 +14,10 @@ first in display order on a tie), so every elicitation gives one answer per row.
 
 A rerun or resumed run never repeats a call: rows already in the checkpoint parts are skipped
 and calls already in the cache are served from it (``cached=True``, ``cost_usd=0`` for this run;
-the original cost is reported in ``stats["cost_usd_cached_original"]``).
+the original cost is reported in ``stats["cost_usd_cached_original"]``). Within a run, rows whose
+call is identical (a deterministic request: logprobs only or temperature 0 — e.g. the replicates
+of the no_persona control) share one call; the rows after the first are also ``cached=True``.
+Baseline backends are never cached (free, and they answer from reference data no key covers).
 """
 
 from __future__ import annotations
@@ -127,7 +130,9 @@ class _Run:
         self.rpm = TokenBucket(runner.rpm) if runner.rpm else None
         self.tpm = TokenBucket(runner.tpm) if runner.tpm else None
         self.rng = random.Random(seed)  # backoff jitter only; never touches answers
-        self.key_params = {"top_logprobs": model.top_logprobs} if model.backend == "litellm" else {}
+        # Everything in the model config that can change an answer besides the request itself
+        # (the same model name on another server may be another model).
+        self.key_params = {"top_logprobs": model.top_logprobs, "api_base": model.api_base, "params": model.params}
         self.inflight: dict[str, asyncio.Future[Result]] = {}
         self.c = dict(rows=0, cached=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0)
         self.cost = 0.0
@@ -383,7 +388,10 @@ async def administer_async(
         from simsurvey.respondents.registry import make_backend
 
         backend = make_backend(model, seed=seed, reference=reference)
-    cache = ResponseCache.open(runner.cache_dir) if runner.cache else None
+    # Baselines are not cached: they cost nothing, and their answers depend on the reference
+    # data, which is not part of a cache key.
+    use_cache = runner.cache and not model.backend.startswith("baseline/")
+    cache = ResponseCache.open(runner.cache_dir) if use_cache else None
     writer = PartWriter(part_dir, flush_every=runner.flush_every, flush_seconds=runner.flush_seconds,
                         on_flush=cache.flush if cache is not None else None)
     bar = Progress(model.name, len(pending), enabled=progress_enabled(progress) and bool(pending))
