@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from simsurvey.report._files import atomic_path, write_bytes
@@ -18,6 +20,6 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
     with pytest.raises(RuntimeError):
         with atomic_path(target) as tmp:
             assert tmp.endswith(".dta")  # writers that infer the format from the suffix still work
-            open(tmp, "wb").write(b"half")
+            Path(tmp).write_bytes(b"half")
             raise RuntimeError("crash")
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["r.dta"]
