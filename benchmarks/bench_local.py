@@ -1,0 +1,107 @@
+"""Local backend throughput, with and without the shared persona KV prefix, side by side.
+
+    python benchmarks/bench_local.py                    # 4 personas x 8 questions, default threads
+    python benchmarks/bench_local.py --threads 1 --repeat 3
+
+Prompts are ~220 tokens: a backstory-style persona (system message), a question and five
+lettered options; logprobs elicitation. Both paths run the same requests in one process,
+alternating, after a warm-up; the best of ``--repeat`` rounds is reported (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from simsurvey.instruments.models import Option, Question
+from simsurvey.respondents.config import ModelConfig
+from simsurvey.respondents.local import LocalBackend
+from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.respondents.prompts import render_request
+
+SCALE = ("Strongly agree", "Somewhat agree", "Neither agree nor disagree", "Somewhat disagree", "Strongly disagree")
+STATEMENTS = (
+    "The federal government should do more to reduce income inequality.",
+    "Immigration is good for the economy of the United States.",
+    "Stricter gun laws would reduce violent crime in my community.",
+    "Climate change is a serious threat that requires immediate action.",
+    "Public colleges and universities should be tuition free.",
+    "The minimum wage should be raised to fifteen dollars an hour.",
+    "Local police treat people of all races equally.",
+    "Free trade agreements have helped workers in my state.",
+)
+PERSONAS = (
+    ("Maria Lopez", 34, "female", "a registered nurse", "Columbus, Ohio", "some college", "Catholic", "two children"),
+    ("Tom Becker", 71, "male", "a retired farmer", "Ames, Iowa", "a high school diploma", "Lutheran", "four grandchildren"),
+    ("Aisha Johnson", 27, "female", "a software tester", "Atlanta, Georgia", "a bachelor's degree", "Baptist", "no children"),
+    ("Kevin Nguyen", 49, "male", "a small business owner", "San Jose, California", "a master's degree", "Buddhist", "one son"),
+)
+
+
+def persona_cue(name, age, sex, job, city, edu, religion, family) -> str:
+    return (
+        f"My name is {name}. I am a {age}-year-old {sex} living in {city}. I work as {job} and I have "
+        f"{edu}. I was raised {religion} and still go to services now and then. I have {family}, "
+        "and most weekends I spend time with family and neighbors. I follow the news a few times a "
+        "week, mostly on local television and a couple of websites. I vote in most elections, "
+        "and I care most about the cost of living, health care, and the schools in my area. "
+        "My friends would describe me as practical and plain-spoken."
+    )
+
+
+def build_requests(cfg: ModelConfig, n_personas: int) -> list:
+    questions = [
+        Question(id=f"q{i}", text=s, kind="ordinal",
+                 options=tuple(Option(code=str(k), label=lbl) for k, lbl in enumerate(SCALE)))
+        for i, s in enumerate(STATEMENTS)
+    ]
+    reqs = []
+    for p in range(n_personas):
+        cue = persona_cue(*PERSONAS[p % len(PERSONAS)])
+        for q in questions:
+            reqs.append(render_request(cue=cue, question=q, option_order=q.codes, label_style="letters",
+                                       prompt=PromptConfig(), model=cfg, seed=0, prefix_key=f"p{p}", context={}))
+    return reqs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--personas", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    params = {} if args.threads is None else {"threads": args.threads}
+    cfg = ModelConfig(backend="local", name="SmolLM2-135M-Instruct", elicitation="logprobs", params=params)
+    backend = LocalBackend(cfg)
+    t0 = time.perf_counter()
+    backend.load()
+    load_s = time.perf_counter() - t0
+    reqs = build_requests(cfg, args.personas)
+    ids = [backend._prompt_ids(r) for r in reqs]  # noqa: SLF001 - token counts for the report
+    backend.generate_sync(reqs[:2])  # warm-up
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(args.repeat):
+        for reuse in (True, False):
+            t = time.perf_counter()
+            res = backend.generate_sync(reqs, reuse_prefix=reuse)
+            times[reuse].append(time.perf_counter() - t)
+            assert all(r.error is None for r in res)
+    with_p = backend.generate_sync(reqs)
+    without = backend.generate_sync(reqs, reuse_prefix=False)
+    diff = max(float(np.max(np.abs(np.array(a.label_probs) - np.array(b.label_probs)))) for a, b in zip(with_p, without))
+    n = len(reqs)
+    print(f"load {load_s:.1f} s; threads {backend.threads}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{n} prompts ({args.personas} personas x 8 questions), tokens/prompt mean {np.mean([len(i) for i in ids]):.0f} "
+          f"(min {min(len(i) for i in ids)}, max {max(len(i) for i in ids)}); prefix reused {with_p[0].extra['prefix_tokens_reused']} tokens")
+    for reuse in (True, False):
+        best = min(times[reuse])
+        print(f"{'with prefix' if reuse else 'no prefix  '}: best {best:.2f} s = {n / best:.1f} prompts/s "
+              f"(rounds: {', '.join(f'{t:.2f}' for t in times[reuse])})")
+    print(f"max |label prob difference| with vs without prefix: {diff:.4f}")
+
+
+if __name__ == "__main__":
+    main()
