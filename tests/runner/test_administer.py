@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_instrument, make_personas, make_trials
+from runner_data import make_instrument, make_personas, make_trials
 from fake_openai import GARBAGE_TEXT, token_logprobs
 
 from simsurvey.errors import UserError

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_instrument, make_personas, make_trials
+from runner_data import make_instrument, make_personas, make_trials
 
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
@@ -25,7 +25,7 @@ SCRIPT = f"""
 import sys
 from pathlib import Path
 sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent / "support")!r}]
-from conftest import make_instrument, make_personas, make_trials
+from runner_data import make_instrument, make_personas, make_trials
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.runner import administer
