@@ -96,3 +96,18 @@ def test_synthetic_equal_persona_weights_change_only_the_weights():
     pd.testing.assert_frame_equal(a[2], b[2])
     with pytest.raises(ValueError):
         synthetic_run(n_personas=10, persona_weights="heavy")
+
+
+def test_unit_tables_match_direct_persona_resampling():
+    # Continuous masses (logprob distributions): every persona distinct, drawn one by one.
+    counts, group = _personas(9, n=250)
+    mass = counts * np.random.default_rng(10).uniform(0.5, 2.0, len(counts))[:, None]
+    fast = B.unit_tables(np.random.default_rng(11), mass, group, 2, 8000)
+    slow = _direct(mass, group, 8000, 12)
+    obs = np.stack([mass[group == g].sum(0) for g in range(2)])
+    np.testing.assert_allclose(fast.mean(0), obs, rtol=0.01)
+    np.testing.assert_allclose(fast.std(0), slow.std(0), rtol=0.06)
+    # Same seed, same draws.
+    again = B.unit_tables(np.random.default_rng(11), mass, group, 2, 8000)
+    np.testing.assert_array_equal(fast, again)
+    assert np.all(B.unit_tables(np.random.default_rng(0), mass, np.full(len(mass), -1), 2, 5) == 0)

@@ -46,16 +46,33 @@ def unit_tables(rng: np.random.Generator, units: np.ndarray, unit_group: np.ndar
 
     ``units`` is (n_units, K), each row a unit's weighted mass (e.g. weight × its averaged
     probability vector). Within group g, n_g units are drawn with replacement for every replicate
-    at once (multinomial index counts, shape (b, n_g)) and their masses summed.
+    at once: every unit's slot draws one unit uniformly from its own group (one uniform number
+    per slot, all groups and replicates in one array), the draws are counted with ``bincount``
+    and the counts multiply the masses. Replicates go in blocks of ~2M draws to bound memory (the
+    random stream does not depend on the block size).
     """
+    units = np.asarray(units, float)
     k = units.shape[1]
     out = np.zeros((b, n_groups, k))
-    for g in range(n_groups):
-        idx = np.flatnonzero(unit_group == g)
-        if len(idx) == 0:
-            continue
-        counts = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=b)
-        out[:, g, :] = counts @ units[idx]
+    idx = np.flatnonzero(unit_group >= 0)
+    if len(idx) == 0 or b == 0:
+        return out
+    order = idx[np.argsort(unit_group[idx], kind="stable")]
+    g_sorted = unit_group[order]
+    sizes = np.bincount(g_sorted, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    n = len(order)
+    slot_start, slot_size = starts[g_sorted], sizes[g_sorted]
+    masses = units[order]
+    block = max(1, int(2e6 // n))
+    for r0 in range(0, b, block):
+        c = min(block, b - r0)
+        u = rng.random((c, n))
+        drawn = slot_start + np.minimum((u * slot_size).astype(np.int64), slot_size - 1)
+        counts = np.bincount((drawn + (np.arange(c) * n)[:, None]).ravel(), minlength=c * n).reshape(c, n)
+        for g in np.flatnonzero(sizes):
+            s, e = starts[g], starts[g] + sizes[g]
+            out[r0:r0 + c, g] = counts[:, s:e] @ masses[s:e]
     return out
 
 
