@@ -185,3 +185,17 @@ def test_multi_select_with_nothing_found_is_invalid():
 def test_labels_must_match_options():
     with pytest.raises(ValueError):
         parse_answer("A", AGREE, ORDER, ("A", "B"))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(order=st.permutations(ORDER), style=st.sampled_from(["letters", "numbers", "text"]), k=st.integers(0, 5),
+       form=st.sampled_from(["{l}", "{l}.", "({l})", "Answer: {l}", "**{l}**", "I'd say {l}.", "{l}. {t}", "{t}"]))
+def test_any_displayed_label_round_trips_to_its_code(order, style, k, form):
+    labels = display_labels(order, style, AGREE)
+    text = form.format(l=labels[k], t=AGREE.option(order[k]).label)
+    got = parse_answer(text, AGREE, order, labels)
+    assert got.valid and got.code == order[k], (text, got)
