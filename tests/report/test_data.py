@@ -6,6 +6,9 @@ import pytest
 
 from simsurvey.report._data import (
     RunData,
+    answer_matrix,
+    mean_distribution,
+    prob_vector,
     load_run,
     option_codes,
     silicon_answers,
@@ -77,12 +80,44 @@ def test_option_codes_without_instrument_sorted_naturally(tmp_path):
     assert option_codes(data, "q") == ["1", "2", "10"]
 
 
-def test_silicon_answers_drop_control_and_invalid(make_run_dir, tmp_path, instrument):
+def test_silicon_answers_keep_persona_rows_with_weights(make_run_dir, tmp_path, instrument):
     data = load_run(make_run_dir(tmp_path), instrument)
     s = silicon_answers(data)
     r = data.responses
-    expected = r[r["valid"] & r["persona_id"].notna() & r["answer_code"].notna()]
-    assert len(s) == len(expected)
+    assert len(s) == r["persona_id"].notna().sum()  # invalid rows kept: answer_matrix decides
     assert not s["condition_id"].str.startswith("no_persona").any()
     w = data.personas.set_index("persona_id")["weight"]
     np.testing.assert_allclose(s["weight"].to_numpy(), w.loc[s["persona_id"]].to_numpy())
+
+
+def test_prob_vector_dict_or_arrow_pairs():
+    np.testing.assert_allclose(prob_vector({"a": 0.2, "c": 0.5, "zz": 0.3}, ["a", "b", "c"]), [0.2, 0, 0.5])
+    np.testing.assert_allclose(prob_vector([("b", 0.4), ("a", 0.1)], ["a", "b"]), [0.1, 0.4])
+    np.testing.assert_allclose(prob_vector(None, ["a", "b"]), [0, 0])
+
+
+def _rows():
+    return pd.DataFrame({
+        "answer_code": ["a", "b", None, "dk", "a"],
+        "valid": [True, True, False, True, True],
+        "refusal": [False, False, True, False, False],
+        "probs": [{"a": 0.6, "b": 0.2, "dk": 0.2}, {"a": 0.1, "b": 0.3}, None, {"dk": 1.0}, {"a": 0.5, "b": 0.5}],
+        "weight": [1.0, 2.0, 5.0, 5.0, 1.0],
+    })
+
+
+def test_answer_matrix_answers_mode_hand_worked():
+    ok, x = answer_matrix(_rows(), ["a", "b"], use_probs=False)
+    assert ok.tolist() == [True, True, False, False, True]  # invalid and don't-know rows left out
+    np.testing.assert_array_equal(x, [[1, 0], [0, 1], [1, 0]])
+    # weights 1, 2, 1 -> a: 2/4, b: 2/4
+    np.testing.assert_allclose(mean_distribution(_rows(), ["a", "b"], use_probs=False), [0.5, 0.5])
+
+
+def test_answer_matrix_probs_mode_hand_worked():
+    ok, x = answer_matrix(_rows(), ["a", "b"], use_probs=True)
+    assert ok.tolist() == [True, True, False, False, True]  # no mass on a/b in rows 3 and 4
+    np.testing.assert_allclose(x, [[0.75, 0.25], [0.25, 0.75], [0.5, 0.5]])
+    expected = (1 * np.array([0.75, 0.25]) + 2 * np.array([0.25, 0.75]) + 1 * np.array([0.5, 0.5])) / 4
+    np.testing.assert_allclose(mean_distribution(_rows(), ["a", "b"], use_probs=True), expected)
+    assert np.isnan(mean_distribution(_rows().iloc[2:4], ["a", "b"], use_probs=True)).all()

@@ -101,14 +101,38 @@ def test_subgroup_means_hand_computed(make_run_dir, tmp_path, instrument):
     row = means[(means.question_id == "pid7") & (means.group_label == "sex: male")
                 & (means.model == "SmolLM2-135M-Instruct")].iloc[0]
     assert row["human_mean"] == pytest.approx(expected)
-    # the silicon side: valid persona answers of male personas, weighted by persona weight
+    # the silicon side (every persona row has probs, so the analyzer's rule uses them): per row
+    # the probability-weighted scale position over the substantive options, weighted by persona
     r = pd.read_parquet(run / "responses.parquet")
     p = pd.read_parquet(run / "personas.parquet")
-    s = r[(r.model == "SmolLM2-135M-Instruct") & (r.question_id == "pid7") & r.valid & r.persona_id.notna()]
+    s = r[(r.model == "SmolLM2-135M-Instruct") & (r.question_id == "pid7") & r.persona_id.notna()]
     s = s.merge(p[["persona_id", "sex", "weight"]], on="persona_id")
     s = s[s.sex == "male"]
-    assert row["silicon_mean"] == pytest.approx(np.average((s["answer_code"].astype(int) - 1) / 6, weights=s["weight"]))
+    per_row = []
+    for probs in s["probs"]:
+        d = dict(probs)
+        mass = np.array([d.get(str(i), 0.0) for i in range(1, 8)])
+        per_row.append((mass / mass.sum()) @ (np.arange(7) / 6))
+    assert row["silicon_mean"] == pytest.approx(np.average(per_row, weights=s["weight"]))
+    assert ctx.use_probs("SmolLM2-135M-Instruct") and ctx.use_probs("baseline/uniform")
 
+
+def test_distribution_mode_follows_the_analyzer(make_run_dir, tmp_path, instrument):
+    import json
+
+    run = make_run_dir(tmp_path)
+    man = json.loads((run / "manifest.json").read_text())
+    man["stages"]["analyze"]["models"] = {"SmolLM2-135M-Instruct": {"distribution": "answers"}}
+    (run / "manifest.json").write_text(json.dumps(man))
+    ctx = Ctx(load_run(run, instrument), ReportConfig())
+    assert not ctx.use_probs("SmolLM2-135M-Instruct")
+    means = _subgroup_means(ctx)
+    row = means[(means.question_id == "pid7") & (means.group_label == "sex: male")
+                & (means.model == "SmolLM2-135M-Instruct")].iloc[0]
+    r = pd.read_parquet(run / "responses.parquet").merge(
+        pd.read_parquet(run / "personas.parquet")[["persona_id", "sex", "weight"]], on="persona_id")
+    s = r[(r.model == "SmolLM2-135M-Instruct") & (r.question_id == "pid7") & r.valid & ~r.refusal & (r.sex == "male")]
+    assert row["silicon_mean"] == pytest.approx(np.average((s["answer_code"].astype(int) - 1) / 6, weights=s["weight"]))
 
 @pytest.mark.slow
 def test_report_on_real_analyzer_output(tmp_path):

@@ -64,11 +64,27 @@ class Ctx:
         self.silicon = silicon_answers(data)
         self.human = human_answers(data)
         self.seed = int(data.manifest.get("seed", 0) or 0)
+        self._use_probs: dict[str, bool] = {}
         analyze = get_path(data.manifest, "stages", "analyze") or {}
         skipped = analyze.get("skipped_groups") if isinstance(analyze, dict) else None
         self.skipped = pd.DataFrame(skipped if isinstance(skipped, list) else [],
                                     columns=["model", "question_id", "group_var", "group_value", "n_silicon", "n_human"])
         self.analysis_notes = [str(n) for n in (analyze.get("notes") or [])] if isinstance(analyze, dict) else []
+
+    def use_probs(self, model: str) -> bool:
+        """Whether ``model``'s distributions come from its probs (as the analyzer decided).
+
+        The analyzer's choice is read from the manifest (stages.analyze.models); without it the
+        same rule applies: probs when every persona row of the model has them.
+        """
+        if model not in self._use_probs:
+            mode = get_path(self.data.manifest, "stages", "analyze", "models", model, "distribution")
+            if mode in ("probs", "answers"):
+                self._use_probs[model] = mode == "probs"
+            else:
+                rows = self.silicon[self.silicon["model"] == model]
+                self._use_probs[model] = bool(len(rows)) and bool(rows["probs"].notna().all())
+        return self._use_probs[model]
 
     def skipped_note(self) -> str:
         """Why metrics may be absent: the analyzer's too-small groups, from the manifest."""

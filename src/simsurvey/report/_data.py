@@ -107,6 +107,15 @@ def option_codes(data: RunData, question_id: str) -> list[str]:
     return sorted(seen, key=_natural_key)
 
 
+def substantive_codes(data: RunData, question_id: str) -> list[str]:
+    """Codes that enter distributions (as in the analyzer): substantive, non-neutral options.
+
+    Without an instrument every observed code counts.
+    """
+    q = data.question(question_id)
+    return list(q.substantive_codes) if q is not None else option_codes(data, question_id)
+
+
 def option_label(data: RunData, question_id: str, code: str) -> str:
     """The option's label from the instrument, else its code."""
     q = data.question(question_id)
@@ -196,28 +205,77 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
 
 
+def prob_vector(probs: Any, options: list[str]) -> np.ndarray:
+    """A ``probs`` cell (dict, or arrow map read as (key, value) pairs) as a vector over ``options``.
+
+    Mass on other codes is dropped; a missing cell gives zeros.
+    """
+    out = np.zeros(len(options))
+    if probs is None or (isinstance(probs, float) and np.isnan(probs)):
+        return out
+    items = probs.items() if isinstance(probs, dict) else probs
+    index = {c: i for i, c in enumerate(options)}
+    for key, value in items:
+        i = index.get(str(key))
+        if i is not None and value is not None and np.isfinite(value):
+            out[i] += float(value)
+    return out
+
+
+def answer_matrix(rows: pd.DataFrame, options: list[str], *, use_probs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows enter a distribution, and their (n_ok, K) answer vectors (rows sum to 1).
+
+    Mirrors the analyzer: with ``use_probs`` a row enters when its ``probs`` put mass on
+    ``options`` (renormalized); otherwise when it is valid, not a refusal and its answer_code is
+    one of ``options`` (one-hot).
+    """
+    n, k = len(rows), len(options)
+    if use_probs and "probs" in rows.columns:
+        x = np.array([prob_vector(p, options) for p in rows["probs"]]).reshape(n, k)
+        total = x.sum(axis=1)
+        ok = total > 0
+        return ok, x[ok] / total[ok, None]
+    pos = code_positions(rows["answer_code"].to_numpy(), options) if "answer_code" in rows else np.full(n, -1)
+    ok = pos >= 0
+    for col, want in (("valid", True), ("refusal", False)):
+        if col in rows.columns:
+            ok &= rows[col].astype("boolean").fillna(not want).to_numpy(dtype=bool) == want
+    x = np.zeros((int(ok.sum()), k))
+    x[np.arange(len(x)), pos[ok]] = 1.0
+    return ok, x
+
+
+def mean_distribution(rows: pd.DataFrame, options: list[str], *, use_probs: bool) -> np.ndarray:
+    """Weighted mean answer vector of ``rows`` (``weight`` column, else 1); NaN when none enters."""
+    ok, x = answer_matrix(rows, options, use_probs=use_probs)
+    w = rows["weight"].to_numpy(float)[ok] if "weight" in rows.columns else np.ones(len(x))
+    if len(x) == 0 or w.sum() <= 0:
+        return np.full(len(options), np.nan)
+    return (w[:, None] * x).sum(axis=0) / w.sum()
+
+
 # ---------------------------------------------------------------------------------------------
 # answers in one long frame: source ("human" or a model id), question_id, answer_code, weight,
 # demographics
 
 
 def silicon_answers(data: RunData) -> pd.DataFrame:
-    """Valid persona-conditioned answers joined with persona weight and demographics.
+    """Persona-conditioned response rows joined with persona weight and demographics.
 
-    The ``no_persona`` control rows (null persona_id) are left out: they are not a sample of
-    the population. Without personas.parquet every answer weighs 1 and demographics are absent.
+    Every row is kept (valid or not, with its probs): :func:`answer_matrix` decides which enter
+    a distribution. The ``no_persona`` control rows (null persona_id) are left out: they are not
+    a sample of the population. Without personas.parquet every row weighs 1.
     """
     r = data.responses
-    cols = ["model", "question_id", "answer_code", "condition_id", "persona_id"]
-    if r is None or not {"model", "question_id", "answer_code"} <= set(r.columns):
+    cols = ["model", "question_id", "answer_code", "condition_id", "persona_id", "valid", "refusal", "probs"]
+    if r is None or not {"model", "question_id"} <= set(r.columns):
         return pd.DataFrame(columns=[*cols, "weight"])
     r = r.copy()
-    for c in ("condition_id", "persona_id"):
+    for c, default in (("condition_id", pd.NA), ("persona_id", pd.NA), ("answer_code", None), ("valid", True),
+                       ("refusal", False), ("probs", None)):
         if c not in r.columns:
-            r[c] = pd.NA
-    if "valid" in r.columns:
-        r = r[r["valid"].fillna(False).astype(bool)]
-    r = r[r["answer_code"].notna() & r["persona_id"].notna()]
+            r[c] = default
+    r = r[r["persona_id"].notna()]
     r = r[cols].astype({"model": object, "question_id": object, "answer_code": object})
     r["persona_id"] = r["persona_id"].astype("int64")
     p = data.personas
@@ -229,7 +287,7 @@ def silicon_answers(data: RunData) -> pd.DataFrame:
     if "weight" not in r.columns:
         r["weight"] = 1.0
     r["weight"] = r["weight"].astype(float).fillna(1.0)
-    return r
+    return r.reset_index(drop=True)
 
 
 def human_answers(data: RunData) -> pd.DataFrame:

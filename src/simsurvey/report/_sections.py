@@ -18,12 +18,14 @@ from simsurvey.report import _html as H
 from simsurvey.report._context import METRIC_HELP, MIN_GROUP_N, RATIO_METRICS, Ctx
 from simsurvey.report._data import (
     DEMOGRAPHICS,
+    answer_matrix,
     is_baseline,
-    option_codes,
+    mean_distribution,
     option_label,
     ordinal_positions,
     slug,
     split_half_band,
+    substantive_codes,
     weighted_distribution,
     weighted_mean,
 )
@@ -69,7 +71,7 @@ def questions(ctx: Ctx) -> str:
     out = []
     for qi, qid in enumerate(ctx.data.question_ids):
         q = ctx.data.question(qid)
-        codes = option_codes(ctx.data, qid)
+        codes = substantive_codes(ctx.data, qid)
         out.append(f"<h3 id=\"q-{H.esc(slug(qid))}\">{H.esc(qid)}</h3>")
         if q is not None:
             out.append(f"<p><i>{H.esc(q.text)}</i> <small>({H.esc(q.kind)})</small></p>")
@@ -83,23 +85,28 @@ def questions(ctx: Ctx) -> str:
         if len(hq):
             series["human"] = weighted_distribution(hq["answer_code"].to_numpy(), hq["weight"].to_numpy(), codes)
             band = split_half_band(hq["answer_code"].to_numpy(), hq["weight"].to_numpy(), codes, seed=ctx.seed + qi)
+        modes = []
         for m in ctx.models:
             sq = ctx.silicon[(ctx.silicon["question_id"] == qid) & (ctx.silicon["model"] == m)]
-            if len(sq):
-                series[m] = weighted_distribution(sq["answer_code"].to_numpy(), sq["weight"].to_numpy(), codes)
-        if not series:
+            dist = mean_distribution(sq, codes, use_probs=ctx.use_probs(m))
+            if np.isfinite(dist).any():
+                series[m] = dist
+                modes.append(f"{m}: {'mean answer probabilities' if ctx.use_probs(m) else 'answer counts'}")
+        if not series or not any(np.isfinite(v).any() for v in series.values()):
             out.append(H.note("No valid answers for this question."))
         else:
             colors = {"human": F.HUMAN_COLOR, **ctx.colors}
-            fig = F.distribution_bars(labels, series, colors, band=band,
+            fig = F.distribution_bars(labels, series, colors, band=band if "human" in series else None,
                                       hatched=[m for m in series if is_baseline(m)], title=qid)
             cap = ("Share of answers per option (weighted). Bars closer to the black human bars are better; "
                    "the grey band is the range (95%) by which two random halves of the human sample differ, so a "
                    "bar inside it is as close to the humans as sampling noise allows.")
-            if any(is_baseline(m) for m in series):
-                cap += " Hatched bars are baselines: a model should beat them."
             if "human" not in series:
                 cap = "Share of answers per option (weighted). No human reference answers for this question."
+            if any(is_baseline(m) for m in series):
+                cap += " Hatched bars are baselines: a model should beat them."
+            cap += (" As in the metrics, don't-know style options are left out and silicon shares are "
+                    + "; ".join(modes) + ".") if modes else ""
             out.append(H.figure(ctx.fig(fig, f"question_{qid}", f"answer distributions for {qid}"), cap))
         out.append(_metric_table(ctx, qid))
     return "".join(out) or H.note("No questions found in the run.")
@@ -147,6 +154,8 @@ def _subgroup_means(ctx: Ctx) -> pd.DataFrame:
         pos = ordinal_positions(ctx.data, qid)
         if pos is None:
             continue
+        codes = list(pos)
+        scale = np.array([pos[c] for c in codes])
         hq = ctx.human[ctx.human["question_id"] == qid]
         sq = ctx.silicon[ctx.silicon["question_id"] == qid]
         for var in DEMOGRAPHICS:
@@ -158,11 +167,12 @@ def _subgroup_means(ctx: Ctx) -> pd.DataFrame:
                     continue
                 hmean = weighted_mean(hv, hg["weight"].to_numpy(float))
                 for model, sg in sq[sq[var].astype(object) == value].groupby("model"):
-                    sv = sg["answer_code"].map(pos).to_numpy(float)
-                    if np.isfinite(sv).sum() < MIN_GROUP_N:
+                    ok, x = answer_matrix(sg, codes, use_probs=ctx.use_probs(str(model)))
+                    if ok.sum() < MIN_GROUP_N:
                         continue
+                    smean = weighted_mean(x @ scale, sg["weight"].to_numpy(float)[ok])
                     rows.append({"model": model, "question_id": qid, "group_label": _group_label(var, value),
-                                 "human_mean": hmean, "silicon_mean": weighted_mean(sv, sg["weight"].to_numpy(float))})
+                                 "human_mean": hmean, "silicon_mean": smean})
     return pd.DataFrame(rows, columns=["model", "question_id", "group_label", "human_mean", "silicon_mean"])
 
 
@@ -275,22 +285,21 @@ def order_effects(ctx: Ctx) -> str:
     r = ctx.data.responses
     llms = [x for x in ctx.models if not is_baseline(x)][:3]
     if r is not None and {"condition_id", "answer_code", "model"} <= set(r.columns):
-        valid = r[r["valid"].fillna(False).astype(bool)] if "valid" in r.columns else r
         for x in llms:
             panels = {}
             for qid in ctx.data.question_ids:
-                codes = option_codes(ctx.data, qid)
-                sub = valid[(valid["model"] == x) & (valid["question_id"] == qid)]
+                codes = substantive_codes(ctx.data, qid)
+                sub = r[(r["model"] == x) & (r["question_id"] == qid)]
                 if sub.empty or not codes:
                     continue
-                series = {str(c): weighted_distribution(g["answer_code"].astype(object).to_numpy(), np.ones(len(g)), codes)
+                series = {str(c): mean_distribution(g, codes, use_probs=ctx.use_probs(x))
                           for c, g in sub.groupby(sub["condition_id"].astype(str), sort=True)}
                 panels[qid] = ([option_label(ctx.data, qid, c) for c in codes], series)
             if panels:
                 fig = F.condition_small_multiples(panels)
                 out.append(H.figure(ctx.fig(fig, f"order_conditions_{x}", f"answers by condition for {x}"),
                                     f"{x}: share of answers per option under each presentation condition (option "
-                                    "order | label style ...), unweighted. A robust respondent gives the same bars in "
+                                    "order | label style ...), unweighted, no_persona control included. A robust respondent gives the same bars in "
                                     "every condition; bars that follow the display position reveal primacy or "
                                     "recency effects."))
     oe = ctx.data.order_effects
