@@ -87,16 +87,20 @@ def _status_kib(field: str) -> int:
 
 
 def measure(fn):
-    """(result, wall seconds, peak RSS increase in MiB during the call)."""
+    """(result, wall seconds, CPU seconds of the process, peak RSS increase in MiB during the call).
+
+    CPU time is reported beside wall time because the machine is shared: under load the wall time
+    of the same work varies 2x, its CPU time much less.
+    """
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
     except OSError:
         pass
     before = _status_kib("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = fn()
-    dt = time.perf_counter() - t0
-    return res, dt, max(_status_kib("VmHWM") - before, 0) / 1024
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return res, dt, cpu, max(_status_kib("VmHWM") - before, 0) / 1024
 
 
 def main() -> None:
@@ -106,42 +110,47 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--permutations", type=int, default=200)
     ap.add_argument("--weights", choices=["both", "uniform", "equal"], default="both")
+    ap.add_argument("--distribution", choices=["answers", "probs"], default="answers",
+                    help="probs: every row carries a logprob map (as the local backend writes)")
     ap.add_argument("--run", default=None, help=argparse.SUPPRESS)  # label:rows:weights (one child)
     args = ap.parse_args()
     n_q, n_cond = 10, 2
     cfg = AnalysisConfig(group_vars=GROUP_VARS, bootstrap=args.bootstrap, n_permutations=args.permutations,
-                         distribution="answers")
+                         distribution=args.distribution)
     weights = ["equal", "uniform"] if args.weights == "both" else [args.weights]
     if args.run is None:
         # Each measurement in a fresh process, so one run's freed memory and lazy imports do not
         # flatter the next one's peak.
         runs = [f"full:{args.rows}:{wt}" for wt in weights]
-        if args.naive_rows:
+        if args.naive_rows and args.distribution == "answers":  # the naive version counts answer codes
             runs.append(f"naive-size:{args.naive_rows}:{weights[-1]}")
-        passthru = ["--bootstrap", str(args.bootstrap), "--permutations", str(args.permutations)]
+        passthru = ["--bootstrap", str(args.bootstrap), "--permutations", str(args.permutations),
+                    "--distribution", args.distribution]
         for run in runs:
             subprocess.run([sys.executable, __file__, *passthru, "--run", run], check=True)
         return
     label, rows_s, wt = args.run.split(":")
     rows = int(rows_s)
     # Warm up (imports, lazily loaded arrow kernels) on a tiny run before measuring.
-    p0, r0, h0, i0 = synthetic_run(n_personas=200, n_human=400, n_questions=2, seed=0)
+    probs = args.distribution == "probs"
+    p0, r0, h0, i0 = synthetic_run(n_personas=200, n_human=400, n_questions=2, seed=0, with_probs=probs)
     analyze(r0, h0, p0, i0, cfg, seed=0)
     n_personas = rows // (n_q * n_cond)
     t0 = time.perf_counter()
     personas, responses, reference, inst = synthetic_run(
         n_personas=n_personas, n_human=max(2000, n_personas // 2), n_questions=n_q, seed=1,
-        silicon_shift=0.3, primacy=0.1, no_persona=0, persona_weights=wt)
-    tag = f"{label}, {wt} persona weights"
+        silicon_shift=0.3, primacy=0.1, no_persona=0, persona_weights=wt,
+        with_probs=probs)
+    tag = f"{label}, {wt} persona weights, {args.distribution}"
     print(f"[{tag}] generated {len(responses):,} response rows, {len(reference):,} reference rows "
           f"in {time.perf_counter() - t0:.1f}s")
-    res, dt, peak = measure(lambda: analyze(responses, reference, personas, inst, cfg, seed=7))
-    print(f"[{tag}] analyze: {dt:.2f}s, peak RSS +{peak:.0f} MiB, {len(res.metrics):,} metric rows, "
-          f"{len(res.order_effects)} order-effect rows")
+    res, dt, cpu, peak = measure(lambda: analyze(responses, reference, personas, inst, cfg, seed=7))
+    print(f"[{tag}] analyze: {dt:.2f}s wall, {cpu:.2f}s CPU, peak RSS +{peak:.0f} MiB, "
+          f"{len(res.metrics):,} metric rows, {len(res.order_effects)} order-effect rows")
     if label == "naive-size":
-        nv, ndt, npeak = measure(lambda: naive(responses, reference, personas, inst, args.bootstrap, 7))
-        print(f"[{tag}] naive pandas groupby ({', '.join(NAIVE_METRICS)} only): {ndt:.2f}s, "
-              f"peak RSS +{npeak:.0f} MiB")
+        nv, ndt, ncpu, npeak = measure(lambda: naive(responses, reference, personas, inst, args.bootstrap, 7))
+        print(f"[{tag}] naive pandas groupby ({', '.join(NAIVE_METRICS)} only): {ndt:.2f}s wall, "
+              f"{ncpu:.2f}s CPU, peak RSS +{npeak:.0f} MiB")
         m = res.metrics
         m = m[m.metric.isin(NAIVE_METRICS) & (m.model == "test/model")]
         j = m.merge(nv, on=["question_id", "group_var", "group_value", "metric"], suffixes=("", "_naive"))
