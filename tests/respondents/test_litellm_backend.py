@@ -147,6 +147,13 @@ def test_backend_maps_errors(server, fake, transport, kind, exc):
     assert res.label_probs is not None
 
 
+@pytest.mark.parametrize("transport", ["http", "litellm"])
+def test_prompt_too_long_is_an_error_row_not_a_run_stop(server, fake, transport):
+    fake.schedule = {0: "context"}
+    (res,) = _run(LiteLLMBackend(_cfg(server.url, transport)), Request(messages=MESSAGES, labels=("A", "B"), elicitation="logprobs"))
+    assert res.error is not None and "context length" in res.error and res.label_probs is None
+
+
 def test_connection_refused_is_retryable():
     backend = LiteLLMBackend(_cfg("http://127.0.0.1:9/v1", "http"))
     with pytest.raises(RetryableError):

@@ -272,3 +272,38 @@ def test_the_api_key_never_reaches_parts_or_cache(tmp_path, server, fake, monkey
     for p in files:
         assert b"sk-secret-4242" not in p.read_bytes(), p
     assert "sk-secret-4242" not in repr(res.stats) + res.frame.to_csv()
+
+
+@pytest.mark.slow
+def test_mixed_faults_by_fraction(tmp_path, server, fake):
+    fake.rates = {"429": 0.1, "500": 0.1, "malformed": 0.05, "timeout": 0.05, "garbage": 0.05, "refusal": 0.05}
+    fake.retry_after, fake.timeout_sleep_s, fake.seed = 0.01, 1.0, 3
+    inst = make_instrument()
+    trials = make_trials(inst, 12, replicates=2)
+    res = _run(tmp_path, server.url, n=12, replicates=2, model_kw={"elicitation": "sample"}, concurrency=16,
+               timeout_s=0.3, max_retries=8)
+    df = res.frame
+    _assert_complete(df, trials)
+    answered = Counter(e.key for e in fake.log if e.answered)
+    assert set(answered.values()) == {1} and len(answered) == len(trials)
+    n_bad = sum(e.fault in ("garbage", "refusal") for e in fake.log)
+    assert (~df["valid"]).sum() == n_bad and df["error"].isna().all()
+    assert res.stats["calls"] == len(fake.log) and res.stats["retries"] == len(fake.log) - len(trials)
+
+
+def test_empty_design(tmp_path, server, fake):
+    inst = make_instrument()
+    res = _run(tmp_path, server.url, trials=make_trials(inst, 1).iloc[:0])
+    assert len(res.frame) == 0 and list(res.frame.columns) == list(RESPONSE_COLUMNS)
+    assert res.stats["rows"] == 0 and fake.log == []
+
+
+def test_frame_holds_only_the_current_designs_rows(tmp_path, server, fake):
+    inst = make_instrument()
+    trials = make_trials(inst, 3)
+    _run(tmp_path, server.url, trials=trials)
+    calls = len(fake.log)
+    subset = trials.iloc[::2]
+    res = _run(tmp_path, server.url, trials=subset)
+    _assert_complete(res.frame, subset)
+    assert len(fake.log) == calls and res.stats["resumed_rows"] == len(subset)

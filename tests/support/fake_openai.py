@@ -11,7 +11,7 @@ Faults, by schedule (request arrival index -> kind) or by fraction (seeded):
 ``429`` (with ``Retry-After``), ``500``, ``timeout`` (sleeps past the client's timeout),
 ``malformed`` (a body that is not JSON), ``garbage`` (answer text "I think maybe"), ``refusal``
 (an "I can't answer" text), ``stall`` (hangs until the server stops; for kill tests),
-``401`` / ``404`` (bad key / unknown model).
+``401`` / ``404`` (bad key / unknown model), ``context`` (400: prompt longer than the context window).
 
 Run standalone (for benchmarks, in its own process)::
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiohttp import web
 
-FAULTS = ("ok", "429", "500", "timeout", "malformed", "garbage", "refusal", "stall", "401", "404")
+FAULTS = ("ok", "429", "500", "timeout", "malformed", "garbage", "refusal", "stall", "401", "404", "context")
 GARBAGE_TEXT = "I think maybe"
 REFUSAL_TEXT = "I'm sorry, but I can't answer that question."
 _LABEL_LINE = re.compile(r"^\s*\(?([A-Z]|\d{1,2})[.):]\s+\S", re.M)
@@ -153,6 +153,10 @@ class FakeOpenAI:
         if kind in ("401", "404"):
             message = {"401": "Incorrect API key provided", "404": "The model does not exist"}[kind]
             return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=int(kind))
+        if kind == "context":
+            message = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."
+            return web.json_response({"error": {"message": message, "type": "invalid_request_error",
+                                                "code": "context_length_exceeded"}}, status=400)
         if kind == "500":
             return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
         if kind == "timeout":

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from simsurvey.errors import UserError
@@ -461,8 +462,8 @@ async def administer_async(
 
     frame = read_parts(part_dir)
     keys = list(zip(*(frame[c].tolist() for c in KEY_COLUMNS))) if len(frame) else []
-    keep = [(None if pd.isna(k[0]) else int(k[0]), *k[1:]) in wanted for k in keys]
-    frame = frame[keep].drop_duplicates(subset=["persona_id", "question_id", "condition_id", "replicate", "model"])
+    keep = np.array([(None if pd.isna(k[0]) else int(k[0]), *k[1:]) in wanted for k in keys], dtype=bool)
+    frame = frame.loc[keep].drop_duplicates(subset=["persona_id", "question_id", "condition_id", "replicate", "model"])
     frame = frame.sort_values(SORT_COLUMNS, kind="stable", na_position="first").reset_index(drop=True)
     return AdministerResult(frame=frame, stats=state.stats(frame, resumed=len(records) - len(pending)))
 
