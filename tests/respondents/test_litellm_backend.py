@@ -154,6 +154,13 @@ def test_prompt_too_long_is_an_error_row_not_a_run_stop(server, fake, transport)
     assert res.error is not None and "context length" in res.error and res.label_probs is None
 
 
+@pytest.mark.parametrize("body", [[], {"choices": "x"}, {"choices": [{"logprobs": {"content": [{"top_logprobs": [{"token": "A"}]}]}}]}])
+def test_unexpected_body_shapes_are_retryable(body):
+    backend = LiteLLMBackend(_cfg("http://x/v1", "http"))
+    with pytest.raises(RetryableError, match="malformed response"):
+        backend._parse(body, Request(messages=MESSAGES, labels=("A", "B"), elicitation="logprobs"), 0.1, None)
+
+
 def test_connection_refused_is_retryable():
     backend = LiteLLMBackend(_cfg("http://127.0.0.1:9/v1", "http"))
     with pytest.raises(RetryableError):

@@ -166,11 +166,22 @@ class LiteLLMBackend:
             p["seed"] = r.seed
         return p
 
+    def _parse(self, body: Any, r: Request, latency: float, cost: float | None) -> Result:
+        """:meth:`_result`, with an unexpected body shape reported as a retryable malformed response."""
+        try:
+            return self._result(body, r, latency, cost)
+        except RetryableError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+            raise RetryableError(f"malformed response: {type(err).__name__}: {err}") from err
+
     def _result(self, body: Any, r: Request, latency: float, cost: float | None) -> Result:
         choices = _get(body, "choices") or []
         if not choices:
             raise RetryableError("malformed response: no choices")
         choice = choices[0]
+        if isinstance(choice, (str, bytes, int, float, list)):
+            raise RetryableError("malformed response: a choice is not an object")
         text = _get(_get(choice, "message"), "content")
         probs = missing = None
         if r.elicitation in ("logprobs", "both"):
@@ -229,7 +240,7 @@ class LiteLLMBackend:
             cost: float | None = float(litellm.completion_cost(completion_response=resp))
         except Exception:  # noqa: BLE001 - unknown model: no price, record null
             cost = None
-        return self._result(resp, r, latency, cost)
+        return self._parse(resp, r, latency, cost)
 
     def _map_litellm_error(self, err: Exception, litellm: Any) -> Exception | Result:
         msg = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
@@ -290,8 +301,8 @@ class LiteLLMBackend:
             body = json.loads(raw)
         except ValueError as err:
             raise RetryableError("malformed response body (not JSON)") from err
-        usage = body.get("usage") or {}
-        return self._result(body, r, latency, self._cost(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+        usage = (body.get("usage") if isinstance(body, dict) else None) or {}
+        return self._parse(body, r, latency, self._cost(usage.get("prompt_tokens"), usage.get("completion_tokens")))
 
     def _cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
         """Cost from litellm's bundled cost map; None for models it does not price.
