@@ -280,14 +280,18 @@ class LocalBackend:
                 out[i] = n
         return out
 
-    def _forward(self, token_ids: list[int], cache: Any) -> tuple[Any, Any]:
-        """Run tokens on top of ``cache`` (None: a new one); return last logits (fp32), cache."""
+    def _forward(self, token_ids: list[int], cache: Any, *, keep: int = 1) -> tuple[Any, Any]:
+        """Run tokens on top of ``cache`` (None: a new one); return the logits (fp32) of the
+        last ``keep`` positions (0: all) and the cache."""
         import torch
         from transformers import DynamicCache
 
         if cache is None:
             cache = DynamicCache()
-        out = self._model(input_ids=torch.tensor([token_ids]), past_key_values=cache, use_cache=True)
+        # Only the positions we read go through the 49k-vocabulary head (~20% of a prefix pass).
+        out = self._model(
+            input_ids=torch.tensor([token_ids]), past_key_values=cache, use_cache=True, logits_to_keep=keep
+        )
         return out.logits[0].float(), out.past_key_values
 
     def _answer(self, r: Request, ids: list[int], n_prefix: int, prefix_cache: Any) -> Result:
@@ -334,7 +338,7 @@ class LocalBackend:
             for seq in self._spellings(lbl):
                 lp = float(logp[seq[0]])
                 if len(seq) > 1:
-                    step = self._forward(seq[:-1], copy.deepcopy(cache))[0]
+                    step = self._forward(seq[:-1], copy.deepcopy(cache), keep=0)[0]
                     step_lp = torch.log_softmax(step, dim=-1)
                     lp += sum(float(step_lp[j, seq[j + 1]]) for j in range(len(seq) - 1))
                 total += math.exp(lp)
