@@ -248,6 +248,20 @@ def test_input_errors(tmp_path, server):
         administer(pd.concat([trials, trials.iloc[:1]]), make_personas(2), inst, **kw)
 
 
+def test_logprobs_cannot_answer_multi_select(tmp_path, server):
+    from simsurvey.instruments.models import Instrument, Option, Question
+
+    q = Question(id="media", text="Which do you use?", kind="multi_select",
+                 options=(Option(code="tv", label="TV"), Option(code="web", label="Web")))
+    inst = Instrument(id="m", title="m", questions=(q,))
+    trials = make_trials(inst, 1)
+    kw = dict(prompt=PromptConfig(), runner=_runner(tmp_path), run_dir=tmp_path / "r", seed=1, progress=False)
+    with pytest.raises(UserError, match="model.elicitation: 'logprobs' cannot answer multi_select question 'media'"):
+        administer(trials, make_personas(1), inst, model=_model(server.url), **kw)
+    res = administer(trials, make_personas(1), inst, model=_model(server.url, elicitation="sample"), **kw)
+    assert len(res.frame) == len(trials)
+
+
 def test_sync_wrapper_refuses_a_running_loop(tmp_path, server):
     inst = make_instrument()
 

@@ -10,7 +10,9 @@ full jitter, honouring ``Retry-After``; after ``max_retries`` retries the row is
 
 ``answer_code``: for ``sample`` and ``both`` it is the parsed generated text (the distribution
 is kept in ``probs``); for ``logprobs`` only, it is the most probable displayed option (the
-first in display order on a tie), so every elicitation gives one answer per row.
+first in display order on a tie), so every elicitation gives one answer per row. A
+multi_select answer (a set, ``"a|c"``) comes from text only: ``logprobs`` elicitation of a
+multi_select question is refused up front for model backends.
 
 A rerun or resumed run never repeats a call: rows already in the checkpoint parts are skipped
 and calls already in the cache are served from it (``cached=True``, ``cost_usd=0`` for this run;
@@ -247,10 +249,11 @@ class _Run:
         answer = None
         valid = refusal = False
         if res.error is None:
-            if req.elicitation in ("sample", "both"):
+            if req.elicitation in ("sample", "both") or (question.kind == "multi_select" and res.text is not None):
+                # A multi_select answer is a set: only text says which (baselines give text too).
                 parsed = parse_answer(res.text, question, order, req.labels)
                 answer, valid, refusal = parsed.code, parsed.valid, parsed.refusal
-            elif probs is not None:
+            elif probs is not None and question.kind != "multi_select":
                 answer = order[max(range(len(order)), key=lambda i: (res.label_probs[i], -i))]  # type: ignore[index]
                 valid = True
         cost = res.cost_usd
@@ -371,6 +374,11 @@ async def administer_async(
         KeyboardInterrupt: on Ctrl-C / SIGTERM, after the completed rows were checkpointed.
     """
     _check_inputs(trials, personas, instrument)
+    if model.elicitation == "logprobs" and not model.backend.startswith("baseline/"):
+        multi = sorted(set(trials["question_id"]) & {q.id for q in instrument.questions if q.kind == "multi_select"})
+        if multi:
+            raise UserError(f"model.elicitation: 'logprobs' cannot answer multi_select question '{multi[0]}' "
+                            "(a set is not one next token); use sample or both")
     run_dir = Path(run_dir)
     part_dir = run_dir / "parts" / "responses" / model_slug(model.name)
     done = read_parts(part_dir)
