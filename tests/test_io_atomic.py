@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from simsurvey.report._files import atomic_path, write_bytes
+from simsurvey.io import atomic_path, write_bytes
 
 
 def test_write_bytes_atomic_and_shared(tmp_path):

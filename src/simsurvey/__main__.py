@@ -58,7 +58,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
             print_summary(result.run_dir)
         if (result.run_dir / "report.html").exists():
-            print(f"report: {result.run_dir / 'report.html'}")
+            print(f"open the report: {result.run_dir / 'report.html'}")
     except UserError as err:
         print(f"simsurvey: error: {err}", file=sys.stderr)
         if fresh:

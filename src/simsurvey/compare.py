@@ -21,7 +21,7 @@ import pandas as pd
 
 from simsurvey.errors import UserError
 from simsurvey.io import write_parquet
-from simsurvey.report._files import write_bytes
+from simsurvey.io import write_bytes
 
 COLUMNS = ["run", "overrides", "model", "question_id", "metric", "value", "ci_low", "ci_high"]
 

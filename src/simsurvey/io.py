@@ -1,8 +1,9 @@
-"""Parquet and JSON I/O at the edges: atomic writes and schema versions.
+"""Parquet, JSON and byte I/O at the edges: atomic writes and schema versions.
 
-Every parquet file simsurvey writes carries ``simsurvey.kind`` and ``simsurvey.schema_version``
-in its schema metadata, and is written to a temporary file first and renamed into place, so a
-crash never leaves a half-written file under its final name.
+Every file simsurvey writes goes to a temporary file beside its target first and is renamed
+into place, so a crash never leaves a half-written file under its final name; files are 0644
+(mkstemp's 0600 would hide outputs from collaborators). Every parquet file carries
+``simsurvey.kind`` and ``simsurvey.schema_version`` in its schema metadata.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +24,40 @@ import pyarrow.parquet as pq
 SCHEMA_VERSION = "1"
 
 
-def _atomic_target(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    # mkstemp creates 0600 files; outputs are meant to be shared like any other data file.
-    os.chmod(tmp, 0o644)
-    return fd, tmp
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, else is removed.
 
-
-def write_table(table: pa.Table, path: str | os.PathLike, *, kind: str) -> Path:
-    """Write an arrow table atomically with simsurvey's schema metadata."""
+    The temporary name keeps ``path``'s suffix, for writers that infer the format from it.
+    """
     path = Path(path)
-    meta = dict(table.schema.metadata or {})
-    meta[b"simsurvey.kind"] = kind.encode()
-    meta[b"simsurvey.schema_version"] = SCHEMA_VERSION.encode()
-    table = table.replace_schema_metadata(meta)
-    fd, tmp = _atomic_target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        yield tmp
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(path)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike, *, kind: str) -> Path:
+    """Write an arrow table atomically with simsurvey's schema metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta[b"simsurvey.kind"] = kind.encode()
+    meta[b"simsurvey.schema_version"] = SCHEMA_VERSION.encode()
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+    return Path(path)
 
 
 def write_parquet(
@@ -65,15 +78,6 @@ def schema_version(path: str | os.PathLike) -> str | None:
 
 
 def write_json(data: Any, path: str | os.PathLike) -> Path:
-    """Write JSON atomically (indent 2, sorted keys kept as given)."""
-    path = Path(path)
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write JSON atomically (indent 2)."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    return write_bytes(path, text.encode("utf-8"))

@@ -145,11 +145,11 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
 
         t0 = time.perf_counter()
         report = render_report(run_dir, instrument=instrument, cfg=cfg.report)
-        exports = export_wide(run_dir, instrument)
+        exports = export_wide(run_dir, instrument, formats=cfg.report.export_formats)
         timings["report"] = time.perf_counter() - t0
         manifest.stage("report", {"report": report.name, "exports": [p.name for p in exports],
                                   "seconds": round(timings["report"], 3)})
-        _say(f"report: {report}")
+        _say(f"report: {report.name}, exports: {', '.join(p.name for p in exports)}")
 
     manifest.set("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return RunResult(run_dir=run_dir, manifest=manifest)

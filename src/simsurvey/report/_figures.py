@@ -21,7 +21,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from simsurvey.report._files import write_bytes
+from simsurvey.io import write_bytes
 
 HUMAN_COLOR = "#1b1b1b"
 BAND_COLOR = "#c8c8c8"

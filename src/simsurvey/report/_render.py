@@ -8,7 +8,7 @@ from pathlib import Path
 from simsurvey.instruments.models import Instrument
 from simsurvey.report import _html as H
 from simsurvey.report._data import load_run
-from simsurvey.report._files import write_bytes
+from simsurvey.io import write_bytes
 from simsurvey.report._sections import SECTIONS, Ctx
 from simsurvey.report.config import ReportConfig
 

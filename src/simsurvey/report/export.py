@@ -25,7 +25,7 @@ import pandas as pd
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument, Question
 from simsurvey.report._data import DEMOGRAPHICS, slug
-from simsurvey.report._files import atomic_path
+from simsurvey.io import atomic_path
 
 #: Names Stata or SPSS reserve (lower-cased); a variable that would be one gets a ``q_`` prefix.
 RESERVED = frozenset({
