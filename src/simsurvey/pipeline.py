@@ -49,7 +49,9 @@ def respondent_configs(cfg: Config) -> list[ModelConfig]:
         backend = f"baseline/{name}"
         if backend == cfg.model.backend:
             continue
-        configs.append(ModelConfig(backend=backend, name=backend, elicitation=cfg.model.elicitation))
+        # "both": the baseline's distribution goes in `probs` and `answer_code` is a seeded draw
+        # from it (an argmax would always pick the first of the uniform baseline's tied options).
+        configs.append(ModelConfig(backend=backend, name=backend, elicitation="both"))
     return configs
 
 
