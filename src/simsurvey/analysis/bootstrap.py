@@ -6,6 +6,12 @@ effective sample size (Σw)²/Σw² — the number of equally weighted responden
 information as the weighted sample. Groups are resampled separately (stratified) and each
 replicate is rescaled to the group's weighted total, so cross-group margins (which Cramér's V
 and subgroup correlations depend on) stay those of the data.
+
+When a persona answers a question more than once (several conditions or replicates) its rows are
+not independent, so personas are resampled instead of rows (cluster bootstrap):
+:func:`cluster_tables` for one-hot answers (a multinomial over the few distinct per-persona answer
+patterns), :func:`unit_tables` for logprob distributions. Human respondents answer each question
+once, so their rows are resampled as before.
 """
 
 from __future__ import annotations

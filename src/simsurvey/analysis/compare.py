@@ -9,6 +9,12 @@ Silicon distributions pool all persona rows of a model (every condition and repl
 ``no_persona`` rows only enter ``no_persona_js`` and the order effects. Distributions use valid,
 non-refusal answers on substantive options only.
 
+Bootstrap (see :mod:`simsurvey.analysis.bootstrap`): human rows and single-row-per-persona
+silicon answers by the count-based multinomial bootstrap; silicon answers of personas that
+answered a question several times (conditions, replicates), and all logprob distributions, by
+resampling personas (cluster bootstrap). The rates (invalid, refusal, nonsubstantive) and
+``no_persona_js`` still resample rows.
+
 Noise floor (``noise_floor`` column of the distance metrics): the same metric between two random
 halves of the *human* rows of the same group, averaged over ``noise_floor_splits`` seeded splits.
 It is the distance two human samples of half the size already show: a silicon distance near it
