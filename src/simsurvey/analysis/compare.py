@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from simsurvey.analysis import metrics as M
-from simsurvey.analysis.bootstrap import (answer_patterns, binomial_rates, cluster_tables, kish_n, multinomial_tables, percentile_ci,
-                                          split_half_tables, unit_tables)
+from simsurvey.analysis.bootstrap import (answer_patterns, binomial_rates, cluster_tables, kish_n,
+                                          multinomial_tables, percentile_ci, split_half_tables,
+                                          unit_tables)
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
