@@ -98,7 +98,7 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
     # 2. administer
     if "administer" in cfg.stages:
         from simsurvey.instruments import build_design
-        from simsurvey.runner import administer
+        from simsurvey.runner import RESPONSE_SCHEMA, administer
 
         personas = personas if personas is not None else _read(run_dir, "personas.parquet", "administer")
         t0 = time.perf_counter()
@@ -114,7 +114,7 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
             frames.append(result.frame)
             stats[model_cfg.name] = result.stats
         responses = pd.concat(frames, ignore_index=True)
-        write_parquet(responses, run_dir / "responses.parquet", kind="responses")
+        write_parquet(responses, run_dir / "responses.parquet", kind="responses", schema=RESPONSE_SCHEMA)
         timings["administer"] = time.perf_counter() - t0
         manifest.stage("administer", {
             "trials": len(trials), "rows": len(responses), "models": stats,

@@ -50,7 +50,7 @@ class RunnerConfig(BaseModel):
     max_retries: int = Field(default=6, ge=0, description="Retries of a transient failure (429, 5xx, timeout) before the row is kept with its error.")
     backoff_base_s: float = Field(default=0.5, gt=0, description="Exponential backoff base: retry n waits uniform(0, min(backoff_max_s, base * 2**n)) (full jitter).")
     backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of one backoff wait (a server's Retry-After is honoured even when longer).")
-    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout; a timeout is retried like a 5xx.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout (a batched call gets it times its size); a timeout is retried like a 5xx.")
     cache: bool = Field(default=True, description="Use the persistent response cache (a rerun or resumed run never repeats a call).")
     cache_dir: str | None = Field(
         default=None,

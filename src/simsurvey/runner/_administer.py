@@ -170,15 +170,18 @@ class _Run:
             if self.tpm:
                 await self.tpm.acquire(est)
             self.c["calls"] += 1
+            # The timeout is per request: a batch (the local backend runs a persona's questions
+            # in one call) gets the time of its requests, or a slow CPU turns work into retries.
+            timeout = self.runner.timeout_s * len(reqs)
             try:
-                async with asyncio.timeout(self.runner.timeout_s):
+                async with asyncio.timeout(timeout):
                     results = await self.backend.generate(reqs)
             except (RetryableError, TimeoutError) as err:
                 if self.tpm:
                     self.tpm.adjust(-est)  # nothing was processed (as far as we can tell)
                 msg = str(err) or type(err).__name__
                 if isinstance(err, TimeoutError):
-                    msg = f"timeout after {self.runner.timeout_s:g} s"
+                    msg = f"timeout after {timeout:g} s"
                 if attempt >= self.runner.max_retries:
                     return [Result(error=f"{msg} (gave up after {attempt} retries)") for _ in reqs]
                 delay = backoff_delay(attempt, base=self.runner.backoff_base_s, cap=self.runner.backoff_max_s,
