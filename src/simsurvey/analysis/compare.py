@@ -269,7 +269,9 @@ def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind:
     H = _table(hg, h_x, hum.w[h_rows], n_groups, hum.pos[h_rows])
     ns, sw, sw2 = _sums(sg, sil.w[s_rows], n_groups)
     nh, hw, hw2 = _sums(hg, hum.w[h_rows], n_groups)
-    keep = (ns >= cfg.min_group_n) & (nh >= cfg.min_group_n)
+    # min_group_n guards subgroups; the overall comparison is always made (its n is reported).
+    floor_n = 1 if var == "all" else cfg.min_group_n
+    keep = (ns >= floor_n) & (nh >= floor_n)
     for j in np.flatnonzero(~keep & ((ns > 0) | (nh > 0))):
         diag["skipped_groups"].append({"model": model, "question_id": q.id, "group_var": var,
                                        "group_value": cats[j], "n_silicon": int(ns[j]), "n_human": int(nh[j])})

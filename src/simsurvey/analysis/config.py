@@ -52,5 +52,5 @@ class AnalysisConfig(BaseModel):
     )
     min_group_n: int = Field(
         default=20, ge=1,
-        description="Skip a subgroup with fewer rows than this on either side (noted in diagnostics).",
+        description="Skip a subgroup with fewer rows than this on either side (noted in diagnostics); the overall comparison is always made.",
     )
