@@ -25,29 +25,18 @@ import pandas as pd
 import pyarrow as pa
 
 from simsurvey.io import write_table
+from simsurvey.reference.builtin import CCES_INCOME, CCES_RACE
+from simsurvey.reference.codes import age_band
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "personas" / "seed_cces2016.parquet"
 STATES = ROOT / "personas" / "us_states_adults_2022.csv"
 
-RACE = {
-    "White": "white_nh",
-    "Black": "black_nh",
-    "Hispanic": "hispanic",
-    "Asian": "asian_nh",
-    # Census counts Middle Eastern respondents as White, but CCES asks it as its own category
-    # and TV16 does not say whether they are Hispanic; kept with the residual group.
-    "Middle Eastern": "other_multiple_nh",
-    "Mixed": "other_multiple_nh",
-    "Native American": "other_multiple_nh",
-    "Other": "other_multiple_nh",
-}
-# CCES faminc codes (TV16 famincr): 1 <10k, 2 10-20k, 3 20-30k, 4 30-40k, 5 40-50k, 6 50-60k,
-# 7 60-70k, 8 70-80k, 9 80-100k, 10 100-120k, 11 120-150k, 12 150k+.
-INCOME = {**{k: "under_50k" for k in range(1, 6)}, **{k: "50k_100k" for k in range(6, 10)},
-          10: "100k_150k", 11: "100k_150k", 12: "150k_plus"}
-AGE_BINS = [17, 29, 44, 64, 200]
-AGE_LABELS = ["18-29", "30-44", "45-64", "65+"]
+# The CCES -> shared-code recodes are the reference loader's, so the seed microdata and the
+# CCES human reference agree by construction (race: Middle Eastern, Mixed, Native American and
+# Other -> other_multiple_nh; famincr 1-12 coarsened to the shared income bands).
+RACE = CCES_RACE
+INCOME = CCES_INCOME
 
 MAPPING_DOC = {
     "sex": "female 1 -> female, 0 -> male",
@@ -67,7 +56,7 @@ def build(raw: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
     raw = raw.dropna(subset=["famincr", "age", "female", "collegeed", "racef", "state"])
     out = pd.DataFrame({
         "sex": np.where(raw["female"].to_numpy() == 1, "female", "male"),
-        "age": pd.cut(raw["age"], AGE_BINS, labels=AGE_LABELS).astype(str).to_numpy(),
+        "age": age_band(raw["age"]).astype(str).to_numpy(),
         "age_years": raw["age"].astype("int64").to_numpy(),
         "race_ethnicity": raw["racef"].map(RACE).to_numpy(),
         "college": np.where(raw["collegeed"].to_numpy() == 1, "yes", "no"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Demographic columns of the reference schema, in order, with their allowed codes.
+#: Demographic columns shared by personas and the human reference, in order, with their allowed
+#: codes in a meaningful order (used for validation, figure axes and labelled integer exports).
 DEMOGRAPHIC_CODES: dict[str, tuple[str, ...]] = {
     "sex": ("female", "male"),
     "age": ("18-29", "30-44", "45-64", "65+"),
@@ -21,7 +22,7 @@ DEMOGRAPHIC_CODES: dict[str, tuple[str, ...]] = {
         "bachelors",
         "graduate_or_professional",
     ),
-    "college": ("yes", "no"),
+    "college": ("no", "yes"),
     "region": ("northeast", "midwest", "south", "west"),
     "household_income": ("under_50k", "50k_100k", "100k_150k", "150k_plus"),
 }

@@ -17,24 +17,10 @@ import numpy as np
 import pandas as pd
 
 from simsurvey.instruments.models import Instrument, Question
+from simsurvey.reference.codes import DEMOGRAPHIC_CODES
 
-#: Demographic columns shared by personas and the human reference (common contract), with
-#: their codes in a meaningful order (used for axes and for labelled integer exports).
-DEMOGRAPHICS: dict[str, tuple[str, ...]] = {
-    "sex": ("female", "male"),
-    "age": ("18-29", "30-44", "45-64", "65+"),
-    "race_ethnicity": ("white_nh", "black_nh", "hispanic", "asian_nh", "other_multiple_nh"),
-    "education": (
-        "less_than_high_school",
-        "high_school_graduate",
-        "some_college_or_associates",
-        "bachelors",
-        "graduate_or_professional",
-    ),
-    "college": ("no", "yes"),
-    "region": ("northeast", "midwest", "south", "west"),
-    "household_income": ("under_50k", "50k_100k", "100k_150k", "150k_plus"),
-}
+#: Demographic columns shared by personas and the human reference, with their codes in order.
+DEMOGRAPHICS: dict[str, tuple[str, ...]] = DEMOGRAPHIC_CODES
 
 FILES = ("personas", "responses", "reference", "metrics", "order_effects")
 
