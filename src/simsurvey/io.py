@@ -19,6 +19,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
+
+from simsurvey.errors import UserError
 
 #: Version of the parquet contracts in DESIGN.md; bump when a column changes meaning.
 SCHEMA_VERSION = "1"
@@ -81,3 +84,26 @@ def write_json(data: Any, path: str | os.PathLike) -> Path:
     """Write JSON atomically (indent 2)."""
     text = json.dumps(data, indent=2, default=str) + "\n"
     return write_bytes(path, text.encode("utf-8"))
+
+
+def read_yaml(path: str | os.PathLike, *, what: str) -> Any:
+    """Parse a user's YAML file.
+
+    Args:
+        path: The file.
+        what: What the file is, for the error message ("instrument file", "population spec").
+
+    Raises:
+        UserError: ``<path>: <what> not found`` or ``<path>: YAML syntax error at line L,
+            column C: <problem>``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None

@@ -63,5 +63,5 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_population_spec(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("attributes: [unclosed\n")
-    with pytest.raises(UserError, match=r"bad\.yaml: line \d+ invalid YAML"):
+    with pytest.raises(UserError, match=r"bad\.yaml: YAML syntax error at line \d+"):
         load_population_spec(bad)

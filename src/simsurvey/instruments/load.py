@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument
+from simsurvey.io import read_yaml
 
 
 def _question_label(data: Any, loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
@@ -75,14 +74,5 @@ def load_instrument(path: str | os.PathLike) -> Instrument:
         UserError: missing file, YAML syntax error, or an invalid instrument; one line naming
             the file, the question and the problem.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{path}: instrument file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
+    data = read_yaml(path, what="instrument file")
     return parse_instrument(data, name=str(path))

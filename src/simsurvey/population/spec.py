@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # Module import, not `from ... import`: simsurvey.config imports this package while it initializes.
 import simsurvey.config as _config
 from simsurvey.errors import UserError
+from simsurvey.io import read_yaml
 
 #: Tolerance on "each attribute's shares sum to 1".
 SHARE_SUM_TOL = 1e-6
@@ -165,14 +165,7 @@ def load_population_spec(path: str | Path) -> PopulationSpec:
             negative share, shares not summing to 1 within 1e-6, ...).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: population spec not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{path}:{where} invalid YAML: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path, what="population spec")
     if not isinstance(data, dict):
         raise UserError(f"{path}: a population spec must be a mapping")
     try:

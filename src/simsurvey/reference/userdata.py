@@ -24,16 +24,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from simsurvey.config import format_validation_error
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument, _to_code_list, _to_code_map
+from simsurvey.io import read_yaml
 from simsurvey.reference.codes import (
     DEMOGRAPHIC_CODES,
     DEMOGRAPHICS,
@@ -101,12 +108,7 @@ class UserDataset:
 def read_mapping(path: str | os.PathLike) -> Mapping:
     """Read and validate a mapping YAML file (UserError naming the file and key)."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{path}: mapping file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: YAML syntax error: {str(err).splitlines()[0]}") from None
+    data = read_yaml(p, what="mapping file")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with id, file and questions")
     try:
