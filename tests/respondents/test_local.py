@@ -15,7 +15,7 @@ import pytest
 from simsurvey.instruments.models import Option, Question
 from simsurvey.respondents.base import Backend, FatalBackendError
 from simsurvey.respondents.config import ModelConfig
-from simsurvey.respondents.local import LocalBackend, convert_gguf, converted_dir, embedded_gguf
+from simsurvey.respondents.local import LocalBackend, _chunks, convert_gguf, converted_dir, embedded_gguf
 from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.respondents.prompts import render_request
 
@@ -133,12 +133,45 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def test_chunks_bound_the_padded_size():
+    # Hand-worked: lengths 3,3,5 fit 15 (3 x 5); a 4th of 5 would make 20 > 16.
+    assert list(_chunks([0, 1, 2, 3, 4], [3, 3, 5, 5, 40], 16)) == [[0, 1, 2], [3], [4]]
+    assert list(_chunks([], [], 16)) == []
+
+
+def _group():
+    # One persona, suffixes of different lengths (padding), labels scored by single tokens and
+    # by multi-token sequences (text), a sampled answer: every path of a batched group.
+    return [req(q=Q1), req(q=Q2, style="numbers"), req(q=Q1, style="text"),
+            req(q=Q2, order=tuple(reversed(Q2.codes))), req(q=Q1, elicitation="both", seed=3, max_tokens=6)]
+
+
+def test_batched_group_equals_each_request_alone_exactly(backend):
+    # The padded batch of a persona's suffixes gives every request bit-for-bit what it gets
+    # alone (batch of one, no padding), in bf16, with one worker or two.
+    reqs = _group()
+    alone = [backend.generate_sync([r])[0] for r in reqs]
+    two = LocalBackend(cfg(params={"threads": 2}))
+    for together in (backend.generate_sync(reqs), two.generate_sync(reqs), two.generate_sync(reqs + [req(cue=CUES[1], key="p1")])[:5]):
+        assert [r.error for r in together] == [None] * 5
+        assert [r.label_probs for r in together] == [r.label_probs for r in alone]
+        assert [r.missing_mass for r in together] == [r.missing_mass for r in alone]
+        assert [r.text for r in together] == [r.text for r in alone]
+    assert together[4].text and len({len(backend._prompt_ids(r)) for r in reqs}) > 2  # noqa: SLF001
+
+
 def test_prefix_reuse_is_exact_in_float32(backend):
-    # Same weights upcast to fp32: the reuse path must compute the same logits as a full pass.
+    # Same weights upcast to fp32: the batched reuse path computes the logits of a full pass.
     fp32 = LocalBackend(cfg(params={"model_dir": str(backend.model_dir()), "dtype": "float32"}))
-    reqs = [req(q=Q1), req(q=Q2, cue=CUES[1], key="p1", order=tuple(reversed(Q2.codes)))]
+    reqs = _group()[:4] + [req(q=Q2, cue=CUES[1], key="p1", order=tuple(reversed(Q2.codes)))]
     for x, y in zip(fp32.last_logits(reqs, reuse_prefix=True), fp32.last_logits(reqs, reuse_prefix=False)):
         np.testing.assert_allclose(x, y, atol=1e-3, rtol=1e-4)
+    # The label distributions of the batched reuse path vs one full prompt per pass, no padding.
+    batched = fp32.generate_sync(reqs)
+    plain = [fp32.generate_sync([r], reuse_prefix=False)[0] for r in reqs]
+    for r, p in zip(batched, plain):
+        np.testing.assert_allclose(r.label_probs, p.label_probs, atol=1e-5)
+        assert r.missing_mass == pytest.approx(p.missing_mass, abs=1e-5)
 
 
 def test_prefix_reuse_matches_the_no_reuse_path_in_bf16(backend):

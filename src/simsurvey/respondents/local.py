@@ -45,6 +45,7 @@ import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,10 @@ class LocalBackend:
         self.dtype = str(cfg.params.get("dtype", "bfloat16"))
         if self.dtype not in {"bfloat16", "float32"}:
             raise FatalBackendError(f"model.params.dtype: must be bfloat16 or float32 (got {self.dtype!r})")
+        # Not the load: a fixed default (the cores this process may use), so runs are comparable.
         self.threads = int(cfg.params.get("threads", _available_cores()))
+        if self.threads < 1:
+            raise FatalBackendError(f"model.params.threads: must be >= 1 (got {self.threads})")
         self._lock = threading.Lock()
         self._tok: Any = None
         self._model: Any = None
@@ -199,8 +203,11 @@ class LocalBackend:
             return
         import torch
 
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        # One torch thread per worker; the workers run separate passes in parallel. OpenMP
+        # threads inside one pass wait for each other at every op, and on a busy machine that
+        # stalls (measured 2.4-3.5 vs 6.9 prompts/s with two busy processes alongside).
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
         self._tok, self._model = _load(str(self.model_dir()), self.dtype)
         eos = self._model.generation_config.eos_token_id
         self._eos = set(eos if isinstance(eos, list) else [eos]) | {self._tok.eos_token_id}
@@ -284,43 +291,70 @@ class LocalBackend:
         self, requests: Sequence[Request], ids: list[list[int]], reuse_prefix: bool
     ) -> Iterator[tuple[int, int, Any, list[tuple[Any, Any]] | None, float]]:
         """Run every prompt once and yield, per request: its index, the prefix tokens reused,
-        the last prompt position's logits (fp32; or the exception that stopped its batch),
-        its own KV (per layer ``(keys, values)``, batch 1) and its share of the compute time.
+        the last prompt position's logits (fp32; or the exception that stopped its pass),
+        its own KV (per layer ``(keys, values)``, batch 1; None when no follow-up needs it)
+        and its share of the compute time.
 
         Requests sharing a prefix run it once; their suffixes then go through the model
         together, right-padded to one length (padding masked out, positions continuing the
-        prefix), at most ``_CHUNK_TOKENS`` padded tokens per forward pass. Eager attention
-        makes each row's numbers independent of what it is batched with (checked in tests).
+        prefix), at most ``_CHUNK_TOKENS`` padded tokens per pass. The passes run on
+        ``self.threads`` worker threads with one torch thread each. Eager attention makes each
+        row's numbers independent of what it is batched with (checked in tests), so neither
+        the chunking nor the worker count changes a result.
         """
         plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, n in enumerate(plen):
             groups.setdefault(tuple(ids[i][:n]), []).append(i)
-        for prefix, members in groups.items():
-            n = len(prefix)
-            t0 = time.perf_counter()
-            try:
-                prefix_kv = self._forward_rows([list(prefix)], None, 0)[1] if n else None
-            except Exception as err:  # noqa: BLE001 - reported on each request of the group
-                for i in members:
-                    yield i, n, err, None, 0.0
-                continue
-            share = (time.perf_counter() - t0) / len(members)
-            # Similar lengths together: less padding (the order does not change any result).
-            members = sorted(members, key=lambda i: len(ids[i]))
-            for chunk in _chunks(members, [len(ids[i]) - n for i in members], _CHUNK_TOKENS):
-                t1 = time.perf_counter()
-                rows = [ids[i][n:] for i in chunk]
-                try:
-                    last, kv = self._forward_rows(rows, prefix_kv, n)
-                except Exception as err:  # noqa: BLE001
+        # Tokenizer work stays on this thread (a fast tokenizer is not safe to share).
+        need_kv = [r.elicitation != "logprobs" or any(len(s) > 1 for lbl in r.labels for s in self._spellings(lbl)) for r in requests]
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            prefixes = [p for p in groups if p]
+            prefix_out = dict(zip(prefixes, pool.map(lambda p: self._timed_pass([list(p)], None, 0, True), prefixes)))
+            units: list[tuple[tuple[int, ...], list[int]]] = []
+            for prefix, members in groups.items():
+                # Similar lengths together: less padding (the grouping changes no result).
+                members = sorted(members, key=lambda i: len(ids[i]))
+                units += [(prefix, c) for c in _chunks(members, [len(ids[i]) - len(prefix) for i in members], _CHUNK_TOKENS)]
+            # Enough passes to keep every worker busy: halve the largest.
+            while units and len(units) < self.threads and max(len(c) for _, c in units) > 1:
+                k = max(range(len(units)), key=lambda u: len(units[u][1]))
+                prefix, c = units.pop(k)
+                units[k:k] = [(prefix, c[: len(c) // 2]), (prefix, c[len(c) // 2 :])]
+
+            def run(unit: tuple[tuple[int, ...], list[int]]) -> Any:
+                prefix, chunk = unit
+                n = len(prefix)
+                pre = prefix_out.get(prefix) if n else None
+                if isinstance(pre, BaseException):
+                    return pre
+                return self._timed_pass([ids[i][n:] for i in chunk], pre[0][1] if pre else None, n, any(need_kv[i] for i in chunk))
+
+            for (prefix, chunk), out in zip(units, pool.map(run, units)):
+                n = len(prefix)
+                if isinstance(out, BaseException):
                     for i in chunk:
-                        yield i, n, err, None, share
+                        yield i, n, out, None, 0.0
                     continue
-                spent = share + (time.perf_counter() - t1) / len(chunk)
+                (last, kv), seconds = out
+                spent = seconds / len(chunk) + (prefix_out[prefix][1] / len(groups[prefix]) if n else 0.0)
                 for j, i in enumerate(chunk):
-                    end = n + len(rows[j])
-                    yield i, n, last[j], [(k[j : j + 1, :, :end], v[j : j + 1, :, :end]) for k, v in kv], spent
+                    end = len(ids[i])
+                    row_kv = [(k[j : j + 1, :, :end], v[j : j + 1, :, :end]) for k, v in kv] if need_kv[i] else None
+                    yield i, n, last[j], row_kv, spent
+
+    def _timed_pass(self, rows: list[list[int]], prefix_kv: Any, n_prefix: int, keep_kv: bool) -> Any:
+        """:meth:`_forward_rows` for a worker thread: ``((logits, kv or None), seconds)``, or
+        the exception raised (reported on each request of the pass)."""
+        import torch
+
+        t0 = time.perf_counter()
+        try:
+            with torch.inference_mode():  # thread-local: set again on the worker
+                last, kv = self._forward_rows(rows, prefix_kv, n_prefix)
+        except Exception as err:  # noqa: BLE001
+            return err
+        return (last, kv if keep_kv else None), time.perf_counter() - t0
 
     def _forward_rows(
         self, rows: list[list[int]], prefix_kv: list[tuple[Any, Any]] | None, n_prefix: int
