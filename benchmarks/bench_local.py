@@ -1,10 +1,14 @@
 """Local backend throughput, with and without the shared persona KV prefix, side by side.
 
-    python benchmarks/bench_local.py                    # 4 personas x 8 questions, default threads
-    python benchmarks/bench_local.py --threads 1 --repeat 3
+    python benchmarks/bench_local.py                    # 4 personas x 8 questions, default workers
+    python benchmarks/bench_local.py --threads 2 --repeat 3
+
+``--threads`` is ``model.params.threads``: worker threads, each running its own forward passes
+with one torch thread (default: the cores this process may use).
 
 Prompts are ~220 tokens: a backstory-style persona (system message), a question and five
-lettered options; logprobs elicitation. Both paths run the same requests in one process,
+lettered options; logprobs elicitation. "no prefix" runs each full prompt (still batched and
+padded with the other prompts). Both paths run the same requests in one process,
 alternating, after a warm-up; the best of ``--repeat`` rounds is reported (the machine is shared).
 """
 
@@ -93,7 +97,7 @@ def main() -> None:
     without = backend.generate_sync(reqs, reuse_prefix=False)
     diff = max(float(np.max(np.abs(np.array(a.label_probs) - np.array(b.label_probs)))) for a, b in zip(with_p, without))
     n = len(reqs)
-    print(f"load {load_s:.1f} s; threads {backend.threads}; load average {os.getloadavg()[0]:.1f}")
+    print(f"load {load_s:.1f} s; workers {backend.threads} x 1 torch thread; load average {os.getloadavg()[0]:.1f}")
     print(f"{n} prompts ({args.personas} personas x 8 questions), tokens/prompt mean {np.mean([len(i) for i in ids]):.0f} "
           f"(min {min(len(i) for i in ids)}, max {max(len(i) for i in ids)}); prefix reused {with_p[0].extra['prefix_tokens_reused']} tokens")
     for reuse in (True, False):

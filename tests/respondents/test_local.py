@@ -177,9 +177,8 @@ def test_prefix_reuse_is_exact_in_float32(backend):
 def test_prefix_reuse_matches_the_no_reuse_path_in_bf16(backend):
     reqs = [req(q=q, cue=c, key=f"p{i}") for i, c in enumerate(CUES) for q in (Q1, Q2)]
     for x, y in zip(backend.last_logits(reqs, reuse_prefix=True), backend.last_logits(reqs, reuse_prefix=False)):
-        # bf16 activations round differently when the prompt is split: measured max |diff| of
-        # logits 0.66 (bf16 ulp is 0.125 at 20) and total variation of the next-token
-        # distribution <= 0.05 on these prompts.
+        # With eager attention the split prompt gives the same bf16 logits here (max |diff|
+        # 0.0 measured; SDPA gave 0.66). The tolerance leaves room for other CPUs' kernels.
         np.testing.assert_allclose(x, y, atol=1.0)
         assert 0.5 * np.abs(_softmax(x) - _softmax(y)).sum() < 0.1
     res = backend.generate_sync(reqs)

@@ -21,17 +21,22 @@ Elicitation:
   ``torch.Generator`` seeded per request (never the global torch RNG).
 - ``both``: the distribution and a sampled text from the same forward pass.
 
-Prefix reuse: requests that share a ``prefix_key`` in one ``generate`` call share the persona
-prefix (the tokens of the chat-templated system message, or when the persona sits in the user
-message, the longest common token prefix of the group). It runs once; each request's suffix runs
-from a copy of its KV cache. The split point depends only on the request for system-message
-personas, so the same request gives the same result whatever it is batched with.
+Prefix reuse and batching: requests that share a ``prefix_key`` in one ``generate`` call share
+the persona prefix (the tokens of the chat-templated system message, or when the persona sits in
+the user message, the longest common token prefix of the group). It runs once; the group's
+question suffixes then run together in one padded forward pass on the prefix KV (right padding,
+masked; each row read at its own last token). Passes run on ``threads`` worker threads with one
+torch thread each. Attention is ``eager``: SDPA's CPU kernel rounds differently with the padded
+length, eager gives each row the same bits whatever it is batched with, so the same request
+gives the same result in any batch (tests check it bit-for-bit).
 
 ``model.params`` (all optional):
     ``model_dir``: a transformers model directory to load instead of the embedded weights;
     ``gguf_path``: another GGUF file (converted and cached like the default);
-    ``dtype``: ``bfloat16`` (default) or ``float32``; ``threads``: torch threads (default: the
-    cores this process may use); ``batch_size``: requests per ``generate`` call (default 32).
+    ``dtype``: ``bfloat16`` (default) or ``float32``; ``threads``: worker threads, each running
+    whole forward passes with one torch thread (default: the cores this process may use; one
+    torch thread each because multi-threaded ops stall on a busy machine);
+    ``batch_size``: requests per ``generate`` call (default 32).
 """
 
 from __future__ import annotations
@@ -138,8 +143,8 @@ def _load(model_dir: str, dtype: str) -> tuple[Any, Any]:
 
     tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     # Eager attention: SDPA's CPU kernel rounds differently with the padded length, so a
-    # request's distribution would depend on what it was batched with; eager does not (and
-    # costs ~nothing measurable here, see benchmarks/results/local.md).
+    # request's distribution would depend on what it was batched with; eager does not.
+    # Measured cost on the benchmark: none with one torch thread, ~9% with two.
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=getattr(torch, dtype), local_files_only=True, attn_implementation="eager"
     )
