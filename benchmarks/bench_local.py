@@ -84,7 +84,7 @@ def main() -> None:
     backend.load()
     load_s = time.perf_counter() - t0
     reqs = build_requests(cfg, args.personas)
-    ids = [backend._prompt_ids(r) for r in reqs]  # noqa: SLF001 - token counts for the report
+    ids = [backend._prompt_ids(r) for r in reqs]
     backend.generate_sync(reqs[:2])  # warm-up
     times: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(args.repeat):

@@ -15,7 +15,13 @@ import pytest
 from simsurvey.instruments.models import Option, Question
 from simsurvey.respondents.base import Backend, FatalBackendError
 from simsurvey.respondents.config import ModelConfig
-from simsurvey.respondents.local import LocalBackend, _chunks, convert_gguf, converted_dir, embedded_gguf
+from simsurvey.respondents.local import (
+    LocalBackend,
+    _chunks,
+    convert_gguf,
+    converted_dir,
+    embedded_gguf,
+)
 from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.respondents.prompts import render_request
 
@@ -157,7 +163,7 @@ def test_batched_group_equals_each_request_alone_exactly(backend):
         assert [r.label_probs for r in together] == [r.label_probs for r in alone]
         assert [r.missing_mass for r in together] == [r.missing_mass for r in alone]
         assert [r.text for r in together] == [r.text for r in alone]
-    assert together[4].text and len({len(backend._prompt_ids(r)) for r in reqs}) > 2  # noqa: SLF001
+    assert together[4].text and len({len(backend._prompt_ids(r)) for r in reqs}) > 2
 
 
 def test_prefix_reuse_is_exact_in_float32(backend):
@@ -241,6 +247,6 @@ def test_loads_offline_in_a_fresh_process():
         print("ok")
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
