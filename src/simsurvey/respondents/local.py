@@ -237,7 +237,7 @@ class LocalBackend:
                     if isinstance(last, BaseException):
                         raise last
                     results[i] = self._answer(requests[i], ids[i], n, last, kv)
-                except Exception as err:  # one bad request must not sink the batch
+                except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
                     results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
                 results[i] = _with_latency(results[i], spent + time.perf_counter() - t1)
             return [r for r in results if r is not None]
@@ -357,7 +357,7 @@ class LocalBackend:
         try:
             with torch.inference_mode():  # thread-local: set again on the worker
                 last, kv = self._forward_rows(rows, prefix_kv, n_prefix)
-        except Exception as err:  # reported on each request of the pass, not raised
+        except Exception as err:  # noqa: BLE001 - reported on each request of the pass
             return err
         return (last, kv if keep_kv else None), time.perf_counter() - t0
 
