@@ -2,7 +2,7 @@
 
 Measures wall time and peak traced memory (tracemalloc) of the whole ``sample_personas`` call,
 and of the raking step alone with our numpy IPF versus the ``ipfn`` package on the same seed table
-and targets, in the same run. Writes benchmarks/results/personas.md.
+and targets, in the same run. Prints a markdown table (recorded in BENCHMARKS.md).
 
     python benchmarks/bench_personas.py [--n 1000000]
 """
@@ -22,7 +22,6 @@ from simsurvey.config import PROJECT_ROOT
 from simsurvey.population import PopulationConfig, ipf, load_population_spec, marginals, sample_personas
 from simsurvey.population.seed import read_seed, seed_table
 
-OUT = PROJECT_ROOT / "benchmarks" / "results" / "personas.md"
 
 
 def rss_mib() -> float:
@@ -76,8 +75,7 @@ def main() -> None:
         "| step | wall s | peak MiB | note |", "|---|---:|---:|---|",
         *[f"| {name} | {s:.3f} | {m:.1f} | {note} |" for name, s, m, note in rows],
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The table goes to stdout; BENCHMARKS.md keeps the figures that were recorded.
     print("\n".join(lines))
 
 

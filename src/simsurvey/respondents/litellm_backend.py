@@ -7,7 +7,7 @@ Two transports behind one :class:`LiteLLMBackend`:
   server / Ollama's OpenAI endpoint).
 * ``http`` — one aiohttp POST to ``{api_base}/chat/completions`` of an OpenAI-compatible
   server. litellm spends ~3 ms of client CPU per call (it tops out near 300 req/s on two cores,
-  see benchmarks/results/runner.md); this path spends ~0.3 ms. ``transport: auto`` (default)
+  see BENCHMARKS.md, "Runner throughput"); this path spends ~0.3 ms. ``transport: auto`` (default)
   uses it for ``openai/<model>`` with an ``api_base`` and litellm for everything else.
 
 Elicitation:
