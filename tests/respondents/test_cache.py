@@ -7,7 +7,6 @@ import hashlib
 import json
 import sqlite3
 
-import pytest
 
 from simsurvey.respondents.base import Request, Result
 from simsurvey.respondents.cache import CACHE_FILE, ResponseCache, cache_key, resolve_cache_dir

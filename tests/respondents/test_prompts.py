@@ -13,7 +13,7 @@ from simsurvey.errors import UserError
 from simsurvey.instruments.models import Option, Question
 from simsurvey.respondents.config import ModelConfig
 from simsurvey.respondents.prompt_config import PromptConfig
-from simsurvey.respondents.prompts import display_labels, render_messages, render_request
+from simsurvey.respondents.prompts import display_labels, render_request
 
 Q = Question(
     id="capital",

@@ -263,7 +263,7 @@ def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind:
                  s_idx: np.ndarray, s_rows: np.ndarray, s_x: np.ndarray, h_rows: np.ndarray,
                  h_x: np.ndarray, use_probs: bool, cfg: AnalysisConfig, rng: np.random.Generator,
                  floor: dict[str, np.ndarray], units: _Units | None) -> None:
-    n_groups, k, b = len(cats), s_x.shape[1], cfg.bootstrap
+    n_groups, b = len(cats), cfg.bootstrap
     sg, hg = scode[s_rows], hcode[h_rows]
     S = _table(sg, s_x, sil.w[s_rows], n_groups, None if use_probs else sil.pos[s_rows])
     H = _table(hg, h_x, hum.w[h_rows], n_groups, hum.pos[h_rows])
