@@ -234,3 +234,21 @@ def test_same_seed_same_result(run):
     personas, responses, reference, inst, res = run
     again = analyze(responses, reference, personas, inst, CFG, seed=5)
     pd.testing.assert_frame_equal(res.metrics, again.metrics)
+
+
+def test_no_persona_js_interval_contains_its_estimate_for_logprob_distributions():
+    # Every persona row and every no-persona row carries the same probability vector, so the
+    # persona-free answer equals the mixture: JS = 0, and a bootstrap that resamples rows must
+    # keep 0 inside its interval (a multinomial draw around the pooled mass would not).
+    personas, responses, reference, inst = synthetic_run(n_personas=60, n_human=300, seed=3, with_probs=True)
+    v = {"c0": 0.5, "c1": 0.2, "c2": 0.1, "c3": 0.1, "c4": 0.1}
+    responses["probs"] = [v] * len(responses)
+    responses["answer_code"] = "c0"
+    responses["valid"] = True
+    cfg = AnalysisConfig(bootstrap=100, n_permutations=20, noise_floor_splits=2, distribution="probs")
+    m = analyze(responses, reference, personas, inst, cfg, seed=2).metrics
+    rows = m[m.metric == "no_persona_js"]
+    assert len(rows) == len(inst.questions)
+    for _, r in rows.iterrows():
+        assert r.value == pytest.approx(0.0, abs=1e-12)
+        assert r.ci_low <= r.value + 1e-12 <= r.ci_high + 1e-12

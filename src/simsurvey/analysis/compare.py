@@ -13,7 +13,8 @@ Bootstrap (see :mod:`simsurvey.analysis.bootstrap`): human rows and single-row-p
 silicon answers by the count-based multinomial bootstrap; silicon answers of personas that
 answered a question several times (conditions, replicates), and all logprob distributions, by
 resampling personas (cluster bootstrap). The rates (invalid, refusal, nonsubstantive) and
-``no_persona_js`` still resample rows.
+``no_persona_js`` resample rows (for logprob distributions: the rows' probability vectors, not
+multinomial counts around their pooled mass).
 
 Noise floor (``noise_floor`` column of the distance metrics): the same metric between two random
 halves of the *human* rows of the same group, averaged over ``noise_floor_splits`` seeded splits.
@@ -346,12 +347,21 @@ def _no_persona(out: _Out, model: str, q: Question, sil: Rows, in_model: np.ndar
     if not ok.any():
         return
     N = x.sum(0)[None]
-    Mx = (sil.w[s_rows][:, None] * s_x).sum(0)[None]
-    nb = kish_n(np.array([len(x)]), np.array([len(x)]))
     w = sil.w[s_rows]
-    XN = np.concatenate([N[None], multinomial_tables(rng, N, nb, cfg.bootstrap)])
-    XM = np.concatenate([Mx[None], multinomial_tables(rng, Mx, kish_n(w.sum()[None], (w**2).sum()[None]),
-                                                       cfg.bootstrap)])
+    wx = w[:, None] * s_x
+    Mx = wx.sum(0)[None]
+    if use_probs:
+        # Probability vectors are not counts: a multinomial draw around their pooled mass would
+        # add sampling noise no respondent produced (and bias JS upward, putting the point
+        # estimate below its own interval). Resample the rows (answer vectors) themselves.
+        xo = x[ok]
+        XN = np.concatenate([N[None], unit_tables(rng, xo, np.zeros(len(xo), np.int64), 1, cfg.bootstrap)])
+        XM = np.concatenate([Mx[None], unit_tables(rng, wx, np.zeros(len(wx), np.int64), 1, cfg.bootstrap)])
+    else:
+        nb = kish_n(np.array([len(x)]), np.array([len(x)]))
+        XN = np.concatenate([N[None], multinomial_tables(rng, N, nb, cfg.bootstrap)])
+        XM = np.concatenate([Mx[None], multinomial_tables(rng, Mx, kish_n(w.sum()[None], (w**2).sum()[None]),
+                                                           cfg.bootstrap)])
     js = M.js_divergence(XN, XM)
     out.add(model, q.id, "all", ["all"], "no_persona_js", js[0], js[1:], cfg.ci, None,
             np.array([len(x)]), np.array([0]))
