@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,24 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+@contextmanager
+def _working(what: str) -> Iterator[None]:
+    """A spinner with elapsed time on stderr while a stage without its own progress bar runs
+    (the runner draws a bar per model); off under CI or when stderr is not a terminal."""
+    from simsurvey.runner._progress import progress_enabled
+
+    if not progress_enabled(True):
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        bar.add_task(what, total=None)
+        yield
+
+
 def run(cfg: Config, run_dir: Path) -> RunResult:
     """Run the configured stages in ``run_dir``."""
     run_dir = Path(run_dir)
@@ -86,7 +106,8 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
         from simsurvey.population import sample_personas
 
         t0 = time.perf_counter()
-        sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue)
+        with _working("sample: raking and drawing personas"):
+            sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue)
         personas = sample.frame
         write_parquet(personas, run_dir / "personas.parquet", kind="personas")
         timings["sample"] = time.perf_counter() - t0
@@ -133,8 +154,9 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
         if not (run_dir / "reference.parquet").exists():
             write_parquet(reference, run_dir / "reference.parquet", kind="reference")
         t0 = time.perf_counter()
-        result = analyze(responses, reference, personas, instrument, cfg.analysis,
-                         seed=derive_seed(cfg.seed, "analysis"))
+        with _working("analyze: metrics, bootstrap, order effects"):
+            result = analyze(responses, reference, personas, instrument, cfg.analysis,
+                             seed=derive_seed(cfg.seed, "analysis"))
         write_parquet(result.metrics, run_dir / "metrics.parquet", kind="metrics")
         write_parquet(result.order_effects, run_dir / "order_effects.parquet", kind="order_effects")
         timings["analyze"] = time.perf_counter() - t0
@@ -146,8 +168,9 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
         from simsurvey.report import export_wide, render_report
 
         t0 = time.perf_counter()
-        report = render_report(run_dir, instrument=instrument, cfg=cfg.report)
-        exports = export_wide(run_dir, instrument, formats=cfg.report.export_formats)
+        with _working("report: figures, report.html, exports"):
+            report = render_report(run_dir, instrument=instrument, cfg=cfg.report)
+            exports = export_wide(run_dir, instrument, formats=cfg.report.export_formats)
         timings["report"] = time.perf_counter() - t0
         manifest.stage("report", {"report": report.name, "exports": [p.name for p in exports],
                                   "seconds": round(timings["report"], 3)})

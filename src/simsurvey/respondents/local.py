@@ -145,9 +145,19 @@ def _load(model_dir: str, dtype: str) -> tuple[Any, Any]:
     # Eager attention: SDPA's CPU kernel rounds differently with the padded length, so a
     # request's distribution would depend on what it was batched with; eager does not.
     # Measured cost on the benchmark: none with one torch thread, ~9% with two.
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=getattr(torch, dtype), local_files_only=True, attn_implementation="eager"
-    )
+    # transformers' own "Loading weights" bar would write into the runner's live progress bar;
+    # switched off for this load only and restored after.
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=getattr(torch, dtype), local_files_only=True, attn_implementation="eager"
+        )
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     model.eval()
     return tok, model
 
