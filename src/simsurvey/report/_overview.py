@@ -92,9 +92,11 @@ def overview(ctx: Ctx) -> str:
         out.append(H.table(["source", "respondents", "questions"], rows, numeric=[False, True, False]))
     out.append(_provenance(man.get("reference")))
     out.append(H.para(
-        "What the human reference is: weighted answers of real survey respondents, with the survey's own "
-        "sampling error, nonresponse and fieldwork year. What it is not: the population itself, nor the same "
-        "people as the personas; differences smaller than the human noise floor are not evidence of anything."))
+        "What the human reference is: answers of real survey respondents (weighted only where the source "
+        "ships weights: see each source's weights line above), with the survey's own sampling error, "
+        "nonresponse, population and fieldwork year, which need not match the personas' population. What it "
+        "is not: the population itself, nor the same people as the personas; differences smaller than the "
+        "human noise floor are not evidence of anything."))
     out.append("<h3>Reproduce this run</h3>")
     out.append(f"<pre>{H.esc(_reproduce_command(data))}</pre>")
     for n in [*data.notes, *ctx.analysis_notes]:
