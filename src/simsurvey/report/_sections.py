@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats.contingency import association
 
+from simsurvey.analysis.metrics import cramers_v
 from simsurvey.report import _figures as F
 from simsurvey.report import _html as H
 from simsurvey.report._context import METRIC_HELP, MIN_GROUP_N, RATIO_METRICS, Ctx
@@ -193,7 +193,7 @@ def _cramers_v_panels(ctx: Ctx) -> dict[str, pd.DataFrame]:
                     panels[x] = s.pivot_table(index="group_var", columns="question_id", values="value", aggfunc="mean")
             if panels:
                 return panels
-    # Fallback: compute from the answers (unweighted counts, scipy's Cramér's V).
+    # Fallback: compute from the answers (unweighted counts, the analyzer's Cramér's V).
     def pattern(frame: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(index=[v for v in DEMOGRAPHICS if v in frame.columns], columns=ctx.data.question_ids, dtype=float)
         for qid, f in frame.groupby("question_id", sort=False):
@@ -207,10 +207,8 @@ def _cramers_v_panels(ctx: Ctx) -> dict[str, pd.DataFrame]:
                 if len(g) == 0:
                     continue
                 tab = np.bincount(g * (a.max() + 1) + a, minlength=(g.max() + 1) * (a.max() + 1))
-                tab = tab.reshape(g.max() + 1, a.max() + 1)
-                tab = tab[tab.sum(axis=1) > 0][:, tab.sum(axis=0) > 0]
-                if tab.shape[0] >= 2 and tab.shape[1] >= 2:
-                    out.loc[var, qid] = association(tab, method="cramer")
+                # Empty rows/columns are ignored and fewer than 2 of either gives NaN.
+                out.loc[var, qid] = float(cramers_v(tab.reshape(g.max() + 1, a.max() + 1)))
         return out.dropna(how="all").dropna(axis=1, how="all")
 
     panels["human"] = pattern(ctx.human)

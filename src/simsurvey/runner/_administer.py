@@ -40,13 +40,27 @@ import pandas as pd
 
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument, Question
-from simsurvey.respondents.base import Backend, FatalBackendError, Request, Result, RetryableError
+from simsurvey.respondents.base import (
+    Backend,
+    FatalBackendError,
+    Request,
+    Result,
+    RetryableError,
+)
 from simsurvey.respondents.cache import ResponseCache, cache_key, canonical_json
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
-from simsurvey.runner._checkpoint import KEY_COLUMNS, SORT_COLUMNS, PartWriter, model_slug, read_parts, row_key
+from simsurvey.runner._checkpoint import (
+    KEY_COLUMNS,
+    SORT_COLUMNS,
+    PartWriter,
+    model_slug,
+    read_parts,
+    row_key,
+)
 from simsurvey.runner._limits import TokenBucket, backoff_delay, estimate_tokens
 from simsurvey.runner._progress import Progress, progress_enabled
+from simsurvey.seeds import derive_seed
 
 TRIAL_COLUMNS: tuple[str, ...] = (
     "persona_id", "question_id", "condition_id", "replicate", "order_mode", "label_style",
@@ -87,8 +101,7 @@ def prompt_hash(req: Request) -> str:
 
 def row_seed(seed: int, pid: int | None, qid: str, cond: str, rep: int) -> int:
     """Per-request sampling seed (31 bits: every OpenAI-compatible server accepts it)."""
-    text = f"{seed}:{pid}:{qid}:{cond}:{rep}"
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
+    return derive_seed(seed, pid, qid, cond, rep) >> 32
 
 
 def _check_inputs(trials: pd.DataFrame, personas: pd.DataFrame | None, instrument: Instrument) -> None:
