@@ -145,7 +145,7 @@ def test_report_on_real_analyzer_output(tmp_path):
         n_personas=80, n_human=300, n_questions=3, models=("SmolLM2-135M-Instruct", "baseline/uniform"),
         conditions=("as_is|letters", "reversed|letters"), primacy=0.3, seed=1)
     result = analyze(responses, reference, personas, inst,
-                     AnalysisConfig(bootstrap=30, n_permutations=50, noise_floor_splits=3), seed=2)
+                     AnalysisConfig(bootstrap=30, n_permutations=50, null_draws=200), seed=2)
     frames = {"personas": personas, "responses": responses, "reference": reference,
               "metrics": result.metrics, "order_effects": result.order_effects}
     for name, frame in frames.items():

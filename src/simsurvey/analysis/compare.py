@@ -2,25 +2,33 @@
 
 For every model in the responses, every question and every group (``all`` plus each usable
 demographic variable's values) the silicon and human weighted answer tables are built once
-with ``np.bincount``; point estimates and all B bootstrap replicates are then scored together by
-the vectorized metric functions (arrays of shape (1+B, G, K)).
+with ``np.bincount``; point estimates, all B bootstrap replicates and all null replicates are
+then scored together by the vectorized metric functions (arrays of shape (B, G, K)).
 
 Silicon distributions pool all persona rows of a model (every condition and replicate);
-``no_persona`` rows only enter ``no_persona_js`` and the order effects. Distributions use valid,
-non-refusal answers on substantive options only.
+``no_persona`` rows only enter the no-persona metrics and the order effects. Distributions use
+valid, non-refusal answers on substantive options only. In probs mode (logprob elicitation) the
+silicon distribution is the weighted mean of the personas' probability vectors — the estimand is
+the distribution of an answer drawn by a random persona from its own distribution, so a
+persona's token uncertainty counts as diversity; the ``*_answers`` metrics beside it report the
+diversity of the drawn/argmax ``answer_code`` of the same rows.
 
-Bootstrap (see :mod:`simsurvey.analysis.bootstrap`): human rows and single-row-per-persona
-silicon answers by the count-based multinomial bootstrap; silicon answers of personas that
-answered a question several times (conditions, replicates), and all logprob distributions, by
-resampling personas (cluster bootstrap). The rates (invalid, refusal, nonsubstantive) and
-``no_persona_js`` resample rows (for logprob distributions: the rows' probability vectors, not
-multinomial counts around their pooled mass).
+Every row of ``metrics.parquet`` carries (see :mod:`simsurvey.analysis.inference`):
 
-Noise floor (``noise_floor`` column of the distance metrics): the same metric between two random
-halves of the *human* rows of the same group, averaged over ``noise_floor_splits`` seeded splits.
-It is the distance two human samples of half the size already show: a silicon distance near it
-is as good as the human data can tell. The subgroup-vs-whole human reading aid is the separate
-metric ``group_vs_all_js_human``.
+- ``value``: the estimate (plug-in distances; corrected diversity and association statistics, each
+  by the formula in its registry entry, :data:`simsurvey.analysis.metrics.METRICS`);
+- ``ci_low``/``ci_high``: the bootstrap percentile interval re-centred on the bias-corrected
+  estimate, clipped to the metric's range (coverage in VALIDATION.md);
+- for tested metrics, ``null_mean``/``null_q95``/``p_value``/``excess``: the metric's sampling null
+  (both sides drawn from the pooled distribution at ``n_eff_silicon`` / ``n_eff_human``), its
+  critical value, the p-value of "silicon = human" and ``value − null_mean``; for association
+  metrics, ``p_value`` is the Rao–Scott χ² test of independence;
+- ``n_silicon``/``n_human``: rows; ``n_eff_silicon``/``n_eff_human``: design-effective sizes
+  (weights, persona clustering and elicitation mode); ``flag``: a reading note or null.
+
+Bootstrap (:mod:`simsurvey.analysis.bootstrap`): human rows by the count-based multinomial
+bootstrap; silicon answers by resampling personas whenever a persona answered a question more
+than once (conditions, replicates) and always for probability vectors; the rates resample rows.
 """
 
 from __future__ import annotations
@@ -33,8 +41,8 @@ import pandas as pd
 
 from simsurvey.analysis import metrics as M
 from simsurvey.analysis.bootstrap import (answer_patterns, binomial_rates, cluster_tables, kish_n,
-                                          multinomial_tables, percentile_ci, split_half_tables,
-                                          unit_tables)
+                                          multinomial_tables, percentile_ci, unit_tables)
+from simsurvey.analysis.inference import design_n, null_summary, null_tables, shifted_percentile_ci
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
@@ -42,7 +50,10 @@ from simsurvey.analysis.order import order_effects
 from simsurvey.instruments.models import Instrument, Question
 
 METRIC_COLUMNS = ["model", "question_id", "group_var", "group_value", "metric", "value", "ci_low",
-                  "ci_high", "noise_floor", "n_silicon", "n_human"]
+                  "ci_high", "null_mean", "null_q95", "p_value", "excess", "n_silicon", "n_human",
+                  "n_eff_silicon", "n_eff_human", "flag"]
+_FLOAT_COLUMNS = ("value", "ci_low", "ci_high", "null_mean", "null_q95", "p_value", "excess",
+                  "n_eff_silicon", "n_eff_human")
 
 
 @dataclass(frozen=True)
@@ -68,28 +79,46 @@ def question_kind(q: Question) -> M.Kind | None:
 class _Out:
     """Column-wise collector of metric rows (arrays appended, concatenated once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ci: float) -> None:
+        self.ci = ci
         self.cols: dict[str, list[np.ndarray]] = {c: [] for c in METRIC_COLUMNS}
 
     def add(self, model: str, qid: str, var: str, values: np.ndarray | list[str], metric: str,
-            point: np.ndarray, reps: np.ndarray, ci: float, floor: np.ndarray | None,
-            ns: np.ndarray, nh: np.ndarray) -> None:
+            point: np.ndarray, reps: np.ndarray, ns: np.ndarray, nh: np.ndarray, *,
+            null: np.ndarray | None = None, p_value: np.ndarray | None = None,
+            neff: tuple[np.ndarray, np.ndarray] | None = None, flag: str | None = None) -> None:
+        """Append rows of one metric: point (m,), bootstrap replicates (B, m), optional null
+        replicates (B0, m) (for the metric's registry test) or an analytic p-value."""
+        spec = M.METRICS[metric]
         point = np.atleast_1d(np.asarray(point, float))
         m = len(point)
-        lo, hi = percentile_ci(reps.reshape(reps.shape[0], m), ci)
+        reps = reps.reshape(reps.shape[0], m)
+        if spec.ci == "shifted":
+            lo, hi = shifted_percentile_ci(point, reps, self.ci, spec.bounds)
+        else:
+            lo, hi = percentile_ci(reps, self.ci)
+        nan = np.full(m, np.nan)
+        mean = crit = excess = nan
+        p = nan if p_value is None else np.broadcast_to(np.asarray(p_value, float), m)
+        if null is not None and spec.test in ("upper", "lower", "two"):
+            mean, crit, p = null_summary(point, null.reshape(null.shape[0], m), spec.test, self.ci)
+            excess = point - mean
+        es, eh = (nan, nan) if neff is None else neff
         for col, v in (("model", [model] * m), ("question_id", [qid] * m), ("group_var", [var] * m),
                        ("group_value", list(values)), ("metric", [metric] * m), ("value", point),
-                       ("ci_low", lo), ("ci_high", hi),
-                       ("noise_floor", np.full(m, np.nan) if floor is None else floor),
-                       ("n_silicon", np.broadcast_to(ns, m)), ("n_human", np.broadcast_to(nh, m))):
+                       ("ci_low", lo), ("ci_high", hi), ("null_mean", mean), ("null_q95", crit),
+                       ("p_value", p), ("excess", excess),
+                       ("n_silicon", np.broadcast_to(ns, m)), ("n_human", np.broadcast_to(nh, m)),
+                       ("n_eff_silicon", np.broadcast_to(es, m)), ("n_eff_human", np.broadcast_to(eh, m)),
+                       ("flag", np.array([flag] * m, dtype=object))):
             self.cols[col].append(np.asarray(v))
 
     def frame(self) -> pd.DataFrame:
         data = {c: (np.concatenate(v) if v else np.array([])) for c, v in self.cols.items()}
         df = pd.DataFrame(data)
-        for c in ("model", "question_id", "group_var", "group_value", "metric"):
+        for c in ("model", "question_id", "group_var", "group_value", "metric", "flag"):
             df[c] = df[c].astype("string")
-        for c in ("value", "ci_low", "ci_high", "noise_floor"):
+        for c in _FLOAT_COLUMNS:
             df[c] = df[c].astype("float64")
         for c in ("n_silicon", "n_human"):
             df[c] = df[c].astype("int64")
@@ -159,8 +188,7 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
         scode[var] = _recode(sil.groups[var], sil.group_cats[var], cats[var])
         hcode[var] = _recode(hum.groups[var], hum.group_cats[var], cats[var])
 
-    out = _Out()
-    floors: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+    out = _Out(cfg.ci)
     models = sil.model_names
     h_by_q = {qi: np.flatnonzero(hum.q == qi) for qi in range(len(instrument.questions))}
     for mi, model in enumerate(models):
@@ -189,20 +217,19 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                 continue
             s_ok, s_x = answer_vectors(sil, s_idx, k, use_probs)
             h_rows = h_idx[(hum.pos[h_idx] >= 0) & (hum.w[h_idx] > 0)]
-            h_x = onehot(hum.pos[h_rows], k)
             s_rows = s_idx[s_ok]
             persona_dists[qi] = (sil.unit[s_rows], s_x)
-            units = _units(sil, s_rows, s_x, k, use_probs) if cfg.bootstrap > 0 else None
+            side = _Side.of(sil, s_rows, s_x, k, use_probs)
+            ans = None
+            if use_probs:
+                a_ok, a_x = answer_vectors(sil, s_idx, k, False)
+                ans = _Side.of(sil, s_idx[a_ok], a_x, k, False)
+            human = _Side.of(hum, h_rows, onehot(hum.pos[h_rows], k), k, False, units_are_rows=True)
             for vi, var in enumerate(["all", *gvars]):
                 rng = np.random.default_rng([seed, 1, mi, qi, vi])
-                key = (qi, var)
-                if key not in floors:
-                    floors[key] = _noise_floor(hcode[var][h_rows], hum.pos[h_rows], hum.w[h_rows],
-                                               len(cats[var]), k, kind, cfg,
-                                               np.random.default_rng([seed, 2, qi, vi]))
-                _group_block(out, diag, model, q, kind, var, cats[var], scode[var], hcode[var], sil, hum,
-                             s_idx, s_rows, s_x, h_rows, h_x, use_probs, cfg, rng, floors[key], units)
-            _no_persona(out, model, q, sil, in_model, qi, k, use_probs, s_rows, s_x, cfg,
+                _group_block(out, diag, model, q, kind, var, cats[var], scode[var], hcode[var], sil,
+                             s_idx, side, ans, human, cfg, rng)
+            _no_persona(out, model, q, sil, in_model, qi, k, use_probs, side, human, hcode, cfg,
                         np.random.default_rng([seed, 3, mi, qi]))
         _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
@@ -216,60 +243,107 @@ def _recode(codes: np.ndarray, own: list[str], shared: list[str]) -> np.ndarray:
     return lut[codes]
 
 
-def _noise_floor(g: np.ndarray, pos: np.ndarray, w: np.ndarray, n_groups: int, k: int, kind: M.Kind,
-                 cfg: AnalysisConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Split-half human distance per group (G,) for every distance metric of this kind."""
-    m = g >= 0
-    a, b = split_half_tables(rng, g[m], pos[m], w[m], n_groups, k, cfg.noise_floor_splits)
-    out = {}
-    for name in M.DISTANCES:
-        if kind in M.METRICS[name].applies_to:
-            with np.errstate(invalid="ignore"):
-                vals = M.distance(name, a, b, eps=cfg.kl_smoothing)
-            out[name] = np.nanmean(np.where(np.isfinite(vals), vals, np.nan), axis=0) \
-                if np.isfinite(vals).any() else np.full(n_groups, np.nan)
-    return out
-
-
 @dataclass(frozen=True)
-class _Units:
-    """A question's silicon rows summed per persona, for the cluster bootstrap (built once per
-    question, shared by all grouping variables)."""
+class _Side:
+    """One side's rows of a question summed per unit (persona / respondent), built once per
+    question and shared by all grouping variables."""
 
-    first: np.ndarray  #: index into s_rows of each persona's first row
-    w: np.ndarray  #: persona weight
-    mass: np.ndarray | None  #: (n_units, K) weighted probability mass (probs mode)
-    counts: np.ndarray | None  #: (n_units, K) answer counts (answers mode)
-    patterns: tuple[np.ndarray, np.ndarray] | None  #: answer_patterns(counts)
+    rows: np.ndarray  #: row indices into the side's Rows
+    x: np.ndarray  #: (n_rows, K) answer vectors of those rows
+    pos: np.ndarray | None  #: substantive positions when x is one-hot (answers), else None
+    first: np.ndarray  #: index into rows of each unit's first row
+    ul: np.ndarray  #: unit index (0..n_units-1) of each row
+    y: np.ndarray  #: (n_units, K) unweighted answer vectors summed over the unit's rows
+    m: np.ndarray  #: (n_units,) rows per unit
+    w: np.ndarray  #: (n_units,) unit weight
+    probs: bool  #: x holds probability vectors
+    clustered: bool  #: some unit has several rows (resample units, not rows)
+    patterns: tuple[np.ndarray, np.ndarray] | None  #: answer_patterns(y) for clustered answers
 
-
-def _units(sil: Rows, s_rows: np.ndarray, s_x: np.ndarray, k: int, use_probs: bool) -> _Units | None:
-    """Per-persona sums when personas are resampled: always with probs, and with answers when a
-    persona answered the question more than once (else None: rows are the independent units)."""
-    local, first, per_unit = np.unique(sil.unit[s_rows], return_index=True, return_counts=True)
-    if not use_probs and not (per_unit > 1).any():
-        return None
-    ul = np.searchsorted(local, sil.unit[s_rows])
-    if use_probs:
-        mass = np.zeros((len(local), k))
+    @staticmethod
+    def of(rows: Rows, idx: np.ndarray, x: np.ndarray, k: int, probs: bool,
+           units_are_rows: bool = False) -> _Side:
+        if units_are_rows:
+            ul, first = np.arange(len(idx)), np.arange(len(idx))
+            n_u = len(idx)
+        else:
+            local, first, ul = np.unique(rows.unit[idx], return_index=True, return_inverse=True)
+            ul = ul.reshape(-1)
+            n_u = len(local)
+        y = np.zeros((n_u, k))
         for j in range(k):
-            mass[:, j] = np.bincount(ul, weights=sil.w[s_rows] * s_x[:, j], minlength=len(local))
-        return _Units(first, sil.w[s_rows][first], mass, None, None)
-    counts = np.bincount(ul * k + sil.pos[s_rows], minlength=len(local) * k).reshape(-1, k)
-    return _Units(first, sil.w[s_rows][first], None, counts, answer_patterns(counts))
+            y[:, j] = np.bincount(ul, weights=x[:, j], minlength=n_u)
+        m = np.bincount(ul, minlength=n_u).astype(float)
+        clustered = bool((m > 1).any())
+        pos = None if probs else rows.pos[idx]
+        pats = answer_patterns(np.rint(y).astype(np.int64)) if clustered and not probs else None
+        return _Side(idx, x, pos, first, ul, y, m, rows.w[idx][first], probs, clustered, pats)
+
+    def unit_groups(self, code: np.ndarray, kept: np.ndarray, n_groups: int) -> np.ndarray:
+        """Group of each unit (a unit's group is the same on all its rows), renumbered to the
+        kept groups (-1 = not kept)."""
+        remap = np.full(n_groups, -1)
+        remap[kept] = np.arange(len(kept))
+        ug = code[self.rows][self.first]
+        return np.where(ug >= 0, remap[np.maximum(ug, 0)], -1)
+
+    def table(self, code: np.ndarray, n_groups: int) -> np.ndarray:
+        """(G, K) weighted table of the rows by group."""
+        return _table(code[self.rows], self.x, self.w[self.ul], n_groups, self.pos)
+
+    def boot(self, rng: np.random.Generator, table: np.ndarray, ug: np.ndarray, b: int) -> np.ndarray:
+        """(b, G, K) bootstrap tables of the kept groups: units resampled when clustered or
+        probabilities, else the count-based multinomial of the rows."""
+        g = table.shape[0]
+        if self.probs:
+            return unit_tables(rng, self.y * self.w[:, None], ug, g, b)
+        if self.clustered:
+            return cluster_tables(rng, np.rint(self.y).astype(np.int64), self.w, ug, g, b, self.patterns)
+        m = ug >= 0
+        sw = np.bincount(ug[m], weights=self.w[m], minlength=g)
+        sw2 = np.bincount(ug[m], weights=self.w[m] ** 2, minlength=g)
+        return multinomial_tables(rng, table, kish_n(sw, sw2), b)
+
+    def n_eff(self, ug: np.ndarray, g: int) -> np.ndarray:
+        return design_n(self.y, self.m, self.w, ug, g)[0]
+
+
+def _props(t: np.ndarray) -> np.ndarray:
+    s = t.sum(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s > 0, t / np.where(s > 0, s, 1.0), np.nan)
+
+
+def _compare(out: _Out, model: str, qid: str, var: str, values: list[str], kind: M.Kind,
+             S: np.ndarray, S_b: np.ndarray, n_s: np.ndarray, H: np.ndarray, H_b: np.ndarray,
+             n_h: np.ndarray, rows_s: np.ndarray, rows_h: np.ndarray, cfg: AnalysisConfig,
+             rng: np.random.Generator, suffix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Score point, bootstrap and null replicates of every group metric and add the rows.
+
+    With ``suffix`` only the silicon diversity statistics and the ratios are added, under the
+    suffixed names (the ``*_answers`` metrics of probs mode). Returns the (1+B, G, K) stacks.
+    """
+    XS, XH = np.concatenate([S[None], S_b]), np.concatenate([H[None], H_b])
+    scored = M.group_metrics(XS, XH, kind, eps=cfg.kl_smoothing, n_s=n_s, n_h=n_h)
+    P0, Q0 = null_tables(rng, _props(S), _props(H), n_s, n_h, cfg.null_draws)
+    nulls = M.group_metrics(P0, Q0, kind, eps=cfg.kl_smoothing, n_s=n_s, n_h=n_h)
+    for name, arr in scored.items():
+        full = name + suffix
+        if suffix and (name in M.DISTANCES or name.endswith("_human") or full not in M.METRICS):
+            continue
+        out.add(model, qid, var, values, full, arr[0], arr[1:], rows_s, rows_h, null=nulls[name],
+                neff=(n_s, n_h))
+    return XS, XH
 
 
 def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind: M.Kind, var: str,
-                 cats: list[str], scode: np.ndarray, hcode: np.ndarray, sil: Rows, hum: Rows,
-                 s_idx: np.ndarray, s_rows: np.ndarray, s_x: np.ndarray, h_rows: np.ndarray,
-                 h_x: np.ndarray, use_probs: bool, cfg: AnalysisConfig, rng: np.random.Generator,
-                 floor: dict[str, np.ndarray], units: _Units | None) -> None:
+                 cats: list[str], scode: np.ndarray, hcode: np.ndarray, sil: Rows, s_idx: np.ndarray,
+                 side: _Side, ans: _Side | None, human: _Side, cfg: AnalysisConfig,
+                 rng: np.random.Generator) -> None:
     n_groups, b = len(cats), cfg.bootstrap
-    sg, hg = scode[s_rows], hcode[h_rows]
-    S = _table(sg, s_x, sil.w[s_rows], n_groups, None if use_probs else sil.pos[s_rows])
-    H = _table(hg, h_x, hum.w[h_rows], n_groups, hum.pos[h_rows])
-    ns, sw, sw2 = _sums(sg, sil.w[s_rows], n_groups)
-    nh, hw, hw2 = _sums(hg, hum.w[h_rows], n_groups)
+    S, H = side.table(scode, n_groups), human.table(hcode, n_groups)
+    ns = np.bincount(scode[side.rows][scode[side.rows] >= 0], minlength=n_groups)
+    nh = np.bincount(hcode[human.rows][hcode[human.rows] >= 0], minlength=n_groups)
     # min_group_n guards subgroups; the overall comparison is always made (its n is reported).
     floor_n = 1 if var == "all" else cfg.min_group_n
     keep = (ns >= floor_n) & (nh >= floor_n)
@@ -281,39 +355,32 @@ def _group_block(out: _Out, diag: dict[str, Any], model: str, q: Question, kind:
         return
     values = [cats[j] for j in kept]
     S, H = S[kept], H[kept]
-    if units is not None:
-        # Resample personas (cluster bootstrap): a persona's rows (conditions, replicates) are
-        # not independent draws, so they move together.
-        remap = np.full(n_groups, -1)
-        remap[kept] = np.arange(len(kept))
-        ug = sg[units.first]  # a persona's group is the same on all its rows
-        ug = np.where(ug >= 0, remap[np.maximum(ug, 0)], -1)
-        if use_probs:
-            S_b = unit_tables(rng, units.mass, ug, len(kept), b)
-        else:
-            S_b = cluster_tables(rng, units.counts, units.w, ug, len(kept), b, units.patterns)
-    else:
-        S_b = multinomial_tables(rng, S, kish_n(sw[kept], sw2[kept]), b)
-    H_b = multinomial_tables(rng, H, kish_n(hw[kept], hw2[kept]), b)
-    XS = np.concatenate([S[None], S_b])
-    XH = np.concatenate([H[None], H_b])
+    ug_s, ug_h = side.unit_groups(scode, kept, n_groups), human.unit_groups(hcode, kept, n_groups)
+    S_b, H_b = side.boot(rng, S, ug_s, b), human.boot(rng, H, ug_h, b)
+    n_es, n_eh = side.n_eff(ug_s, len(kept)), human.n_eff(ug_h, len(kept))
     n_s, n_h = ns[kept], nh[kept]
-    for name, arr in M.group_metrics(XS, XH, kind, eps=cfg.kl_smoothing).items():
-        fl = floor[name][kept] if name in floor else None
-        out.add(model, q.id, var, values, name, arr[0], arr[1:], cfg.ci, fl, n_s, n_h)
+    XS, XH = _compare(out, model, q.id, var, values, kind, S, S_b, n_es, H, H_b, n_eh, n_s, n_h, cfg, rng)
+    if ans is not None:
+        ug_a = ans.unit_groups(scode, kept, n_groups)
+        A = ans.table(scode, n_groups)[kept]
+        n_a = np.bincount(scode[ans.rows][scode[ans.rows] >= 0], minlength=n_groups)[kept]
+        _compare(out, model, q.id, var, values, kind, A, ans.boot(rng, A, ug_a, b), ans.n_eff(ug_a, len(kept)),
+                 H, H_b, n_eh, n_a, n_h, cfg, rng, suffix="_answers")
     if var != "all":
-        for side, X in (("silicon", XS), ("human", XH)):
+        for sname, X in (("silicon", XS), ("human", XH)):
             js = M.js_divergence(X, X.sum(-2, keepdims=True))
-            out.add(model, q.id, var, values, f"group_vs_all_js_{side}", js[0], js[1:], cfg.ci, None, n_s, n_h)
+            out.add(model, q.id, var, values, f"group_vs_all_js_{sname}", js[0], js[1:], n_s, n_h,
+                    neff=(n_es, n_eh))
         if len(kept) >= 2:
-            for side, X in (("silicon", XS), ("human", XH)):
-                v = M.cramers_v(X)
-                out.add(model, q.id, var, ["*"], f"cramers_v_{side}", v[:1], v[1:], cfg.ci, None,
-                        n_s.sum(), n_h.sum())
+            for sname, X, sd, ug in (("silicon", XS, side, ug_s), ("human", XH, human, ug_h)):
+                n_all = sd.n_eff(np.where(ug >= 0, 0, -1), 1)
+                v = M.cramers_v_bc(X, n_all)
+                out.add(model, q.id, var, ["*"], f"cramers_v_{sname}", v[:1], v[1:], n_s.sum(), n_h.sum(),
+                        p_value=M.independence_p(X[0], n_all), neff=(n_all, n_all))
         if kind == "ordinal" and len(kept) >= 3:
             r = M.pearson_r(M.ordinal_mean(XS), M.ordinal_mean(XH))
-            out.add(model, q.id, var, ["*"], "subgroup_mean_corr", r[:1], r[1:], cfg.ci, None,
-                    n_s.sum(), n_h.sum())
+            flag = f"low_information: {len(kept)} groups" if len(kept) < 5 else None
+            out.add(model, q.id, var, ["*"], "subgroup_mean_corr", r[:1], r[1:], n_s.sum(), n_h.sum(), flag=flag)
     _rates(out, model, q, var, values, kept, scode[s_idx], sil, s_idx, n_groups, cfg, rng, n_h)
 
 
@@ -333,43 +400,65 @@ def _rates(out: _Out, model: str, q: Question, var: str, values: list[str], kept
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(sw > 0, top / np.where(sw > 0, sw, 1), np.nan)[kept]
         reps = binomial_rates(rng, rate, kish_n(sw, sw2)[kept], cfg.bootstrap)
-        out.add(model, q.id, var, values, name, rate, reps, cfg.ci, None, n[kept], n_h)
+        out.add(model, q.id, var, values, name, rate, reps, n[kept], n_h)
 
 
 def _no_persona(out: _Out, model: str, q: Question, sil: Rows, in_model: np.ndarray, qi: int, k: int,
-                use_probs: bool, s_rows: np.ndarray, s_x: np.ndarray, cfg: AnalysisConfig,
-                rng: np.random.Generator) -> None:
-    """no_persona_js: the persona-free answer vs the persona-weighted mixture of persona answers."""
+                use_probs: bool, side: _Side, human: _Side, hcode: dict[str, np.ndarray],
+                cfg: AnalysisConfig, rng: np.random.Generator) -> None:
+    """no_persona_js (the persona-free answer vs the persona-weighted mixture) and
+    no_persona_js_human (vs the human answers), each with its sampling null.
+
+    Units of the no-persona side: in probs mode identical prompts (``prompt_hash``) give identical
+    distributions, so each distinct prompt is one unit (ten copies of one deterministic prompt are
+    one observation, not ten); sampled answers are independent draws, one unit per row. Both
+    sides' bootstraps resample units.
+    """
     np_idx = np.flatnonzero(in_model & (sil.unit < 0) & (sil.q == qi))
     if len(np_idx) == 0:
         return
     ok, x = answer_vectors(sil, np_idx, k, use_probs)
     if not ok.any():
         return
-    N = x.sum(0)[None]
-    w = sil.w[s_rows]
-    wx = w[:, None] * s_x
-    Mx = wx.sum(0)[None]
-    if use_probs:
-        # Probability vectors are not counts: a multinomial draw around their pooled mass would
-        # add sampling noise no respondent produced (and bias JS upward, putting the point
-        # estimate below its own interval). Resample the rows (answer vectors) themselves.
-        xo = x[ok]
-        XN = np.concatenate([N[None], unit_tables(rng, xo, np.zeros(len(xo), np.int64), 1, cfg.bootstrap)])
-        XM = np.concatenate([Mx[None], unit_tables(rng, wx, np.zeros(len(wx), np.int64), 1, cfg.bootstrap)])
+    rows = np_idx[ok]
+    if use_probs and sil.prompt is not None:
+        _, ul = np.unique(sil.prompt[rows], return_inverse=True)
+        ul = ul.reshape(-1)
     else:
-        nb = kish_n(np.array([len(x)]), np.array([len(x)]))
-        XN = np.concatenate([N[None], multinomial_tables(rng, N, nb, cfg.bootstrap)])
-        XM = np.concatenate([Mx[None], multinomial_tables(rng, Mx, kish_n(w.sum()[None], (w**2).sum()[None]),
-                                                           cfg.bootstrap)])
+        ul = np.arange(len(rows))
+    n_u = int(ul.max()) + 1
+    y = np.stack([np.bincount(ul, weights=x[:, j], minlength=n_u) for j in range(k)], 1)
+    m = np.bincount(ul, minlength=n_u).astype(float)
+    y, m = y / m[:, None], np.ones(n_u)  # a unit is one distribution (copies averaged)
+    one = np.zeros(n_u, np.int64)
+    n_np = design_n(y, m, np.ones(n_u), one, 1)[0]
+    N = y.sum(0)[None]
+    XN = np.concatenate([N[None], unit_tables(rng, y, one, 1, cfg.bootstrap)])
+    all_s = np.zeros(len(side.m), np.int64)
+    Mx = (side.y * side.w[:, None]).sum(0)[None]
+    XM = np.concatenate([Mx[None], side.boot(rng, Mx, all_s, cfg.bootstrap)])
+    n_mix = side.n_eff(all_s, 1)
+    flag = "one no-persona prompt: its prompt-to-prompt spread is not estimable" if n_u == 1 else None
     js = M.js_divergence(XN, XM)
-    out.add(model, q.id, "all", ["all"], "no_persona_js", js[0], js[1:], cfg.ci, None,
-            np.array([len(x)]), np.array([0]))
+    P0, Q0 = null_tables(rng, _props(N), _props(Mx), n_np, n_mix, cfg.null_draws)
+    out.add(model, q.id, "all", ["all"], "no_persona_js", js[0], js[1:], np.array([n_u]),
+            np.array([len(side.rows)]), null=M.js_divergence(P0, Q0), neff=(n_np, n_mix), flag=flag)
+    all_h = np.zeros(len(human.m), np.int64)
+    H = human.table(hcode["all"], 1)
+    XH = np.concatenate([H[None], human.boot(rng, H, all_h, cfg.bootstrap)])
+    n_h = human.n_eff(all_h, 1)
+    jh = M.js_divergence(XN, XH)
+    P0, Q0 = null_tables(rng, _props(N), _props(H), n_np, n_h, cfg.null_draws)
+    out.add(model, q.id, "all", ["all"], "no_persona_js_human", jh[0], jh[1:], np.array([n_u]),
+            np.array([len(human.rows)]), null=M.js_divergence(P0, Q0), neff=(n_np, n_h), flag=flag)
 
 
 def _pattern(out: _Out, model: str, instrument: Instrument, persona_dists: dict[int, tuple[np.ndarray, np.ndarray]],
              sil: Rows, hum: Rows, cfg: AnalysisConfig, rng: np.random.Generator) -> None:
-    """Pairwise Cramér's V between questions (silicon: same persona; human: same respondent)."""
+    """Pairwise bias-corrected Cramér's V between questions (silicon: same persona; human: same
+    respondent). The silicon table is Σ_i w_i P_i(q1) ⊗ P_i(q2) over personas' answer
+    distributions; its bootstrap resamples personas (in probs mode a multinomial around the
+    probability table would add noise no respondent produced)."""
     n_units = int(sil.unit.max()) + 1 if len(sil.unit) else 0
     n_resp = int(hum.unit.max()) + 1 if len(hum.unit) else 0
     pw = np.zeros(n_units)
@@ -391,7 +480,7 @@ def _pattern(out: _Out, model: str, instrument: Instrument, persona_dists: dict[
         a[hum.unit[m]] = hum.pos[m]
         hpos[qi] = a
     qs = sorted(P)
-    vs, vh, labels = [], [], []
+    vs, vh = [], []
     for i, q1 in enumerate(qs):
         for q2 in qs[i + 1:]:
             both = (P[q1].sum(1) > 0) & (P[q2].sum(1) > 0)
@@ -399,22 +488,27 @@ def _pattern(out: _Out, model: str, instrument: Instrument, persona_dists: dict[
             if both.sum() < cfg.min_group_n or hb.sum() < cfg.min_group_n:
                 continue
             k1, k2 = P[q1].shape[1], P[q2].shape[1]
-            TS = (pw[both, None] * P[q1][both]).T @ P[q2][both]
+            outer = (P[q1][both][:, :, None] * P[q2][both][:, None, :]).reshape(-1, k1 * k2) * pw[both, None]
+            TS = outer.sum(0).reshape(k1, k2)
             TH = np.bincount(hpos[q1][hb] * k2 + hpos[q2][hb], weights=hw[hb], minlength=k1 * k2).reshape(k1, k2)
-            reps = []
-            for T, w in ((TS, pw[both]), (TH, hw[hb])):
-                nb = kish_n(w.sum()[None], (w**2).sum()[None])
-                boot = multinomial_tables(rng, T.reshape(1, -1), nb, cfg.bootstrap).reshape(-1, k1, k2)
-                reps.append(M.cramers_v(np.concatenate([T[None], boot])))
+            boot_s = unit_tables(rng, outer, np.zeros(int(both.sum()), np.int64), 1, cfg.bootstrap)
+            nb_h = kish_n(hw[hb].sum()[None], (hw[hb] ** 2).sum()[None])
+            boot_h = multinomial_tables(rng, TH.reshape(1, -1), nb_h, cfg.bootstrap)
             qid = f"{instrument.questions[q1].id}|{instrument.questions[q2].id}"
-            for side, v in (("silicon", reps[0]), ("human", reps[1])):
-                out.add(model, qid, "all", ["all"], f"pair_cramers_v_{side}", v[:1], v[1:], cfg.ci, None,
-                        np.array([both.sum()]), np.array([hb.sum()]))
+            reps = []
+            for sname, T, bt, w in (("silicon", TS, boot_s, pw[both]), ("human", TH, boot_h, hw[hb])):
+                n = float(w.sum() ** 2 / (w**2).sum())
+                X = np.concatenate([T[None], bt.reshape(-1, k1, k2)])
+                v = M.cramers_v_bc(X, n)
+                out.add(model, qid, "all", ["all"], f"pair_cramers_v_{sname}", v[:1], v[1:],
+                        np.array([both.sum()]), np.array([hb.sum()]), p_value=M.independence_p(T, n),
+                        neff=(np.array([n]), np.array([n])))
+                reps.append(v)
             vs.append(reps[0])
             vh.append(reps[1])
-            labels.append(qid)
     if len(vs) >= 3:
         r = M.pearson_r(np.stack(vs, -1), np.stack(vh, -1))
         # n_silicon / n_human hold the number of question pairs correlated.
-        out.add(model, "*", "all", ["all"], "pattern_cramers_v_corr", r[:1], r[1:], cfg.ci, None,
-                np.array([len(vs)]), np.array([len(vh)]))
+        flag = f"low_information: {len(vs)} question pairs" if len(vs) < 5 else None
+        out.add(model, "*", "all", ["all"], "pattern_cramers_v_corr", r[:1], r[1:],
+                np.array([len(vs)]), np.array([len(vh)]), flag=flag)

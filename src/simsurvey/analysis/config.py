@@ -13,7 +13,7 @@ DEFAULT_GROUP_VARS: tuple[str, ...] = (
 
 
 class AnalysisConfig(BaseModel):
-    """``analysis:`` — metrics, grouping variables, bootstrap, noise floor, order effects."""
+    """``analysis:`` — metrics, grouping variables, bootstrap, sampling nulls, order effects."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -24,7 +24,7 @@ class AnalysisConfig(BaseModel):
     )
     bootstrap: int = Field(
         default=200, ge=0, le=100_000,
-        description="Bootstrap replicates B for percentile CIs (0 disables CIs).",
+        description="Bootstrap replicates B for the bias-corrected percentile CIs (0 disables CIs).",
     )
     ci: float = Field(default=0.95, gt=0.0, lt=1.0, description="Confidence level of the percentile CIs.")
     kl_smoothing: float = Field(
@@ -36,9 +36,11 @@ class AnalysisConfig(BaseModel):
         default=1000, ge=0, le=1_000_000,
         description="Permutations of condition labels for the order-effect p-value (0 disables it).",
     )
-    noise_floor_splits: int = Field(
-        default=10, ge=1, le=10_000,
-        description="Random half-splits of the human sample averaged into the noise floor.",
+    null_draws: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Replicates of the sampling null of every silicon-vs-human comparison (both sides "
+        "drawn from the pooled distribution at their effective sizes): null_mean, null_q95 and "
+        "p_value (smallest p = 1/(1 + null_draws)).",
     )
     distribution: Literal["auto", "probs", "answers"] = Field(
         default="auto",

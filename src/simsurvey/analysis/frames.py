@@ -44,6 +44,7 @@ class Rows:
     condition: np.ndarray | None = None  #: condition code per row into condition_names (int64)
     replicate: np.ndarray | None = None  #: replicate per row (int64)
     code: np.ndarray | None = None  #: answer code index into all codes (-1 = null/unknown)
+    prompt: np.ndarray | None = None  #: prompt_hash code per row (-1 = null), when the column exists
     notes: list[str] = field(default_factory=list)
     group_cats: dict[str, list[str]] = field(default_factory=dict)  #: var -> sorted values present
     model_names: list[str] = field(default_factory=list)  #: in order of first appearance
@@ -262,6 +263,8 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
         first = last = np.full(n, -9, dtype=np.int64)
         k = np.zeros(n, dtype=np.int64)
     rows.n_displayed = k
+    if "prompt_hash" in responses.columns:
+        rows.prompt = factorize_str(responses["prompt_hash"])[0]
     rows.first_share = np.where(cidx >= 0, (cidx == first).astype(float), np.nan)
     rows.last_share = np.where(cidx >= 0, (cidx == last).astype(float), np.nan)
     if "probs" in responses.columns and responses["probs"].notna().any():

@@ -128,6 +128,46 @@ def gini_simpson(p: np.ndarray) -> np.ndarray:
     return 1.0 - (p**2).sum(-1)
 
 
+def _n_factor(n: np.ndarray | float | None) -> np.ndarray | float:
+    """n/(n−1) with n the effective sample size (1 for None or n ≥ 1e9; NaN for n ≤ 1)."""
+    if n is None:
+        return 1.0
+    n = np.asarray(n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= 1e9, 1.0, np.where(n > 1, n / np.where(n > 1, n - 1, 1.0), np.nan))
+
+
+def entropy_mm(p: np.ndarray, n: np.ndarray | float | None) -> np.ndarray:
+    """Miller–Madow bias-corrected normalized entropy, clipped to [0, 1].
+
+    (H_nats(p̂) + (K̂ − 1)/(2n)) / ln K, K̂ = options with p̂ > 0, n the effective sample size
+    (:func:`simsurvey.analysis.inference.design_n`); plug-in entropy is biased down by about
+    (K − 1)/(2n) nats. Source: Miller (1955), "Note on the bias of information estimates".
+    """
+    p = _normalize(p)
+    k = p.shape[-1]
+    if k < 2:
+        return np.full(p.shape[:-1], np.nan)
+    h = entropy_norm(p) * np.log(k)
+    if n is not None:
+        kk = (p > 0).sum(-1)
+        n = np.asarray(n, float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            h = h + np.where(n >= 1e9, 0.0, (kk - 1) / (2 * np.where(n > 0, n, np.nan)))
+    return np.clip(h / np.log(k), 0.0, 1.0)
+
+
+def gini_simpson_unbiased(p: np.ndarray, n: np.ndarray | float | None) -> np.ndarray:
+    """n/(n−1) · (1 − Σ p̂²): unbiased for a multinomial sample of size n (Simpson 1949), with
+    n the effective sample size; clipped to [0, 1]."""
+    return np.clip(gini_simpson(p) * _n_factor(n), 0.0, 1.0)
+
+
+def ordinal_variance_unbiased(p: np.ndarray, n: np.ndarray | float | None) -> np.ndarray:
+    """n/(n−1) · Σ p̂_i (i − μ̂)²: the sample variance's Bessel correction with n effective."""
+    return ordinal_variance(p) * _n_factor(n)
+
+
 def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b with NaN where b is 0 or NaN (a diversity ratio silicon/human)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -156,10 +196,61 @@ def cramers_v(table: np.ndarray) -> np.ndarray:
     return np.where((d > 0) & (n > 0), np.minimum(v, 1.0), np.nan)
 
 
+def cramers_v_bc(table: np.ndarray, n: np.ndarray | float) -> np.ndarray:
+    """Bias-corrected Cramér's V of tables on the last two axes (Bergsma 2013).
+
+    φ² = χ²/N (N the table total; scale-free), φ̃² = max(0, φ² − (k−1)(r−1)/(n−1)),
+    k̃ = k − (k−1)²/(n−1), r̃ = r − (r−1)²/(n−1), Ṽ = sqrt(φ̃² / min(k̃−1, r̃−1)), over non-empty rows
+    and columns; n is the effective sample size (for weighted or clustered tables the
+    Rao–Scott-corrected size). Plain V of a table with independent margins is biased up by
+    about sqrt((r−1)(k−1)/(n·min(r−1,k−1))); Ṽ is ≈ 0 there. NaN when min(r̃, k̃) < 2 or n ≤ 1.
+    Source: Bergsma (2013), "A bias-correction for Cramér's V and Tschuprow's T", J. Korean
+    Stat. Soc. 42:323–328.
+    """
+    t = np.asarray(table, dtype=np.float64)
+    tot = t.sum((-2, -1))
+    row, col = t.sum(-1), t.sum(-2)
+    n = np.broadcast_to(np.asarray(n, float), tot.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = row[..., :, None] * col[..., None, :] / tot[..., None, None]
+        chi2 = np.where(e > 0, (t - e) ** 2 / np.where(e > 0, e, 1.0), 0.0).sum((-2, -1))
+        phi2 = chi2 / tot
+        r = (row > 0).sum(-1).astype(float)
+        c = (col > 0).sum(-1).astype(float)
+        phi2c = np.maximum(0.0, phi2 - (r - 1) * (c - 1) / (n - 1))
+        rc = r - (r - 1) ** 2 / (n - 1)
+        cc = c - (c - 1) ** 2 / (n - 1)
+        d = np.minimum(rc, cc) - 1
+        v = np.sqrt(phi2c / d)
+    return np.where((d > 0) & (tot > 0) & (n > 1), np.minimum(v, 1.0), np.nan)
+
+
+def independence_p(table: np.ndarray, n: np.ndarray | float) -> np.ndarray:
+    """p-value of independence in tables (last two axes): χ²_RS = n·φ² on (r−1)(c−1) df.
+
+    φ² is the table's χ²/N (scale-free) and n the effective size, so weighted and clustered
+    tables get the first-order Rao–Scott correction (Rao & Scott 1981, 1984). For an unweighted
+    table of counts it is Pearson's test (``scipy.stats.chi2_contingency`` without continuity
+    correction).
+    """
+    from scipy.stats import chi2 as chi2_dist
+
+    t = np.asarray(table, dtype=np.float64)
+    tot = t.sum((-2, -1))
+    row, col = t.sum(-1), t.sum(-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = row[..., :, None] * col[..., None, :] / tot[..., None, None]
+        chi2 = np.where(e > 0, (t - e) ** 2 / np.where(e > 0, e, 1.0), 0.0).sum((-2, -1))
+        df = ((row > 0).sum(-1) - 1) * ((col > 0).sum(-1) - 1)
+        stat = np.asarray(n, float) * chi2 / tot
+    return np.where((df > 0) & (tot > 0), chi2_dist.sf(stat, np.maximum(df, 1)), np.nan)
+
+
 def pearson_r(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson correlation along the last axis, ignoring positions where either is NaN.
 
-    NaN when fewer than 3 finite pairs (two points always correlate ±1) or a side is constant.
+    NaN when fewer than 3 finite pairs (two points always correlate ±1) or a side is constant
+    (within a relative tolerance of 1e-9, so float noise is not correlated).
     Source: Pearson (1895); equals ``scipy.stats.pearsonr``.
     """
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
@@ -171,12 +262,28 @@ def pearson_r(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         my = ys.sum(-1, keepdims=True) / n[..., None]
         dx, dy = np.where(ok, x - mx, 0.0), np.where(ok, y - my, 0.0)
         r = (dx * dy).sum(-1) / np.sqrt((dx**2).sum(-1) * (dy**2).sum(-1))
-    return np.where(n >= 3, np.clip(r, -1.0, 1.0), np.nan)
+        sx, sy = np.sqrt((dx**2).sum(-1)), np.sqrt((dy**2).sum(-1))
+        scale = np.maximum(np.abs(xs).max(-1, initial=0), np.abs(ys).max(-1, initial=0))
+    # A side constant up to float noise (e.g. V ≈ 1e-16 everywhere) has no correlation to report.
+    flat = (sx <= 1e-9 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(n, 1))) | \
+        (sy <= 1e-9 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(n, 1))) | (sx < 1e-12) | (sy < 1e-12)
+    return np.where((n >= 3) & ~flat, np.clip(r, -1.0, 1.0), np.nan)
+
+
+Tail = Literal["upper", "lower", "two"]
+_INF = float("inf")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """Metadata of one metric name in ``metrics.parquet``."""
+    """Metadata of one metric name in ``metrics.parquet``.
+
+    ``bounds`` is the metric's range (intervals are clipped to it); ``test`` says which rows get
+    a sampling null, p-value and excess: ``upper`` (large values are evidence that silicon ≠
+    human: distances), ``lower`` (small values are: representativeness), ``two`` (a ratio whose
+    null value is 1), ``independence`` (a Rao–Scott χ² test that the association is 0; no null
+    mean), or None (a reading aid without a test).
+    """
 
     name: str
     direction: Direction
@@ -185,6 +292,9 @@ class MetricSpec:
     formula: str
     source: str
     description: str
+    bounds: tuple[float, float] = (0.0, 1.0)
+    test: Tail | Literal["independence"] | None = None
+    ci: Literal["shifted", "percentile"] = "percentile"
 
 
 _BOTH: tuple[Kind, ...] = ("nominal", "ordinal")
@@ -193,64 +303,116 @@ _NOM: tuple[Kind, ...] = ("nominal",)
 _SANTURKAR = "Santurkar et al. 2023, Whose Opinions Do Language Models Reflect? (OpinionQA)"
 _DASMAN = "ChatGPT is not A Man but Das Man (2025): homogenization of silicon samples"
 _ARGYLE = "Argyle et al. 2023, Out of One, Many (algorithmic fidelity / pattern correspondence)"
+_NULL = ("; null_mean/null_q95/p_value: the sampling null (silicon answers drawn from the pooled "
+         "distribution at n_eff_silicon, human at n_eff_human; simsurvey.analysis.inference)")
+_MM = "Miller 1955 (bias of information estimates)"
+_RATIO_P = "; p_value: two-sided, against the sampling null (both sides from the pooled distribution)"
+_ANS = ("; probs mode only: computed from the answer_code of the same rows (the drawn or argmax "
+        "answer), so diversity the model expresses only as token uncertainty is not counted")
+_BERGSMA = "Bergsma 2013, bias-corrected Cramér's V; Rao & Scott 1981 (p-value)"
+_VBC = ("Ṽ=sqrt(max(0, φ²−(k−1)(r−1)/(n−1)) / min(k̃−1, r̃−1)), φ²=χ²/N, k̃=k−(k−1)²/(n−1), "
+        "n=n_eff; p_value: n·φ² ~ χ²((r−1)(k−1))")
+
+
+def _diversity(side: str, who: str, kinds: tuple[Kind, ...], suffix: str = "",
+               extra: str = "") -> tuple[MetricSpec, ...]:
+    """The corrected diversity metrics of one side (silicon/human) for the registry."""
+    return (
+        MetricSpec(f"entropy_norm_{side}{suffix}", "none", "group", _BOTH,
+                   "(H_nats(p̂) + (K̂−1)/(2 n_eff)) / ln K, clipped to [0,1]", _MM,
+                   f"Normalized entropy of the {who} answers (Miller–Madow corrected){extra}."),
+        *((MetricSpec(f"variance_{side}{suffix}", "none", "group", _ORD,
+                      "n_eff/(n_eff−1) · Σ p_i (i−μ)², positions 0..K−1", _DASMAN,
+                      f"Within-group variance of {who} ordinal answers (Bessel-corrected){extra}.",
+                      (0.0, _INF)),) if "ordinal" in kinds else ()),
+        *((MetricSpec(f"gini_simpson_{side}{suffix}", "none", "group", _NOM,
+                      "n_eff/(n_eff−1) · (1 − Σ p_i²)", "Simpson 1949",
+                      f"Gini–Simpson diversity of {who} nominal answers (unbiased){extra}."),)
+          if "nominal" in kinds else ()),
+    )
+
+
+def _ratios(suffix: str = "", extra: str = "") -> tuple[MetricSpec, ...]:
+    return (
+        MetricSpec(f"entropy_ratio{suffix}", "near_one", "group", _BOTH,
+                   f"entropy_norm_silicon{suffix} / entropy_norm_human", _DASMAN,
+                   f"Silicon/human entropy; < 1 means the silicon sample is less diverse{extra}{_RATIO_P}.",
+                   (0.0, _INF), "two"),
+        MetricSpec(f"variance_ratio{suffix}", "near_one", "group", _ORD,
+                   f"variance_silicon{suffix} / variance_human", _DASMAN,
+                   f"Silicon/human within-group variance; < 1 is homogenization{extra}{_RATIO_P}.",
+                   (0.0, _INF), "two"),
+        MetricSpec(f"gini_simpson_ratio{suffix}", "near_one", "group", _NOM,
+                   f"gini_simpson_silicon{suffix} / gini_simpson_human", _DASMAN,
+                   f"Silicon/human Gini–Simpson; < 1 is homogenization{extra}{_RATIO_P}.",
+                   (0.0, _INF), "two"),
+    )
+
 
 #: The one registry of metric names (public contract), in report order.
 METRICS: dict[str, MetricSpec] = {
     s.name: s
     for s in (
         MetricSpec("js_divergence", "lower", "group", _BOTH, "½KL(p‖m)+½KL(q‖m), m=(p+q)/2, log2",
-                   "Lin 1991", "Jensen–Shannon divergence silicon vs human, in [0,1]."),
+                   "Lin 1991", f"Jensen–Shannon divergence silicon vs human, in [0,1]{_NULL}.",
+                   test="upper", ci="shifted"),
         MetricSpec("kl_silicon_human", "lower", "group", _BOTH, "Σ p~ log2(p~/q~), p~=(p+ε)/(1+Kε)",
-                   "Kullback & Leibler 1951", "KL(silicon‖human) in bits, ε = kl_smoothing."),
+                   "Kullback & Leibler 1951", f"KL(silicon‖human) in bits, ε = kl_smoothing{_NULL}.",
+                   (0.0, _INF), "upper", "shifted"),
         MetricSpec("kl_human_silicon", "lower", "group", _BOTH, "Σ q~ log2(q~/p~), q~=(q+ε)/(1+Kε)",
-                   "Kullback & Leibler 1951", "KL(human‖silicon) in bits, ε = kl_smoothing."),
+                   "Kullback & Leibler 1951", f"KL(human‖silicon) in bits, ε = kl_smoothing{_NULL}.",
+                   (0.0, _INF), "upper", "shifted"),
         MetricSpec("total_variation", "lower", "group", _BOTH, "½Σ|p−q|", "standard",
-                   "Total variation distance silicon vs human, in [0,1]."),
+                   f"Total variation distance silicon vs human, in [0,1]{_NULL}.", test="upper", ci="shifted"),
         MetricSpec("wasserstein_norm", "lower", "group", _ORD, "Σ|F_p−F_q|/(K−1) over positions",
-                   _SANTURKAR, "Normalized Wasserstein-1 over ordinal answer positions."),
+                   _SANTURKAR, f"Normalized Wasserstein-1 over ordinal answer positions{_NULL}.",
+                   test="upper", ci="shifted"),
         MetricSpec("representativeness", "higher", "group", _ORD, "1 − W1/(K−1)", _SANTURKAR,
-                   "OpinionQA representativeness of the silicon distribution."),
-        MetricSpec("entropy_norm_silicon", "none", "group", _BOTH, "−Σ p log p / log K", "Shannon 1948",
-                   "Normalized entropy of the silicon answers."),
-        MetricSpec("entropy_norm_human", "none", "group", _BOTH, "−Σ q log q / log K", "Shannon 1948",
-                   "Normalized entropy of the human answers."),
-        MetricSpec("entropy_ratio", "near_one", "group", _BOTH, "H_norm(p)/H_norm(q)", _DASMAN,
-                   "Silicon/human entropy; < 1 means the silicon sample is less diverse."),
-        MetricSpec("variance_silicon", "none", "group", _ORD, "Σ p_i (i−μ)², positions 0..K−1", _DASMAN,
-                   "Within-group variance of silicon ordinal answers."),
-        MetricSpec("variance_human", "none", "group", _ORD, "Σ q_i (i−μ)², positions 0..K−1", _DASMAN,
-                   "Within-group variance of human ordinal answers."),
-        MetricSpec("variance_ratio", "near_one", "group", _ORD, "Var(p)/Var(q)", _DASMAN,
-                   "Silicon/human within-group variance; < 1 is homogenization."),
-        MetricSpec("gini_simpson_silicon", "none", "group", _NOM, "1 − Σ p_i²", "Simpson 1949",
-                   "Gini–Simpson diversity of silicon nominal answers."),
-        MetricSpec("gini_simpson_human", "none", "group", _NOM, "1 − Σ q_i²", "Simpson 1949",
-                   "Gini–Simpson diversity of human nominal answers."),
-        MetricSpec("gini_simpson_ratio", "near_one", "group", _NOM, "GS(p)/GS(q)", _DASMAN,
-                   "Silicon/human Gini–Simpson; < 1 is homogenization."),
+                   f"OpinionQA representativeness of the silicon distribution{_NULL} (lower tail).",
+                   test="lower", ci="shifted"),
+        *_diversity("silicon", "silicon", _BOTH),
+        *_diversity("human", "human", _BOTH),
+        *_ratios(),
+        *_diversity("silicon", "silicon", _BOTH, "_answers", _ANS),
+        *_ratios("_answers", _ANS),
         MetricSpec("group_vs_all_js_silicon", "none", "group", _BOTH, "JS(p_group, p_all)", _DASMAN,
                    "How far a silicon subgroup sits from the whole silicon sample (rows with a known "
-                   "value of the variable); compare with the human value."),
+                   "value of the variable); compare with the human value.", ci="shifted"),
         MetricSpec("group_vs_all_js_human", "none", "group", _BOTH, "JS(q_group, q_all)", _DASMAN,
                    "How far a human subgroup sits from the whole human sample: the subgroup signal "
-                   "a silicon sample should reproduce."),
-        MetricSpec("cramers_v_silicon", "none", "variable", _BOTH, "sqrt(χ²/(n(min(r,c)−1)))",
-                   "Cramér 1946", "Association of the demographic with the silicon answer."),
-        MetricSpec("cramers_v_human", "none", "variable", _BOTH, "sqrt(χ²/(n(min(r,c)−1)))",
-                   "Cramér 1946", "Association of the demographic with the human answer."),
+                   "a silicon sample should reproduce.", ci="shifted"),
+        MetricSpec("cramers_v_silicon", "none", "variable", _BOTH, _VBC, _BERGSMA,
+                   "Association of the demographic with the silicon answer (bias-corrected; "
+                   "p_value tests independence).", test="independence"),
+        MetricSpec("cramers_v_human", "none", "variable", _BOTH, _VBC, _BERGSMA,
+                   "Association of the demographic with the human answer (bias-corrected; "
+                   "p_value tests independence).", test="independence"),
         MetricSpec("subgroup_mean_corr", "higher", "variable", _ORD,
                    "pearson(mean position by group, silicon vs human), ≥3 groups", _ARGYLE,
-                   "Do silicon subgroup means order like the human ones?"),
-        MetricSpec("pair_cramers_v_silicon", "none", "pair", _BOTH, "V of the q1×q2 table of persona answers",
-                   _ARGYLE, "Association between two questions' silicon answers (same persona)."),
-        MetricSpec("pair_cramers_v_human", "none", "pair", _BOTH, "V of the q1×q2 table of respondent answers",
-                   _ARGYLE, "Association between two questions' human answers (same respondent)."),
+                   "Do silicon subgroup means order like the human ones? flag 'low_information' "
+                   "when it rests on fewer than 5 groups.", (-1.0, 1.0)),
+        MetricSpec("pair_cramers_v_silicon", "none", "pair", _BOTH,
+                   "Ṽ of Σ_i w_i P_i(q1) ⊗ P_i(q2) (persona answer distributions), n = Kish n of personas",
+                   _ARGYLE, "Association between two questions' silicon answers (same persona; "
+                   "bias-corrected; personas resampled).", test="independence"),
+        MetricSpec("pair_cramers_v_human", "none", "pair", _BOTH, "Ṽ of the q1×q2 table of respondent answers",
+                   _ARGYLE, "Association between two questions' human answers (same respondent; "
+                   "bias-corrected).", test="independence"),
         MetricSpec("pattern_cramers_v_corr", "higher", "model", _BOTH,
-                   "pearson over question pairs of (V_silicon, V_human), ≥3 pairs", _ARGYLE,
-                   "Pattern correspondence: do silicon inter-question associations track human ones?"),
+                   "pearson over question pairs of (Ṽ_silicon, Ṽ_human), ≥3 pairs; NaN when a side "
+                   "is constant", _ARGYLE,
+                   "Pattern correspondence: do silicon inter-question associations track human ones?",
+                   (-1.0, 1.0)),
         MetricSpec("no_persona_js", "none", "question", _BOTH, "JS(p_no_persona, Σ_j w_j p_j / Σ w_j)",
-                   "Demographic Probing Lacks Construct Validity; Argyle et al. 2023",
-                   "Structural consistency: the persona-free answer vs the weighted persona mixture."),
+                   "Demographic Probing Lacks Construct Validity; Argyle et al. 2023; " + _DASMAN,
+                   "Structural consistency: the persona-free answer vs the weighted persona mixture "
+                   "(n_silicon = no-persona units: distinct prompts in probs mode, rows otherwise; "
+                   "n_human = persona rows)" + _NULL.replace("silicon answers", "no-persona answers")
+                   .replace("human at", "persona mixture at") + ".", test="upper", ci="shifted"),
+        MetricSpec("no_persona_js_human", "lower", "question", _BOTH, "JS(p_no_persona, q)",
+                   "Demographic Probing Lacks Construct Validity; " + _DASMAN,
+                   "The persona-free answer vs the human answers: is the model's unconditioned "
+                   "answer the population's?" + _NULL + ".", test="upper", ci="shifted"),
         MetricSpec("invalid_rate", "lower", "group", _BOTH, "Σ w·[¬valid] / Σ w", "—",
                    "Weighted share of persona rows whose answer could not be parsed (valid=False)."),
         MetricSpec("refusal_rate", "lower", "group", _BOTH, "Σ w·[refusal] / Σ w", "—",
@@ -261,7 +423,7 @@ METRICS: dict[str, MetricSpec] = {
     )
 }
 
-#: Distance metrics that get a human split-half noise floor, with their function.
+#: Distance metrics between silicon and human distributions (each gets a sampling null).
 DISTANCES = ("js_divergence", "kl_silicon_human", "kl_human_silicon", "total_variation",
              "wasserstein_norm", "representativeness")
 
@@ -283,22 +445,35 @@ def distance(name: str, p: np.ndarray, q: np.ndarray, *, eps: float) -> np.ndarr
     raise KeyError(name)
 
 
-def group_metrics(p: np.ndarray, q: np.ndarray, kind: Kind, *, eps: float) -> dict[str, np.ndarray]:
+def diversity(p: np.ndarray, n: np.ndarray | float | None, kind: Kind) -> dict[str, np.ndarray]:
+    """The corrected diversity statistics of distributions ``p`` at effective sizes ``n``:
+    ``entropy_norm`` and ``variance`` (ordinal) or ``gini_simpson`` (nominal)."""
+    out = {"entropy_norm": entropy_mm(p, n)}
+    if kind == "ordinal":
+        out["variance"] = ordinal_variance_unbiased(p, n)
+    else:
+        out["gini_simpson"] = gini_simpson_unbiased(p, n)
+    return out
+
+
+def group_metrics(p: np.ndarray, q: np.ndarray, kind: Kind, *, eps: float,
+                  n_s: np.ndarray | float | None = None,
+                  n_h: np.ndarray | float | None = None) -> dict[str, np.ndarray]:
     """Every ``group``-level distribution metric of silicon ``p`` vs human ``q`` (shapes (..., K)).
 
-    Returns a dict metric name -> array of the broadcast leading shape, in registry order,
-    restricted to the metrics that apply to ``kind``.
+    ``n_s`` / ``n_h`` are the sides' effective sizes (broadcast against the leading shape) for
+    the small-sample corrections of the diversity statistics (None: no correction). Returns a dict
+    metric name -> array of the broadcast leading shape, in registry order, restricted to the
+    metrics that apply to ``kind``.
     """
     out: dict[str, np.ndarray] = {}
     for name in DISTANCES:
         if kind in METRICS[name].applies_to:
             out[name] = distance(name, p, q, eps=eps)
-    hs, hh = entropy_norm(p), entropy_norm(q)
-    out.update(entropy_norm_silicon=hs, entropy_norm_human=hh, entropy_ratio=ratio(hs, hh))
-    if kind == "ordinal":
-        vs, vh = ordinal_variance(p), ordinal_variance(q)
-        out.update(variance_silicon=vs, variance_human=vh, variance_ratio=ratio(vs, vh))
-    else:
-        gs, gh = gini_simpson(p), gini_simpson(q)
-        out.update(gini_simpson_silicon=gs, gini_simpson_human=gh, gini_simpson_ratio=ratio(gs, gh))
+    ds, dh = diversity(p, n_s, kind), diversity(q, n_h, kind)
+    for stat in ds:
+        out[f"{stat}_silicon"] = ds[stat]
+        out[f"{stat}_human"] = dh[stat]
+    for stat in ds:
+        out[f"{stat.removesuffix('_norm')}_ratio"] = ratio(ds[stat], dh[stat])
     return out
