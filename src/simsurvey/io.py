@@ -25,6 +25,15 @@ from simsurvey.errors import UserError
 
 #: Version of the parquet contracts in DESIGN.md; bump when a column changes meaning.
 SCHEMA_VERSION = "1"
+#: Kinds whose contract moved past SCHEMA_VERSION. metrics / order_effects 2: the split-half
+#: ``noise_floor`` column was replaced by the sampling null (null_mean, null_q95, p_value, excess,
+#: n_eff_*), diversity and association statistics became bias-corrected (issue 8).
+KIND_SCHEMA_VERSIONS: dict[str, str] = {"metrics": "2", "order_effects": "2"}
+
+
+def kind_schema_version(kind: str) -> str:
+    """The current schema version of files of ``kind``."""
+    return KIND_SCHEMA_VERSIONS.get(kind, SCHEMA_VERSION)
 
 
 @contextmanager
@@ -57,7 +66,7 @@ def write_table(table: pa.Table, path: str | os.PathLike, *, kind: str) -> Path:
     """Write an arrow table atomically with simsurvey's schema metadata."""
     meta = dict(table.schema.metadata or {})
     meta[b"simsurvey.kind"] = kind.encode()
-    meta[b"simsurvey.schema_version"] = SCHEMA_VERSION.encode()
+    meta[b"simsurvey.schema_version"] = kind_schema_version(kind).encode()
     with atomic_path(path) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp)
     return Path(path)
@@ -78,6 +87,20 @@ def schema_version(path: str | os.PathLike) -> str | None:
     meta = pq.read_schema(path).metadata or {}
     value = meta.get(b"simsurvey.schema_version")
     return value.decode() if value is not None else None
+
+
+def require_current(path: str | os.PathLike, kind: str) -> None:
+    """Refuse a parquet file of ``kind`` written under an older contract, with one line saying how
+    to bring the run up to date (its columns would be misread otherwise).
+
+    Raises:
+        UserError: the file's schema_version is older than :func:`kind_schema_version`.
+    """
+    have, want = schema_version(path), kind_schema_version(kind)
+    if have is not None and int(have) < int(want):
+        raise UserError(f"{path}: {kind} schema {have} was written by an older simsurvey (current: {want}); "
+                        "re-analyse the run: python -m simsurvey <same overrides> stages=[analyze,report] "
+                        "hydra.run.dir=<run dir>")
 
 
 def write_json(data: Any, path: str | os.PathLike) -> Path:

@@ -169,26 +169,28 @@ def build_run_dir(run_dir: Path, *, seed: int = 7, n_personas: int = 80, n_human
                     base = {"model": model, "question_id": q.id, "group_var": var, "group_value": val,
                             "n_silicon": len(ssel), "n_human": len(hsel)}
                     met.append({**base, "metric": "js_divergence", "value": js, "ci_low": js * 0.8,
-                                "ci_high": js * 1.2, "noise_floor": 0.01})
+                                "ci_high": js * 1.2, "null_mean": 0.01, "null_q95": 0.02,
+                                "p_value": 0.04, "excess": js - 0.01, "n_eff_silicon": float(len(ssel)),
+                                "n_eff_human": float(len(hsel))})
                     met.append({**base, "metric": "entropy_ratio", "value": ratio, "ci_low": ratio - 0.08,
-                                "ci_high": ratio + 0.08, "noise_floor": np.nan})
+                                "ci_high": ratio + 0.08})
                     if q.kind == "ordinal":
                         met.append({**base, "metric": "variance_ratio", "value": ratio * 0.9, "ci_low": ratio * 0.75,
-                                    "ci_high": ratio * 1.05, "noise_floor": np.nan})
+                                    "ci_high": ratio * 1.05})
             if cramers_in_metrics:
                 for var in ("sex", "age", "region"):
                     for metric, v in (("cramers_v_human", 0.2), ("cramers_v_silicon", 0.05)):
                         met.append({"model": model, "question_id": q.id, "group_var": var, "group_value": "*",
                                     "metric": metric, "value": v + 0.01 * len(var), "ci_low": np.nan,
-                                    "ci_high": np.nan, "noise_floor": np.nan, "n_silicon": 80, "n_human": 300})
+                                    "ci_high": np.nan, "n_silicon": 80, "n_human": 300})
             if q.kind == "ordinal":  # like the analyzer: one row per demographic, group_value "*"
                 for var in ("sex", "age"):
                     met.append({"model": model, "question_id": q.id, "group_var": var, "group_value": "*",
                                 "metric": "subgroup_mean_corr", "value": 0.1, "ci_low": -0.3, "ci_high": 0.5,
-                                "noise_floor": np.nan, "n_silicon": 80, "n_human": 300})
+                                "n_silicon": 80, "n_human": 300})
         met.append({"model": model, "question_id": "*", "group_var": "all", "group_value": "all",
                     "metric": "pattern_cramers_v_corr", "value": 0.42, "ci_low": 0.1, "ci_high": 0.7,
-                    "noise_floor": np.nan, "n_silicon": 80, "n_human": 300})
+                    "n_silicon": 80, "n_human": 300})
     write_parquet(pd.DataFrame(met), run_dir / "metrics.parquet", kind="metrics")
 
     oe = []

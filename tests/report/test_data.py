@@ -12,7 +12,7 @@ from simsurvey.report._data import (
     load_run,
     option_codes,
     silicon_answers,
-    split_half_band,
+    null_band,
     weighted_distribution,
     weighted_mean,
 )
@@ -41,29 +41,29 @@ def test_weighted_mean_matches_numpy():
     assert np.isnan(weighted_mean(np.array([np.nan]), np.array([1.0])))
 
 
-def test_split_half_band_matches_finite_population_formula():
-    # Share of a category in a random half (h = N/2, without replacement) has
-    # sd = sqrt(p(1-p)/h * (N-h)/(N-1)) (finite population correction); its 95% range is
-    # about ±1.96 sd around p.
+def test_null_band_matches_the_two_sample_binomial_formula():
+    # A perfect silicon share minus the human share, both sampled from p: sd =
+    # sqrt(p(1-p)(1/n_s + 1/n_h)); the band is q̂ ± 1.96 sd.
     n = 2000
     codes = np.array(["a"] * 600 + ["b"] * 1400, dtype=object)
-    lo, hi = split_half_band(codes, np.ones(n), ["a", "b"], seed=3, n_splits=400)
-    p, h = 0.3, n // 2
-    sd = np.sqrt(p * (1 - p) / h * (n - h) / (n - 1))
-    assert hi[0] - lo[0] == pytest.approx(2 * 1.96 * sd, rel=0.2)
+    lo, hi = null_band(codes, np.ones(n), ["a", "b"], 300, seed=3, draws=4000)
+    p = 0.3
+    sd = np.sqrt(p * (1 - p) * (1 / 300 + 1 / n))
+    assert hi[0] - lo[0] == pytest.approx(2 * 1.96 * sd, rel=0.1)
     assert lo[0] < p < hi[0]
     np.testing.assert_allclose(lo + hi[::-1], 1.0, atol=0.01)  # the two shares mirror each other
 
 
-def test_split_half_band_degenerate_and_seeded():
+def test_null_band_degenerate_and_seeded():
     codes = np.array(["a"] * 10, dtype=object)
-    lo, hi = split_half_band(codes, np.ones(10), ["a", "b"], seed=0)
+    lo, hi = null_band(codes, np.ones(10), ["a", "b"], 50, seed=0)
     np.testing.assert_allclose([lo, hi], [[1, 0], [1, 0]])
-    assert np.isnan(split_half_band(codes[:1], np.ones(1), ["a"], seed=0)[0]).all()
+    assert np.isnan(null_band(codes[:1], np.ones(1), ["a"], 50, seed=0)[0]).all()
+    assert np.isnan(null_band(codes, np.ones(10), ["a"], float("nan"), seed=0)[0]).all()
     rng = np.random.default_rng(5)
     c = rng.choice(["a", "b", "c"], 100).astype(object)
-    a1 = split_half_band(c, np.ones(100), ["a", "b", "c"], seed=9)
-    a2 = split_half_band(c, np.ones(100), ["a", "b", "c"], seed=9)
+    a1 = null_band(c, np.ones(100), ["a", "b", "c"], 80, seed=9)
+    a2 = null_band(c, np.ones(100), ["a", "b", "c"], 80, seed=9)
     np.testing.assert_array_equal(a1[0], a2[0])
 
 

@@ -87,31 +87,49 @@ class _Out:
             point: np.ndarray, reps: np.ndarray, ns: np.ndarray, nh: np.ndarray, *,
             null: np.ndarray | None = None, p_value: np.ndarray | None = None,
             neff: tuple[np.ndarray, np.ndarray] | None = None, flag: str | None = None) -> None:
-        """Append rows of one metric: point (m,), bootstrap replicates (B, m), optional null
-        replicates (B0, m) (for the metric's registry test) or an analytic p-value."""
-        spec = M.METRICS[metric]
+        """Append rows of one metric: point (G,), bootstrap replicates (B, G), optional null
+        replicates (B0, G) (for the metric's registry test) or an analytic p-value."""
         point = np.atleast_1d(np.asarray(point, float))
-        m = len(point)
-        reps = reps.reshape(reps.shape[0], m)
-        if spec.ci == "shifted":
-            lo, hi = shifted_percentile_ci(point, reps, self.ci, spec.bounds)
-        else:
-            lo, hi = percentile_ci(reps, self.ci)
-        nan = np.full(m, np.nan)
-        mean = crit = excess = nan
-        p = nan if p_value is None else np.broadcast_to(np.asarray(p_value, float), m)
-        if null is not None and spec.test in ("upper", "lower", "two"):
-            mean, crit, p = null_summary(point, null.reshape(null.shape[0], m), spec.test, self.ci)
+        g = len(point)
+        self.add_block(model, qid, var, values, [metric], point[None], reps.reshape(reps.shape[0], 1, g),
+                       ns, nh, null=None if null is None else null.reshape(null.shape[0], 1, g),
+                       p_value=None if p_value is None else np.broadcast_to(np.asarray(p_value, float), (1, g)),
+                       neff=neff, flag=flag)
+
+    def add_block(self, model: str, qid: str, var: str, values: np.ndarray | list[str], metrics: list[str],
+                  point: np.ndarray, reps: np.ndarray, ns: np.ndarray, nh: np.ndarray, *,
+                  null: np.ndarray | None = None, p_value: np.ndarray | None = None,
+                  neff: tuple[np.ndarray, np.ndarray] | None = None, flag: str | None = None) -> None:
+        """Append rows of several metrics at once: point (M, G), reps (B, M, G), null (B0, M, G)."""
+        specs = [M.METRICS[name] for name in metrics]
+        n_m, g = point.shape
+        lo_b = np.array([sp.bounds[0] for sp in specs])[:, None]
+        hi_b = np.array([sp.bounds[1] for sp in specs])[:, None]
+        shifted = np.array([sp.ci == "shifted" for sp in specs])[:, None]
+        s_lo, s_hi = shifted_percentile_ci(point, reps, self.ci)
+        p_lo, p_hi = percentile_ci(reps, self.ci)
+        lo = np.where(shifted, np.clip(s_lo, lo_b, hi_b), p_lo)
+        hi = np.where(shifted, np.clip(s_hi, lo_b, hi_b), p_hi)
+        nan = np.full((n_m, g), np.nan)
+        mean, crit, excess = nan, nan, nan
+        p = nan if p_value is None else np.asarray(p_value, float)
+        tails = [sp.test for sp in specs]
+        if null is not None and any(t in ("upper", "lower", "two") for t in tails):
+            mean, crit, p = null_summary(point, null, tails, self.ci)
             excess = point - mean
-        es, eh = (nan, nan) if neff is None else neff
-        for col, v in (("model", [model] * m), ("question_id", [qid] * m), ("group_var", [var] * m),
-                       ("group_value", list(values)), ("metric", [metric] * m), ("value", point),
-                       ("ci_low", lo), ("ci_high", hi), ("null_mean", mean), ("null_q95", crit),
-                       ("p_value", p), ("excess", excess),
-                       ("n_silicon", np.broadcast_to(ns, m)), ("n_human", np.broadcast_to(nh, m)),
-                       ("n_eff_silicon", np.broadcast_to(es, m)), ("n_eff_human", np.broadcast_to(eh, m)),
-                       ("flag", np.array([flag] * m, dtype=object))):
-            self.cols[col].append(np.asarray(v))
+        es, eh = (nan[0], nan[0]) if neff is None else neff
+        rep = lambda v: np.broadcast_to(np.asarray(v), (n_m, g)).ravel()  # noqa: E731
+        for col, v in (("model", np.full(n_m * g, model, dtype=object)),
+                       ("question_id", np.full(n_m * g, qid, dtype=object)),
+                       ("group_var", np.full(n_m * g, var, dtype=object)),
+                       ("group_value", rep(np.asarray(list(values), dtype=object))),
+                       ("metric", np.repeat(np.asarray(metrics, dtype=object), g)),
+                       ("value", point.ravel()), ("ci_low", lo.ravel()), ("ci_high", hi.ravel()),
+                       ("null_mean", rep(mean)), ("null_q95", rep(crit)), ("p_value", rep(p)),
+                       ("excess", rep(excess)), ("n_silicon", rep(ns)), ("n_human", rep(nh)),
+                       ("n_eff_silicon", rep(es)), ("n_eff_human", rep(eh)),
+                       ("flag", np.full(n_m * g, flag, dtype=object))):
+            self.cols[col].append(v)
 
     def frame(self) -> pd.DataFrame:
         data = {c: (np.concatenate(v) if v else np.array([])) for c, v in self.cols.items()}
@@ -231,7 +249,8 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                              s_idx, side, ans, human, cfg, rng)
             _no_persona(out, model, q, sil, in_model, qi, k, use_probs, side, human, hcode, cfg,
                         np.random.default_rng([seed, 3, mi, qi]))
-        _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
+        if cfg.pairs:
+            _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
     return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag)
@@ -327,12 +346,11 @@ def _compare(out: _Out, model: str, qid: str, var: str, values: list[str], kind:
     scored = M.group_metrics(XS, XH, kind, eps=cfg.kl_smoothing, n_s=n_s, n_h=n_h)
     P0, Q0 = null_tables(rng, _props(S), _props(H), n_s, n_h, cfg.null_draws)
     nulls = M.group_metrics(P0, Q0, kind, eps=cfg.kl_smoothing, n_s=n_s, n_h=n_h)
-    for name, arr in scored.items():
-        full = name + suffix
-        if suffix and (name in M.DISTANCES or name.endswith("_human") or full not in M.METRICS):
-            continue
-        out.add(model, qid, var, values, full, arr[0], arr[1:], rows_s, rows_h, null=nulls[name],
-                neff=(n_s, n_h))
+    names = [n for n in scored if not suffix or (n not in M.DISTANCES and not n.endswith("_human")
+                                                 and n + suffix in M.METRICS)]
+    arr = np.stack([scored[n] for n in names], 1)  # (1+B, M, G)
+    out.add_block(model, qid, var, values, [n + suffix for n in names], arr[0], arr[1:], rows_s, rows_h,
+                  null=np.stack([nulls[n] for n in names], 1), neff=(n_s, n_h))
     return XS, XH
 
 

@@ -52,6 +52,11 @@ class AnalysisConfig(BaseModel):
         description="Reference source (dataset id) to compare with; null = the first source in "
         "reference order for each question.",
     )
+    pairs: bool = Field(
+        default=True,
+        description="Score the pairwise question associations (pair_cramers_v_*, pattern_cramers_v_corr): "
+        "Q(Q−1)/2 pairs, so an instrument of hundreds of questions may want it off.",
+    )
     min_group_n: int = Field(
         default=20, ge=1,
         description="Skip a subgroup with fewer rows than this on either side (noted in diagnostics); the overall comparison is always made.",

@@ -141,29 +141,49 @@ def shifted_percentile_ci(point: np.ndarray, reps: np.ndarray, ci: float,
     return np.clip(lo, *bounds), np.clip(hi, *bounds)
 
 
-def null_summary(point: np.ndarray, null: np.ndarray, tail: str,
+def null_summary(point: np.ndarray, null: np.ndarray, tail: str | list[str | None],
                  ci: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(null mean, null critical value, p-value) of ``point`` against null replicates (axis 0).
 
-    ``tail``: "upper" (large values are evidence against H0: distances; the critical value is the
-    null's ``ci`` quantile), "lower" (small values are: representativeness; the ``1−ci``
-    quantile) or "two" (ratios; the critical value is NaN). p = (1 + #{as or more extreme}) /
-    (1 + B); two-sided p doubles the smaller tail, capped at 1. A tolerance of 1e-12 keeps float
-    ties (identical tables) counted as ties.
+    ``tail`` (one, or one per row of a (M, G) ``point``): "upper" (large values are evidence
+    against H0: distances; the critical value is the null's ``ci`` quantile), "lower" (small values
+    are: representativeness; the ``1−ci`` quantile) or "two" (ratios; the critical value is NaN);
+    any other value gives NaN. p = (1 + #{as or more extreme}) / (1 + B); two-sided p doubles the
+    smaller tail, capped at 1. A tolerance of 1e-12 keeps float ties (identical tables) as ties.
     """
+    from simsurvey.analysis.bootstrap import percentile_ci
+
     point = np.asarray(point, float)
+    tails = np.broadcast_to(np.asarray([tail] if isinstance(tail, str) else tail, dtype=object)
+                            .reshape((-1,) + (1,) * (point.ndim - 1)) if point.ndim else np.asarray(tail),
+                            point.shape)
     fin = np.isfinite(null)
     nb = fin.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(fin, null, 0.0).sum(0) / nb
         up = (1 + ((null >= point - 1e-12) & fin).sum(0)) / (1 + nb)
         down = (1 + ((null <= point + 1e-12) & fin).sum(0)) / (1 + nb)
-    srt = np.where(fin, null, np.nan)
-    if tail == "upper":
-        crit, p = np.nanquantile(srt, ci, axis=0) if fin.any() else np.full(point.shape, np.nan), up
-    elif tail == "lower":
-        crit, p = np.nanquantile(srt, 1 - ci, axis=0) if fin.any() else np.full(point.shape, np.nan), down
-    else:
-        crit, p = np.full(point.shape, np.nan), np.minimum(1.0, 2 * np.minimum(up, down))
-    bad = (nb == 0) | ~np.isfinite(point)
-    return (np.where(nb > 0, mean, np.nan), np.where(nb > 0, crit, np.nan), np.where(bad, np.nan, p))
+    q_lo, q_hi = percentile_ci(null, 2 * ci - 1)  # the 1−ci and ci quantiles
+    crit = np.where(tails == "upper", q_hi, np.where(tails == "lower", q_lo, np.nan))
+    p = np.where(tails == "upper", up, np.where(tails == "lower", down,
+                                                 np.where(tails == "two", np.minimum(1.0, 2 * np.minimum(up, down)),
+                                                          np.nan)))
+    tested = np.isin(tails, ["upper", "lower", "two"])
+    bad = (nb == 0) | ~np.isfinite(point) | ~tested
+    return (np.where((nb > 0) & tested, mean, np.nan), np.where(nb > 0, crit, np.nan), np.where(bad, np.nan, p))
+
+
+def verdict(p_value: float, excess: float | None = None, alpha: float = 0.05) -> str:
+    """The reading of a silicon-vs-human test, as the summary and the report print it.
+
+    "distinguishable (p=…)" when p ≤ alpha, else "indistinguishable from sampling noise (p=…)";
+    "untested" when there is no p-value. ``excess`` (the distance beyond the null mean) is
+    appended when given and the difference is distinguishable.
+    """
+    if p_value is None or not np.isfinite(p_value):
+        return "untested"
+    p = f"p={p_value:.3f}" if p_value >= 0.001 else "p<0.001"
+    if p_value <= alpha:
+        extra = f", excess {excess:.4f}" if excess is not None and np.isfinite(excess) else ""
+        return f"distinguishable ({p}{extra})"
+    return f"indistinguishable from sampling noise ({p})"

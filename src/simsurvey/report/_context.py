@@ -42,12 +42,17 @@ METRIC_HELP: dict[str, str] = {
     "cramers_v_human": "association of answer with demographics, humans",
     "subgroup_mean_corr": "correlation of subgroup means, silicon vs human; higher is better",
     "pattern_cramers_v_corr": "correlation of Cramér's V patterns, silicon vs human; higher is better",
-    "no_persona_js": "JS between persona and no-persona answers; near 0 = persona ignored",
+    "no_persona_js": "JS between no-persona answers and the persona mixture; near 0 = the parts add up to the whole",
+    "no_persona_js_human": "JS between no-persona answers and the humans",
+    "entropy_ratio_answers": "silicon/human entropy of the drawn/argmax answers (probs mode)",
+    "variance_ratio_answers": "silicon/human variance of the drawn/argmax answers (probs mode)",
+    "gini_simpson_ratio_answers": "silicon/human Gini-Simpson of the drawn/argmax answers (probs mode)",
     "invalid_rate": "share of unparseable answers; lower is better",
     "refusal_rate": "share of refusals",
     "nonsubstantive_rate": "share of don't know / no opinion answers",
 }
-RATIO_METRICS = ("entropy_ratio", "variance_ratio", "gini_simpson_ratio")
+RATIO_METRICS = ("entropy_ratio", "variance_ratio", "gini_simpson_ratio", "entropy_ratio_answers",
+                 "variance_ratio_answers", "gini_simpson_ratio_answers")
 MIN_GROUP_N = 5  # fewer answers than this in a subgroup gives a mean too noisy to plot
 
 
@@ -70,6 +75,21 @@ class Ctx:
         self.skipped = pd.DataFrame(skipped if isinstance(skipped, list) else [],
                                     columns=["model", "question_id", "group_var", "group_value", "n_silicon", "n_human"])
         self.analysis_notes = [str(n) for n in (analyze.get("notes") or [])] if isinstance(analyze, dict) else []
+
+    def silicon_n_eff(self, question_id: str) -> float:
+        """Effective silicon sample size of the model under study on a question (the overall
+        js_divergence row of metrics.parquet; the first non-baseline model), NaN if unknown."""
+        m = self.data.metrics
+        if m is None or "n_eff_silicon" not in m.columns:
+            return float("nan")
+        rows = m[(m["metric"] == "js_divergence") & (m["group_var"] == "all")
+                 & (m["question_id"].astype(str) == question_id)]
+        models = [x for x in self.models if not is_baseline(x)] or list(self.models)
+        for x in models:
+            r = rows[rows["model"].astype(str) == x]
+            if len(r):
+                return float(r["n_eff_silicon"].iloc[0])
+        return float("nan")
 
     def use_probs(self, model: str) -> bool:
         """Whether ``model``'s distributions come from its probs (as the analyzer decided).

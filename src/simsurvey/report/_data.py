@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simsurvey.errors import UserError
+from simsurvey.io import require_current
 from simsurvey.instruments.models import Instrument, Question
 from simsurvey.reference.codes import DEMOGRAPHIC_CODES
 
@@ -147,40 +149,46 @@ def _shares(pos: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
     return totals / s if s > 0 else np.full(k, np.nan)
 
 
-def split_half_band(
+def null_band(
     codes: np.ndarray,
     weights: np.ndarray,
     options: list[str],
+    n_silicon: float,
     *,
     seed: int,
-    n_splits: int = 200,
+    draws: int = 1000,
     level: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Range of each option's share over random half-samples of the human answers.
+    """Range of each option's share that a *perfect* silicon sample of effective size
+    ``n_silicon`` would show beside this human sample.
 
-    A silicon share inside this band is as close to the human share as another half of the
-    human sample would be: it reads as "within sampling noise".
+    The analyzer's sampling null for one option: both sides drawn from the human distribution q̂
+    (silicon at ``n_silicon``, humans at their Kish size), and the band is q̂ + (P* − Q*) — where
+    a silicon share would fall if the silicon answers came from the human population. A bar
+    outside it differs from the human share by more than sampling at these sizes explains.
 
     Returns:
-        (low, high): the (1-level)/2 and (1+level)/2 quantiles of each option's share in a
-        random half, NaN when fewer than 2 answers.
+        (low, high): the (1-level)/2 and (1+level)/2 quantiles per option, NaN when fewer than
+        2 human answers or no silicon size.
     """
+    from simsurvey.analysis.inference import multinomial_props
+
     pos = code_positions(codes, options)
     weights = np.asarray(weights, dtype=float)
-    keep = pos >= 0  # answers outside the options never count: drop them before splitting
+    keep = (pos >= 0) & (weights > 0)
     pos, weights = pos[keep], weights[keep]
-    n, k = len(pos), len(options)
-    if n < 2:
+    k = len(options)
+    if len(pos) < 2 or not np.isfinite(n_silicon) or n_silicon <= 0:
         nan = np.full(k, np.nan)
         return nan, nan.copy()
+    q = np.bincount(pos, weights=weights, minlength=k) / weights.sum()
+    n_h = weights.sum() ** 2 / (weights**2).sum()
     rng = np.random.default_rng(seed)
-    half = n // 2
-    shares = np.empty((n_splits, k))
-    for i in range(n_splits):
-        pick = rng.permutation(n)[:half]
-        shares[i] = _shares(pos[pick], weights[pick], k)
-    alpha = (1 - level) / 2
-    return np.nanquantile(shares, alpha, axis=0), np.nanquantile(shares, 1 - alpha, axis=0)
+    p_star = multinomial_props(rng, q[None], np.array([float(n_silicon)]), draws)[:, 0]
+    q_star = multinomial_props(rng, q[None], np.array([n_h]), draws)[:, 0]
+    band = q[None] + p_star - q_star
+    a = (1 - level) / 2
+    return np.clip(np.quantile(band, a, axis=0), 0, 1), np.clip(np.quantile(band, 1 - a, axis=0), 0, 1)
 
 
 def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
@@ -335,6 +343,15 @@ def load_run(run_dir: Path, instrument: Instrument | None = None) -> RunData:
             notes.append(f"manifest.json could not be read ({err}).")
     else:
         notes.append("manifest.json is missing: run settings, time, tokens and cost are unknown.")
+    for kind in ("metrics", "order_effects"):
+        path = run_dir / f"{kind}.parquet"
+        if path.exists():
+            try:
+                require_current(path, kind)
+            except UserError:
+                raise
+            except Exception:  # noqa: BLE001 - an unreadable file is reported by _read_parquet
+                pass
     frames = {name: _read_parquet(run_dir / f"{name}.parquet", notes) for name in FILES}
     if instrument is None:
         instrument = _load_instrument(manifest, notes)

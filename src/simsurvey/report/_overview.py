@@ -95,8 +95,9 @@ def overview(ctx: Ctx) -> str:
         "What the human reference is: answers of real survey respondents (weighted only where the source "
         "ships weights: see each source's weights line above), with the survey's own sampling error, "
         "nonresponse, population and fieldwork year, which need not match the personas' population. What it "
-        "is not: the population itself, nor the same people as the personas; differences smaller than the "
-        "human noise floor are not evidence of anything."))
+        "is not: the population itself, nor the same people as the personas. Every distance is read "
+        "against its sampling null: what a perfect silicon sample of the same effective size would score "
+        "against this human sample; differences it explains (p > 0.05) are not evidence of anything."))
     out.append("<h3>Reproduce this run</h3>")
     out.append(f"<pre>{H.esc(_reproduce_command(data))}</pre>")
     for n in [*data.notes, *ctx.analysis_notes]:

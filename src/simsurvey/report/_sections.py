@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simsurvey.analysis.inference import verdict
 from simsurvey.analysis.metrics import cramers_v
 from simsurvey.report import _figures as F
 from simsurvey.report import _html as H
@@ -24,7 +25,7 @@ from simsurvey.report._data import (
     option_label,
     ordinal_positions,
     slug,
-    split_half_band,
+    null_band,
     substantive_codes,
     weighted_distribution,
     weighted_mean,
@@ -49,11 +50,16 @@ def _metric_table(ctx: Ctx, question_id: str) -> str:
             if x in sub.index:
                 row = sub.loc[x]
                 row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-                cells.append(H.fmt_ci(row.get("value"), row.get("ci_low"), row.get("ci_high")))
+                cell = H.fmt_ci(row.get("value"), row.get("ci_low"), row.get("ci_high"))
+                if pd.notna(row.get("null_mean")):
+                    cell += (f"<br><small>null {H.esc(H.fmt_num(row.get('null_mean')))} "
+                             f"(95%: {H.esc(H.fmt_num(row.get('null_q95')))}), p {H.esc(H.fmt_num(row.get('p_value')))}"
+                             "</small>")
+                elif pd.notna(row.get("p_value")):
+                    cell += f"<br><small>p {H.esc(H.fmt_num(row.get('p_value')))}</small>"
+                cells.append(cell)
             else:
                 cells.append("–")
-        floor = sub["noise_floor"].dropna() if "noise_floor" in sub else pd.Series(dtype=float)
-        cells.append(H.fmt_num(floor.iloc[0]) if len(floor) else "–")
         rows.append(cells)
     n_row = ["<b>n silicon / n human</b>"]
     for x in models:
@@ -61,9 +67,17 @@ def _metric_table(ctx: Ctx, question_id: str) -> str:
         ns = sub["n_silicon"].max() if "n_silicon" in sub else None
         nh = sub["n_human"].max() if "n_human" in sub else None
         n_row.append(f"{H.fmt_num(ns, 0)} / {H.fmt_num(nh, 0)}")
-    rows.append(n_row + [""])
-    return notes + H.table(["metric", *models, "human noise floor"], rows,
-                           numeric=[False] + [True] * (len(models) + 1), raw=True)
+    rows.append(n_row)
+    js = m[m["metric"] == "js_divergence"].set_index(m[m["metric"] == "js_divergence"]["model"].astype(str))
+    verdicts = []
+    for x in models:
+        if x in js.index:
+            r = js.loc[x]
+            r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
+            verdicts.append(f"<b>{H.esc(x)}</b>: {H.esc(verdict(r.get('p_value'), r.get('excess')))}")
+    head = H.para("Silicon = human? (JS against its sampling null at these sizes) " + "; ".join(verdicts)) \
+        if verdicts else ""
+    return notes + head + H.table(["metric", *models], rows, numeric=[False] + [True] * len(models), raw=True)
 
 
 def questions(ctx: Ctx) -> str:
@@ -84,7 +98,8 @@ def questions(ctx: Ctx) -> str:
         hq = ctx.human[ctx.human["question_id"] == qid]
         if len(hq):
             series["human"] = weighted_distribution(hq["answer_code"].to_numpy(), hq["weight"].to_numpy(), codes)
-            band = split_half_band(hq["answer_code"].to_numpy(), hq["weight"].to_numpy(), codes, seed=ctx.seed + qi)
+            band = null_band(hq["answer_code"].to_numpy(), hq["weight"].to_numpy(), codes,
+                             ctx.silicon_n_eff(qid), seed=ctx.seed + qi)
         modes = []
         for m in ctx.models:
             sq = ctx.silicon[(ctx.silicon["question_id"] == qid) & (ctx.silicon["model"] == m)]
@@ -99,7 +114,8 @@ def questions(ctx: Ctx) -> str:
             fig = F.distribution_bars(labels, series, colors, band=band if "human" in series else None,
                                       hatched=[m for m in series if is_baseline(m)], title=qid)
             cap = ("Share of answers per option (weighted). Bars closer to the black human bars are better; "
-                   "the grey band is the range (95%) by which two random halves of the human sample differ, so a "
+                   "the grey band is where 95% of a perfect silicon sample's shares would fall (answers drawn from "
+                   "the human distribution at the model's effective sample size, beside this human sample), so a "
                    "bar inside it is as close to the humans as sampling noise allows.")
             if "human" not in series:
                 cap = "Share of answers per option (weighted). No human reference answers for this question."
