@@ -95,11 +95,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--perfect-runs", type=int, default=60)
     ap.add_argument("--csv", help="append each finished cell's rows to this CSV (and resume from it)")
+    ap.add_argument("--tables-only", action="store_true",
+                    help="print the tables of the cells already in --csv, run nothing")
     args = ap.parse_args()
     t0 = time.time()
     done = pd.read_csv(args.csv) if args.csv and Path(args.csv).exists() else pd.DataFrame()
     results = [done] if len(done) else []
     for i, cell in enumerate(cells(args.grid, args.reps)):
+        if args.tables_only:
+            break
         if len(done) and (done.cell == i).any():
             continue
         t = time.time()
@@ -114,6 +118,8 @@ def main() -> None:
     res = pd.concat(results, ignore_index=True)
     print(f"<!-- {len(res)} cell × metric rows, {time.time() - t0:.0f} s -->\n")
     _tables(res)
+    if args.tables_only:
+        return
     for ns in (200, 2000):
         pm = perfect_sample(ns, args.perfect_runs, args.seed)
         print(f"\n### Perfect silicon sample, n_silicon = {ns} ({args.perfect_runs} runs × questions)\n")

@@ -105,11 +105,12 @@ class _Out:
         n_m, g = point.shape
         lo_b = np.array([sp.bounds[0] for sp in specs])[:, None]
         hi_b = np.array([sp.bounds[1] for sp in specs])[:, None]
-        shifted = np.array([sp.ci == "shifted" for sp in specs])[:, None]
+        kind = np.array([sp.ci for sp in specs], dtype=object)[:, None]
         s_lo, s_hi = shifted_percentile_ci(point, reps, self.ci)
+        s_lo, s_hi = np.clip(s_lo, lo_b, hi_b), np.clip(s_hi, lo_b, hi_b)
         p_lo, p_hi = percentile_ci(reps, self.ci)
-        lo = np.where(shifted, np.clip(s_lo, lo_b, hi_b), p_lo)
-        hi = np.where(shifted, np.clip(s_hi, lo_b, hi_b), p_hi)
+        lo = np.where(kind == "shifted", s_lo, np.where(kind == "span", np.fmin(s_lo, p_lo), p_lo))
+        hi = np.where(kind == "shifted", s_hi, np.where(kind == "span", np.fmax(s_hi, p_hi), p_hi))
         nan = np.full((n_m, g), np.nan)
         mean, crit, excess = nan, nan, nan
         p = nan if p_value is None else np.asarray(p_value, float)

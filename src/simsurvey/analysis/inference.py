@@ -34,7 +34,11 @@ biased once more around the biased estimate) and misses the truth. The interval 
 percentile interval of the replicates re-centred on the bootstrap bias-corrected estimate
 θ̂_bc = 2θ̂ − mean(θ*): [q_lo(θ*) − 2b̂, q_hi(θ*) − 2b̂], b̂ = mean(θ*) − θ̂ (Efron & Tibshirani
 1993, §10.6 bias correction; the skew of the replicates is kept, unlike the basic interval), clipped
-to the metric's range. Its coverage is measured on the calibration grid in VALIDATION.md. At a
+to the metric's range. For the non-smooth distances (TV, W1 and representativeness) the bootstrap
+bias estimate is itself unreliable when some option's difference is near 0 (|·| is not
+differentiable there), so their interval is the union of the percentile and the re-centred
+intervals: every bias correction from none to the full one (``MetricSpec.ci == "span"``).
+Coverage is measured on the calibration grid in VALIDATION.md. At a
 distance of exactly 0 no interval of a non-negative estimate is honest; there the verdict is the
 test (``p_value``).
 """

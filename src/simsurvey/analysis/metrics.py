@@ -294,7 +294,7 @@ class MetricSpec:
     description: str
     bounds: tuple[float, float] = (0.0, 1.0)
     test: Tail | Literal["independence"] | None = None
-    ci: Literal["shifted", "percentile"] = "percentile"
+    ci: Literal["shifted", "span", "percentile"] = "percentile"
 
 
 _BOTH: tuple[Kind, ...] = ("nominal", "ordinal")
@@ -363,13 +363,13 @@ METRICS: dict[str, MetricSpec] = {
                    "Kullback & Leibler 1951", f"KL(human‖silicon) in bits, ε = kl_smoothing{_NULL}.",
                    (0.0, _INF), "upper", "shifted"),
         MetricSpec("total_variation", "lower", "group", _BOTH, "½Σ|p−q|", "standard",
-                   f"Total variation distance silicon vs human, in [0,1]{_NULL}.", test="upper", ci="shifted"),
+                   f"Total variation distance silicon vs human, in [0,1]{_NULL}.", test="upper", ci="span"),
         MetricSpec("wasserstein_norm", "lower", "group", _ORD, "Σ|F_p−F_q|/(K−1) over positions",
                    _SANTURKAR, f"Normalized Wasserstein-1 over ordinal answer positions{_NULL}.",
-                   test="upper", ci="shifted"),
+                   test="upper", ci="span"),
         MetricSpec("representativeness", "higher", "group", _ORD, "1 − W1/(K−1)", _SANTURKAR,
                    f"OpinionQA representativeness of the silicon distribution{_NULL} (lower tail).",
-                   test="lower", ci="shifted"),
+                   test="lower", ci="span"),
         *_diversity("silicon", "silicon", _BOTH),
         *_diversity("human", "human", _BOTH),
         *_ratios(),
