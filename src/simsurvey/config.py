@@ -3,6 +3,9 @@
 Hydra composes the config in ``__main__``; everything below works on :class:`Config`, never on
 Hydra objects. :func:`validate_config` turns pydantic's report into a single line naming the
 first bad key (``population.n: must be > 0 (got 0)``) raised as :class:`ConfigError`.
+``PROJECT_ROOT``, ``resolve_path`` (from :mod:`simsurvey.paths`) and ``format_validation_error``
+(from :mod:`simsurvey.errors`) are re-exported here; the stages import them from those leaves,
+so no stage package imports this module (which imports every stage's config).
 """
 
 from __future__ import annotations
@@ -12,11 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simsurvey.analysis.config import AnalysisConfig
-# format_validation_error is re-exported (its home is errors.py, which the stages import).
 from simsurvey.errors import ConfigError, format_validation_error
 from simsurvey.instruments.config import DesignConfig, SurveyConfig
-# Re-exported: where conf/, personas/ and surveys/ live, and config path resolution.
-from simsurvey.paths import PROJECT_ROOT, resolve_path  # noqa: F401
+from simsurvey.paths import PROJECT_ROOT, resolve_path  # noqa: F401 - re-exported
 from simsurvey.population.config import PopulationConfig
 from simsurvey.report.config import ReportConfig
 from simsurvey.respondents.config import ModelConfig, RunnerConfig

@@ -349,6 +349,57 @@ def test_timeouts_in_the_runner_stop_the_work_and_the_rows_keep_the_error(backen
     assert len(calls) <= 2  # at most one pass started per attempt
 
 
+CTRL_C_SCRIPT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {support!r})
+from runner_data import make_instrument, make_personas, make_trials
+from simsurvey.respondents.config import ModelConfig, RunnerConfig
+from simsurvey.respondents.local import LocalBackend
+from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.runner import administer
+
+backend = LocalBackend(ModelConfig(backend="local", name="m", params={{"threads": 1}}))
+backend.load()
+layer0 = backend._model.model.layers[0]
+forward = layer0.forward
+
+def slow(*a, **k):
+    print("layer0", flush=True)
+    time.sleep(1.0)
+    return forward(*a, **k)
+
+layer0.forward = slow
+inst = make_instrument()
+administer(make_trials(inst, 1, no_persona=False), make_personas(1), inst, model=backend.cfg, prompt=PromptConfig(),
+           runner=RunnerConfig(concurrency=1, cache=False, timeout_s=600), run_dir=Path(sys.argv[1]), seed=1,
+           progress=False, backend=backend)
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_local_backend_at_once(tmp_path):
+    # ^C during the first of the two passes of a persona's batch (its prefix, then its
+    # questions): the process exits after the layer it was in. The old code ran the second pass
+    # first (asyncio.run waits for its worker threads), printing "layer0" again.
+    import signal
+
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT.format(support=str(Path(__file__).resolve().parents[1] / "support")))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first == "layer0\n", proc.stderr.read()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert "finished" not in out and out.count("layer0") == 0, (out, err[-2000:])
+    assert proc.returncode != 0
+
+
 @pytest.mark.slow
 def test_loads_offline_in_a_fresh_process():
     code = textwrap.dedent("""

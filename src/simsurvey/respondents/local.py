@@ -75,7 +75,7 @@ _PARAMS = {"model_dir", "gguf_path", "dtype", "threads", "batch_size"}
 _CHUNK_TOKENS = 4096
 
 
-class Cancelled(BaseException):  # noqa: N818 - named like asyncio.CancelledError, for the same reason
+class Cancelled(BaseException):
     """The call that started this work was cancelled (a timeout or Ctrl-C): stop it.
 
     A ``BaseException``, like ``asyncio.CancelledError``, so the per-request ``except Exception``
