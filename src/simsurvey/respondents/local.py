@@ -313,16 +313,19 @@ class LocalBackend:
             self.load()
             ids = [self._prompt_ids(r) for r in requests]
             results: list[Result | None] = [None] * len(requests)
-            for i, n, last, kv, spent in self._last_positions(requests, ids, reuse_prefix):
-                _check_cancelled()
-                t1 = time.perf_counter()
-                try:
-                    if isinstance(last, BaseException):
-                        raise last
-                    results[i] = self._answer(requests[i], ids[i], n, last, kv)
-                except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
-                    results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
-                results[i] = _with_latency(results[i], spent + time.perf_counter() - t1)
+            # closing(): on Cancelled the generator's worker pool is shut down (its queued passes
+            # return at once) before the lock is released, so no pass outlives the call.
+            with contextlib.closing(self._last_positions(requests, ids, reuse_prefix)) as passes:
+                for i, n, last, kv, spent in passes:
+                    _check_cancelled()
+                    t1 = time.perf_counter()
+                    try:
+                        if isinstance(last, BaseException):
+                            raise last
+                        results[i] = self._answer(requests[i], ids[i], n, last, kv)
+                    except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
+                        results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
+                    results[i] = _with_latency(results[i], spent + time.perf_counter() - t1)
             return [r for r in results if r is not None]
 
     def last_logits(self, requests: Sequence[Request], *, reuse_prefix: bool = True) -> list[np.ndarray]:
