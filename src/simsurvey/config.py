@@ -3,26 +3,25 @@
 Hydra composes the config in ``__main__``; everything below works on :class:`Config`, never on
 Hydra objects. :func:`validate_config` turns pydantic's report into a single line naming the
 first bad key (``population.n: must be > 0 (got 0)``) raised as :class:`ConfigError`.
+``PROJECT_ROOT``, ``resolve_path`` (from :mod:`simsurvey.paths`) and ``format_validation_error``
+(from :mod:`simsurvey.errors`) are re-exported here; the stages import them from those leaves,
+so no stage package imports this module (which imports every stage's config).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simsurvey.analysis.config import AnalysisConfig
-from simsurvey.errors import ConfigError, UserError
+from simsurvey.errors import ConfigError, format_validation_error
 from simsurvey.instruments.config import DesignConfig, SurveyConfig
+from simsurvey.paths import PROJECT_ROOT, resolve_path  # noqa: F401 - re-exported
 from simsurvey.population.config import PopulationConfig
 from simsurvey.report.config import ReportConfig
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
-
-#: The project root (where conf/, personas/ and surveys/ live).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 Stage = Literal["sample", "administer", "analyze", "report"]
 STAGES: tuple[Stage, ...] = ("sample", "administer", "analyze", "report")
@@ -49,25 +48,6 @@ class Config(BaseModel):
     report: ReportConfig = ReportConfig()
 
 
-def _one_line(err: ValidationError) -> str:
-    first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "<config>"
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif first["type"] == "missing":
-        msg = "missing required key"
-    elif "input" in first and not isinstance(first["input"], (dict, list)):
-        msg = f"{msg} (got {first['input']!r})"
-    more = len(err.errors()) - 1
-    return f"{key}: {msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
-
-
-def format_validation_error(err: ValidationError, *, prefix: str = "") -> str:
-    """One line for a pydantic error: ``<prefix><dotted key>: <what is wrong>``."""
-    return prefix + _one_line(err)
-
-
 def validate_config(data: dict[str, Any]) -> Config:
     """Validate a plain (resolved) config dict into :class:`Config`.
 
@@ -79,18 +59,3 @@ def validate_config(data: dict[str, Any]) -> Config:
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
 
-
-def resolve_path(value: str | os.PathLike, *, key: str, must_exist: bool = True) -> Path:
-    """Resolve a config path: absolute, else relative to the cwd, else to the project root.
-
-    Raises:
-        UserError: ``<key>: file not found: <value>`` when ``must_exist`` and it does not.
-    """
-    p = Path(value).expanduser()
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, PROJECT_ROOT / p]
-    for c in candidates:
-        if c.exists():
-            return c.resolve()
-    if must_exist:
-        raise UserError(f"{key}: file not found: {value}")
-    return candidates[-1]

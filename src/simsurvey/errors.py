@@ -7,9 +7,15 @@ Exception hierarchy::
         └── ConfigError    a config key has a bad value
 
 A model's bad answer is never an exception: it is kept as a response row with ``valid=False``.
+:func:`format_validation_error` makes the one line of a pydantic error (config, spec, mapping).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class SimsurveyError(Exception):
@@ -22,3 +28,22 @@ class UserError(SimsurveyError):
 
 class ConfigError(UserError):
     """A config key has a bad value."""
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<config>"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "missing required key"
+    elif "input" in first and not isinstance(first["input"], (dict, list)):
+        msg = f"{msg} (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    return f"{key}: {msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def format_validation_error(err: ValidationError, *, prefix: str = "") -> str:
+    """One line for a pydantic error: ``<prefix><dotted key>: <what is wrong>``."""
+    return prefix + _one_line(err)

@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-# Module import: simsurvey.config imports this package while it initializes.
-import simsurvey.config as _config
 from simsurvey.errors import UserError
+from simsurvey.paths import resolve_path
 from simsurvey.population.config import PopulationConfig
 from simsurvey.population.cues import CUE_STYLES, as_str_series, render_cues
 from simsurvey.population.details import draw_ages, draw_names, draw_pool, draw_states, faker_pools, load_states
@@ -106,7 +105,7 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
     """
     if cue_style not in CUE_STYLES:
         raise UserError(f"design.cue: unknown cue style {cue_style!r} (expected one of {', '.join(CUE_STYLES)})")
-    spec = load_population_spec(_config.resolve_path(cfg.spec, key="population.spec"))
+    spec = load_population_spec(resolve_path(cfg.spec, key="population.spec"))
     joint = spec.seed.joint if cfg.joint == "spec" else cfg.joint
     if joint == "raked" and spec.seed.file is None:
         joint = "independent"

@@ -16,9 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-# Module import, not `from ... import`: simsurvey.config imports this package while it initializes.
-import simsurvey.config as _config
-from simsurvey.errors import UserError
+from simsurvey.errors import UserError, format_validation_error
 from simsurvey.io import read_yaml
 
 #: Tolerance on "each attribute's shares sum to 1".
@@ -146,7 +144,7 @@ class PopulationSpec(_Frozen):
 
 
 def _first_error_key(err: ValidationError) -> str:
-    msg = _config.format_validation_error(err)
+    msg = format_validation_error(err)
     # Our own checks already name their key; pydantic's "Value error, " prefix is noise.
     return msg.replace("<config>: Value error, ", "").replace("Value error, ", "")
 

@@ -30,6 +30,12 @@ torch thread each. Attention is ``eager``: SDPA's CPU kernel rounds differently 
 length, eager gives each row the same bits whatever it is batched with, so the same request
 gives the same result in any batch (tests check it bit-for-bit).
 
+Cancellation: asyncio cannot stop a thread, so :meth:`LocalBackend.generate` hands the worker a
+flag and sets it when the call is cancelled (the runner's timeout, Ctrl-C). The worker checks it
+before every decoder layer (a forward pre-hook), every pass and every sampled token, and stops
+with :class:`Cancelled`: an abandoned call gives up the backend's lock within one layer's
+compute, so a retry does not queue behind it and an interrupted run exits promptly.
+
 ``model.params`` (all optional):
     ``model_dir``: a transformers model directory to load instead of the embedded weights;
     ``gguf_path``: another GGUF file (converted and cached like the default);
@@ -42,6 +48,7 @@ gives the same result in any batch (tests check it bit-for-bit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import math
@@ -66,6 +73,40 @@ _PARAMS = {"model_dir", "gguf_path", "dtype", "threads", "batch_size"}
 # Padded tokens per batched forward pass (bounds the eager attention's memory: ~40 MB at
 # 4096 tokens over a 250-token context for SmolLM2-135M).
 _CHUNK_TOKENS = 4096
+
+
+class Cancelled(BaseException):
+    """The call that started this work was cancelled (a timeout or Ctrl-C): stop it.
+
+    A ``BaseException``, like ``asyncio.CancelledError``, so the per-request ``except Exception``
+    handlers do not turn it into an error result: the whole call stops, nothing is returned.
+    """
+
+
+# The cancellation flag of the call this thread works for (set by ``generate_sync`` and by each
+# pass on the pool's workers), read before every decoder layer by the hook ``_load`` installs.
+# Thread-local because the loaded model is shared by every backend of the process.
+_active = threading.local()
+
+
+def _check_cancelled() -> None:
+    flag = getattr(_active, "cancel", None)
+    if flag is not None and flag.is_set():
+        raise Cancelled
+
+
+@contextlib.contextmanager
+def _cancellable(flag: threading.Event | None) -> Iterator[None]:
+    previous = getattr(_active, "cancel", None)
+    _active.cancel = flag
+    try:
+        yield
+    finally:
+        _active.cancel = previous
+
+
+def _stop_if_cancelled(_module: Any, _args: Any) -> None:
+    _check_cancelled()
 
 
 def embedded_gguf() -> Path:
@@ -159,6 +200,22 @@ def _load(model_dir: str, dtype: str) -> tuple[Any, Any]:
         if bar_was_on:
             hf_logging.enable_progress_bar()
     model.eval()
+    # Before passing `cache=`: older releases take it into **kwargs and ignore it, so every
+    # suffix would silently run without its persona prefix.
+    import inspect
+
+    if "cache" not in inspect.signature(model.forward).parameters:
+        import transformers
+
+        raise FatalBackendError(
+            f"model.backend=local needs transformers>=5.24 (its `cache` argument); "
+            f"{transformers.__version__} is installed: pip install 'transformers>=5.24,<6'"
+        )
+    # A cancelled call stops at the next decoder layer, not at the end of its batch.
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList):
+            for layer in module:
+                layer.register_forward_pre_hook(_stop_if_cancelled)
     return tok, model
 
 
@@ -230,26 +287,45 @@ class LocalBackend:
 
     # ---- the Backend interface -----------------------------------------------------------
     async def generate(self, requests: Sequence[Request]) -> list[Result]:
-        """Answer a batch of requests in order; the torch work runs in a worker thread."""
-        return await asyncio.to_thread(self.generate_sync, list(requests))
+        """Answer a batch of requests in order; the torch work runs in a worker thread.
 
-    def generate_sync(self, requests: Sequence[Request], *, reuse_prefix: bool = True) -> list[Result]:
-        """Synchronous core of :meth:`generate` (``reuse_prefix=False``: the no-reuse path)."""
+        Cancelling the call (a timeout, Ctrl-C) stops that work within one decoder layer.
+        """
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(self.generate_sync, list(requests), cancel=cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the thread cannot be killed: it stops itself (see the module docstring)
+            raise
+
+    def generate_sync(
+        self, requests: Sequence[Request], *, reuse_prefix: bool = True, cancel: threading.Event | None = None
+    ) -> list[Result]:
+        """Synchronous core of :meth:`generate` (``reuse_prefix=False``: the no-reuse path).
+
+        Raises:
+            Cancelled: ``cancel`` was set; the work stopped and gave up the lock.
+        """
         import torch
 
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _cancellable(cancel):
+            _check_cancelled()  # abandoned while it waited for the lock
             self.load()
             ids = [self._prompt_ids(r) for r in requests]
             results: list[Result | None] = [None] * len(requests)
-            for i, n, last, kv, spent in self._last_positions(requests, ids, reuse_prefix):
-                t1 = time.perf_counter()
-                try:
-                    if isinstance(last, BaseException):
-                        raise last
-                    results[i] = self._answer(requests[i], ids[i], n, last, kv)
-                except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
-                    results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
-                results[i] = _with_latency(results[i], spent + time.perf_counter() - t1)
+            # closing(): on Cancelled the generator's worker pool is shut down (its queued passes
+            # return at once) before the lock is released, so no pass outlives the call.
+            with contextlib.closing(self._last_positions(requests, ids, reuse_prefix)) as passes:
+                for i, n, last, kv, spent in passes:
+                    _check_cancelled()
+                    t1 = time.perf_counter()
+                    try:
+                        if isinstance(last, BaseException):
+                            raise last
+                        results[i] = self._answer(requests[i], ids[i], n, last, kv)
+                    except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
+                        results[i] = Result(error=f"{type(err).__name__}: {err}", prompt_tokens=len(ids[i]))
+                    results[i] = _with_latency(results[i], spent + time.perf_counter() - t1)
             return [r for r in results if r is not None]
 
     def last_logits(self, requests: Sequence[Request], *, reuse_prefix: bool = True) -> list[np.ndarray]:
@@ -318,6 +394,7 @@ class LocalBackend:
         the chunking nor the worker count changes a result.
         """
         plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
+        cancel = getattr(_active, "cancel", None)  # handed on to the pool's workers
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, n in enumerate(plen):
             groups.setdefault(tuple(ids[i][:n]), []).append(i)
@@ -325,7 +402,7 @@ class LocalBackend:
         need_kv = [r.elicitation != "logprobs" or any(len(s) > 1 for lbl in r.labels for s in self._spellings(lbl)) for r in requests]
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             prefixes = [p for p in groups if p]
-            prefix_out = dict(zip(prefixes, pool.map(lambda p: self._timed_pass([list(p)], None, 0, True), prefixes)))
+            prefix_out = dict(zip(prefixes, pool.map(lambda p: self._timed_pass([list(p)], None, 0, True, cancel), prefixes)))
             units: list[tuple[tuple[int, ...], list[int]]] = []
             for prefix, members in groups.items():
                 # Similar lengths together: less padding (the grouping changes no result).
@@ -343,7 +420,8 @@ class LocalBackend:
                 pre = prefix_out.get(prefix) if n else None
                 if isinstance(pre, BaseException):
                     return pre
-                return self._timed_pass([ids[i][n:] for i in chunk], pre[0][1] if pre else None, n, any(need_kv[i] for i in chunk))
+                return self._timed_pass([ids[i][n:] for i in chunk], pre[0][1] if pre else None, n,
+                                        any(need_kv[i] for i in chunk), cancel)
 
             for (prefix, chunk), out in zip(units, pool.map(run, units)):
                 n = len(prefix)
@@ -358,14 +436,19 @@ class LocalBackend:
                     row_kv = [(k[j : j + 1, :, :end], v[j : j + 1, :, :end]) for k, v in kv] if need_kv[i] else None
                     yield i, n, last[j], row_kv, spent
 
-    def _timed_pass(self, rows: list[list[int]], prefix_kv: Any, n_prefix: int, keep_kv: bool) -> Any:
+    def _timed_pass(
+        self, rows: list[list[int]], prefix_kv: Any, n_prefix: int, keep_kv: bool, cancel: threading.Event | None
+    ) -> Any:
         """:meth:`_forward_rows` for a worker thread: ``((logits, kv or None), seconds)``, or
-        the exception raised (reported on each request of the pass)."""
+        the exception raised (reported on each request of the pass); :class:`Cancelled`
+        propagates."""
         import torch
 
         t0 = time.perf_counter()
         try:
-            with torch.inference_mode():  # thread-local: set again on the worker
+            # Both thread-local: set again on the worker.
+            with torch.inference_mode(), _cancellable(cancel):
+                _check_cancelled()  # a queued pass of an abandoned call never starts
                 last, kv = self._forward_rows(rows, prefix_kv, n_prefix)
         except Exception as err:  # noqa: BLE001 - reported on each request of the pass
             return err
@@ -391,12 +474,12 @@ class LocalBackend:
             input_ids=tokens,
             attention_mask=mask,
             position_ids=torch.arange(n_prefix, n_prefix + width).expand(b, width),
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             # Only the positions we read go through the 49k-vocabulary head.
             logits_to_keep=torch.tensor([[len(r) - 1] for r in rows]),
         )
-        return out.logits[:, -1].float(), [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        return out.logits[:, -1].float(), [(layer.keys, layer.values) for layer in out.cache.layers]
 
     def _cache(self, kv: list[tuple[Any, Any]]) -> Any:
         """A fresh DynamicCache holding ``kv``. The model appends with ``torch.cat`` (new
@@ -410,7 +493,7 @@ class LocalBackend:
         (fp32) of the last ``keep`` positions (0: all)."""
         import torch
 
-        out = self._model(input_ids=torch.tensor([token_ids]), past_key_values=cache, use_cache=True, logits_to_keep=keep)
+        out = self._model(input_ids=torch.tensor([token_ids]), cache=cache, use_cache=True, logits_to_keep=keep)
         return out.logits[0].float()
 
     def _answer(self, r: Request, ids: list[int], n_prefix: int, last: Any, kv: list[tuple[Any, Any]]) -> Result:
