@@ -243,9 +243,13 @@ def _wmean(v: np.ndarray, w: np.ndarray) -> float:
 
 
 def _group_ids(*cols: np.ndarray) -> np.ndarray:
-    """Dense ids of the distinct tuples of ``cols`` (hash-based, order of first appearance)."""
-    return pd.DataFrame({str(i): c for i, c in enumerate(cols)}).groupby(
-        list(map(str, range(len(cols)))), sort=False).ngroup().to_numpy()
+    """Dense ids (0..G-1) of the distinct tuples of the integer columns ``cols``."""
+    key = np.zeros(len(cols[0]), dtype=np.int64)
+    for c in cols:
+        u, inv = np.unique(c, return_inverse=True)
+        # Re-densify after each column so the combined key stays below n².
+        key = np.unique(key * len(u) + inv.reshape(-1), return_inverse=True)[1].reshape(-1)
+    return key
 
 
 def order_effects(rows: Rows, instrument: Instrument, cfg: AnalysisConfig, *, seed: int,
