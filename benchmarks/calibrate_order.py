@@ -110,7 +110,9 @@ def _mean_se(v: pd.Series) -> str:
     if len(v) == 0:
         return "NaN (not identified)"
     se = v.std(ddof=1) / np.sqrt(len(v))
-    return f"{v.mean():+.4f} ± {se:.4f} ({v.mean() / se:+.1f} SE)" if se > 0 else f"{v.mean():+.4f} (exact)"
+    if se < 1e-12:  # every study gives the same value (a deterministic respondent): float rounding only
+        return f"{v.mean():+.4f} (every study; |mean| {abs(v.mean()):.0e})"
+    return f"{v.mean():+.4f} ± {se:.4f} ({v.mean() / se:+.1f} SE)"
 
 
 def position_blind(reps: int, seed: int, biased: float) -> list[str]:
@@ -118,7 +120,8 @@ def position_blind(reps: int, seed: int, biased: float) -> list[str]:
              f"Mean over {reps} simulated studies ± its Monte-Carlo standard error. Position-blind: answers do "
              f"not depend on the display position (a calibrated contrast has mean 0 within a few SE). Biased: "
              f"{biased:.0%} of answers moved to the first displayed option. Orders: as_is, reversed, and (K > 2) "
-             "shuffled; K = 2 and designs of as_is/reversed only identify first-vs-last only, so recency is NaN.",
+             "shuffled, so the middle positions are the reference; at K = 2 only first-vs-last is identified "
+             "(primacy is that contrast, recency NaN).",
              "", "| respondent | design | K | mode | primacy | recency |", "|---|---|---|---|---|---|"]
     for label, pr in (("position-blind", 0.0), ("primacy-biased", biased)):
         for design in ("within", "between"):
@@ -175,6 +178,7 @@ def baselines(n_personas: int, seed: int) -> list[str]:
 def copies_and_family(reps: int, n_permutations: int, seed: int) -> list[str]:
     lines = ["### Deterministic copies and the Holm family", ""]
     oe = simulate(reps=reps, n_personas=50, k=5, design="within", no_persona=10, deterministic_no_persona=True,
+                  with_probs=True,
                   n_permutations=n_permutations, seed=seed + 11)
     ctrl = oe[(oe.level == "pair") & oe.condition_a.str.startswith("no_persona|")]
     lines += [f"No-persona control, 10 logprob copies of one prompt per condition, conditions differing by "

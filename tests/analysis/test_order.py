@@ -67,7 +67,7 @@ def test_hand_worked_order_effects():
     # last in as_is (1/4); c1 is never first: (0.5 + 0.75) / 2. Only first-vs-last is identified.
     assert (qrow.condition_a, qrow.condition_b) == ("*", "*")
     assert qrow.primacy == pytest.approx(0.625)
-    assert np.isnan(qrow.recency)
+    assert np.isnan(qrow.recency) and "primacy is first vs last" in qrow.note
     assert (qrow.n_a, qrow.n_units_a) == (8, 4)
 
 
@@ -95,11 +95,15 @@ def test_position_blind_respondents_score_zero_and_a_primacy_bias_scores_positiv
                                  probs=lambda cond, order: dict.fromkeys(order, 0.25), elicitation="logprobs")
     q = _question(_oe(responses, personas, inst, use_probs={"m": True}))
     assert q.primacy == pytest.approx(0.0) and q.recency == pytest.approx(0.0)
-    # Always the first option: share 1 when first, 0 elsewhere; last gets 0 vs 1/3 elsewhere.
+    # Always the first option: share 1 when first, 0 in the middle; last, like the middle, gets 0.
     responses, personas = _frame({c: [o[0]] * 5 for c, o in shuffled.items()}, shuffled)
     q = _question(_oe(responses, personas, inst))
     assert q.primacy == pytest.approx(1.0)
-    assert q.recency == pytest.approx(np.mean([-1 / 3, -1 / 3, -1 / 3, -1 / 3]))
+    assert q.recency == pytest.approx(0.0)
+    # Always the last option: recency 1, primacy 0.
+    responses, personas = _frame({c: [o[-1]] * 5 for c, o in shuffled.items()}, shuffled)
+    q = _question(_oe(responses, personas, inst))
+    assert q.primacy == pytest.approx(0.0) and q.recency == pytest.approx(1.0)
 
 
 def test_binary_items_report_the_first_last_contrast_not_its_negative_twice():
@@ -112,17 +116,23 @@ def test_binary_items_report_the_first_last_contrast_not_its_negative_twice():
     assert np.isnan(q.recency)
 
 
-def test_position_contrasts_weights_and_unshown_options():
+def test_position_contrasts_weights_and_the_middle_reference():
     x = np.array([[1.0, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]])
     rank = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1], [0, 2, 1]], dtype=np.int8)
     w = np.array([1.0, 1.0, 3.0, 1.0])
-    p, r = position_contrasts(x, w, rank)
-    # option 0: first in rows 0, 3 (shares 1, 0 -> 1/2), elsewhere rows 1, 2 (0 w1, 1 w3 -> 3/4)
-    # option 1: first in rows 1, 2 (1 w1, 0 w3 -> 1/4), elsewhere rows 0, 3 (0) ; option 2 never first
-    assert p == pytest.approx(np.mean([0.5 - 0.75, 0.25 - 0.0]))
-    # last: option 0 in row 2 (1) vs rows 0, 1, 3 (1/3); option 1 in row 3 (0) vs 0, 1, 2 (1/5);
-    # option 2 in rows 0, 1 (0) vs 2, 3 (1/4)
-    assert r == pytest.approx(np.mean([1 - 1 / 3, 0 - 1 / 5, 0 - 1 / 4]))
+    p, r, middle = position_contrasts(x, w, rank)
+    assert middle
+    # option 0: first in rows 0, 3 (shares 1, 0 -> 1/2), middle in row 1 (0): 1/2
+    # option 1: first in rows 1, 2 (1 w1, 0 w3 -> 1/4), middle in row 0 (0): 1/4; option 2 never first
+    assert p == pytest.approx(np.mean([0.5, 0.25]))
+    # last vs middle: option 0 last in row 2 (1) vs row 1 (0); option 1 last in row 3 (0) vs row 0 (0);
+    # option 2 last in rows 0, 1 (0) vs rows 2, 3 (1/4)
+    assert r == pytest.approx(np.mean([1.0, 0.0, -0.25]))
+    # No middle position anywhere (K = 2): the first-vs-last contrast, recency not identified.
+    p2, r2, middle2 = position_contrasts(x[:, :2], w, np.array([[0, 1], [1, 0], [1, 0], [0, 1]], dtype=np.int8))
+    assert not middle2 and np.isnan(r2)
+    # option 0 first in rows 0, 3 (1/2) vs last in rows 1, 2 (3/4); option 1 first rows 1, 2 (1/4) vs 0
+    assert p2 == pytest.approx(np.mean([0.5 - 0.75, 0.25]))
 
 
 def test_within_persona_permutation_finds_a_paired_shift_the_pooled_test_misses():

@@ -47,19 +47,22 @@ design has no randomization to test against: p is NaN (never 1/(1+n_permutations
 **Question rows** (``level="question"``, ``condition_a = condition_b = "*"`` for persona conditions,
 ``"no_persona|*"`` for the control; the other statistics NaN, ``n_a = n_b`` = rows used):
 
-- ``primacy``: for each substantive option o, share(o | o displayed first) − share(o | o
-  displayed at another position), over all rows of the question's conditions (all randomized
-  orders pooled); "share" is the weighted mean of the row's answer vector entry for o (one-hot
-  answers, or the probability vector with ``distribution`` probs — never the other); positions
-  count substantive options only (a trailing "don't know" is never "last"). The contrasts are
-  averaged with equal weight over the options for which both shares are observed. A respondent
-  whose answer does not depend on the display position scores 0 in expectation; one drawn to
-  the first option scores > 0.
-- ``recency``: the same with "displayed last". When no such option is ever shown in a middle
-  position — always for K = 2, and for every design of only ``as_is``/``reversed`` orders — the
-  data identify only the first-versus-last contrast: ``primacy`` is then share(first) −
-  share(last) (positive: drawn to the top, negative: to the bottom) and ``recency`` is NaN, as it
-  would be −primacy by the design, not by the respondent.
+- ``primacy``: for each substantive option o, share(o | o displayed first) − share(o | o displayed
+  in a middle position — neither first nor last), over all rows of the question's conditions (all
+  randomized orders pooled); "share" is the weighted mean of the row's answer vector entry for o
+  (one-hot answers, or the probability vector with ``distribution`` probs — never the other);
+  positions count substantive options only (a trailing "don't know" is never "last"). The
+  contrasts are averaged with equal weight over the options for which both shares are observed.
+  A respondent whose answer does not depend on the display position scores 0 in expectation; one
+  drawn to the first option scores > 0.
+- ``recency``: the same with "displayed last" against the same middle positions. The middle is the
+  reference for both, so a pure primacy bias leaves recency at 0 (a reference of "any other
+  position" would include the first one and push recency below 0 by about primacy / (K − 1)).
+- When no option is shown both in a middle position and at an end — always for K = 2, and for
+  every design of only ``as_is``/``reversed`` orders (every ordinal question) — the data identify only the
+  first-versus-last contrast: ``primacy`` is then share(o | first) − share(o | last) (positive:
+  drawn to the top, negative: to the bottom), ``recency`` is NaN (it would be −primacy by the
+  design, not by the respondent) and ``note`` says so.
 
 Contract change (schema after 1): question rows and the columns ``level``, ``retest_flip_rate``,
 ``excess_flip_rate``, ``p_adjusted``, ``permutation``, ``n_units_a``, ``n_units_b``, ``note`` are new;
@@ -200,7 +203,7 @@ def permutation_p_value(x: np.ndarray, w: np.ndarray, is_a: np.ndarray, n_permut
     return design_p_value(empty, empty, w[:, None] * x, np.asarray(is_a, dtype=bool), n_permutations, rng)
 
 
-def position_contrasts(x: np.ndarray, w: np.ndarray, rank: np.ndarray) -> tuple[float, float]:
+def position_contrasts(x: np.ndarray, w: np.ndarray, rank: np.ndarray) -> tuple[float, float, bool]:
     """Primacy and recency contrasts (module docstring) of answer vectors and their display ranks.
 
     Args:
@@ -210,31 +213,30 @@ def position_contrasts(x: np.ndarray, w: np.ndarray, rank: np.ndarray) -> tuple[
             (0 = first), -1 when not displayed.
 
     Returns:
-        (primacy, recency); NaN when not identified (recency: also when no identified option is
-        ever shown in a middle position, where it would equal −primacy by the design).
+        (primacy, recency, middle): ``middle`` tells whether the reference is the middle positions
+        (True) or, when no option is shown in one, the last position (primacy is then the
+        first-vs-last contrast and recency NaN). NaN where a contrast is not observed at all.
     """
     shown = rank >= 0
     kd = shown.sum(1, keepdims=True)
-    first = rank == 0
+    first = shown & (rank == 0)
     last = shown & (rank == kd - 1) & (kd >= 2)
+    middle = shown & ~first & ~last
     wx = w[:, None] * x
     wc = w[:, None]
 
-    def contrast(at: np.ndarray) -> tuple[float, np.ndarray]:
-        other = shown & ~at
-        n_at, n_ot = (wc * at).sum(0), (wc * other).sum(0)
-        ok = (n_at > 0) & (n_ot > 0)
+    def contrast(at: np.ndarray, ref: np.ndarray) -> float:
+        n_at, n_ref = (wc * at).sum(0), (wc * ref).sum(0)
+        ok = (n_at > 0) & (n_ref > 0)
         if not ok.any():
-            return float("nan"), ok
-        c = (wx * at).sum(0)[ok] / n_at[ok] - (wx * other).sum(0)[ok] / n_ot[ok]
-        return float(c.mean()), ok
+            return float("nan")
+        return float(((wx * at).sum(0)[ok] / n_at[ok] - (wx * ref).sum(0)[ok] / n_ref[ok]).mean())
 
-    primacy, ok_p = contrast(first)
-    recency, ok_r = contrast(last)
-    middle = shown & ~first & ~last
-    if not middle[:, ok_p | ok_r].any():
-        recency = float("nan")
-    return primacy, recency
+    # The middle is the reference when some option is seen both there and at an end.
+    seen = middle.any(0)
+    if (seen & (first.any(0) | last.any(0))).any():
+        return contrast(first, middle), contrast(last, middle), True
+    return contrast(first, last), float("nan"), False
 
 
 def _wmean(v: np.ndarray, w: np.ndarray) -> float:
@@ -442,7 +444,7 @@ def _flips(s: _Subset, code_a: int, code_b: int) -> tuple[float, float]:
 
 def _question_row(s: _Subset, sel: np.ndarray, label: str) -> dict:
     m = sel[s.ok]
-    primacy, recency = position_contrasts(s.x[m], s.w[s.ok][m], s.rank[s.ok][m])
+    primacy, recency, middle = position_contrasts(s.x[m], s.w[s.ok][m], s.rank[s.ok][m])
     n = int(m.sum())
     ux, _, unit, *_ = _units(s, m)
     # Independent units: personas, or (control) distinct prompts of deterministic copies.
@@ -451,4 +453,7 @@ def _question_row(s: _Subset, sel: np.ndarray, label: str) -> dict:
     return {"level": "question", "condition_a": label, "condition_b": label, "js_divergence": nan,
             "flip_rate": nan, "retest_flip_rate": nan, "excess_flip_rate": nan, "primacy": primacy,
             "recency": recency, "p_value": nan, "p_adjusted": nan, "permutation": "none",
-            "n_a": n, "n_b": n, "n_units_a": n_units, "n_units_b": n_units, "note": None}
+            "n_a": n, "n_b": n, "n_units_a": n_units, "n_units_b": n_units,
+            "note": None if middle or not np.isfinite(primacy) else
+            "no option shown both in a middle position and first or last: primacy is first vs last, "
+            "recency not identified"}
