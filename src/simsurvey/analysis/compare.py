@@ -428,9 +428,10 @@ def _no_persona(out: _Out, model: str, q: Question, sil: Rows, in_model: np.ndar
     """no_persona_js (the persona-free answer vs the persona-weighted mixture) and
     no_persona_js_human (vs the human answers), each with its sampling null.
 
-    Units of the no-persona side: in probs mode identical prompts (``prompt_hash``) give identical
-    distributions, so each distinct prompt is one unit (ten copies of one deterministic prompt are
-    one observation, not ten); sampled answers are independent draws, one unit per row. Both
+    Units of the no-persona side: in probs mode (and for logprob elicitation) identical prompts —
+    the same condition and displayed order — give identical distributions, so each distinct prompt
+    is one unit (ten copies of one deterministic prompt are one observation, not ten); sampled
+    answers are independent draws, one unit per row. Both
     sides' bootstraps resample units.
     """
     np_idx = np.flatnonzero(in_model & (sil.unit < 0) & (sil.q == qi))
@@ -440,8 +441,13 @@ def _no_persona(out: _Out, model: str, q: Question, sil: Rows, in_model: np.ndar
     if not ok.any():
         return
     rows = np_idx[ok]
-    if use_probs and sil.prompt is not None:
-        _, ul = np.unique(sil.prompt[rows], return_inverse=True)
+    deterministic = use_probs or (sil.deterministic is not None and bool(sil.deterministic[rows].all()))
+    if deterministic:
+        # The same prompt: condition and displayed order (prompt_hash also holds the row's seed).
+        parts = [sil.condition[rows][:, None]]
+        if sil.rank is not None:
+            parts.append(sil.rank[rows].astype(np.int64))
+        _, ul = np.unique(np.concatenate(parts, 1), axis=0, return_inverse=True)
         ul = ul.reshape(-1)
     else:
         ul = np.arange(len(rows))

@@ -37,18 +37,19 @@ class Rows:
     refusal: np.ndarray  #: bool
     x: np.ndarray | None = None  #: (n, K_max) substantive probability mass from `probs`, or None
     has_probs: np.ndarray | None = None  #: bool, row has a non-null probs map
-    first_share: np.ndarray | None = None  #: share of the answer on the first displayed option
-    last_share: np.ndarray | None = None  #: share on the last displayed option
     n_displayed: np.ndarray | None = None  #: number of displayed options (0 = unknown)
     model: np.ndarray | None = None  #: model code per row into model_names (int64, -1 for null)
     condition: np.ndarray | None = None  #: condition code per row into condition_names (int64)
     replicate: np.ndarray | None = None  #: replicate per row (int64)
     code: np.ndarray | None = None  #: answer code index into all codes (-1 = null/unknown)
-    prompt: np.ndarray | None = None  #: prompt_hash code per row (-1 = null), when the column exists
     notes: list[str] = field(default_factory=list)
     group_cats: dict[str, list[str]] = field(default_factory=dict)  #: var -> sorted values present
     model_names: list[str] = field(default_factory=list)  #: in order of first appearance
     condition_names: list[str] = field(default_factory=list)  #: in order of first appearance
+    #: (n, K_max) display rank of each substantive position among the row's displayed substantive
+    #: options (0 = shown first), -1 when not displayed or the order is unknown (int8)
+    rank: np.ndarray | None = None
+    deterministic: np.ndarray | None = None  #: bool, elicitation is ``logprobs`` (a copy answers alike)
 
 
 def _all_codes(instrument: Instrument) -> list[str]:
@@ -157,13 +158,12 @@ def _arrow_list(col: pd.Series, typ: pa.DataType) -> pa.Array:
     return arr
 
 
-def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarray, kmax: int,
-               first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarray,
+               kmax: int) -> tuple[np.ndarray, np.ndarray]:
     """Parse the `probs` column (dicts, or lists of (key, value) tuples as pandas 3 reads a parquet
     map) with arrow, without a Python loop over rows.
 
-    Returns (x, has_probs, first_share, last_share): x[i, k] is the mass on substantive
-    position k; the shares are the mass on the first/last displayed code over the row's total.
+    Returns (x, has_probs): x[i, k] is the mass on substantive position k.
     """
     n = len(col)
     arr = _arrow_list(col, pa.map_(pa.string(), pa.float64()))
@@ -178,30 +178,27 @@ def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarr
     pos = _positions(qidx[row_of], kcode, lut)
     m = pos >= 0
     x = np.bincount(row_of[m] * kmax + pos[m], weights=vals[m], minlength=n * max(kmax, 1))
-    x = x.reshape(n, max(kmax, 1))[:, :kmax]
-    total = np.bincount(row_of, weights=vals, minlength=n)
-    on_first = np.bincount(row_of, weights=vals * (kcode == first[row_of]), minlength=n)
-    on_last = np.bincount(row_of, weights=vals * (kcode == last[row_of]), minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fs = np.where(total > 0, on_first / np.where(total > 0, total, 1), np.nan)
-        ls = np.where(total > 0, on_last / np.where(total > 0, total, 1), np.nan)
-    return x, has, fs, ls
+    return x.reshape(n, max(kmax, 1))[:, :kmax], has
 
 
-def _displayed(col: pd.Series, codes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First and last displayed code index and number of displayed options per row."""
+def _displayed(col: pd.Series, codes: list[str], qidx: np.ndarray, lut: np.ndarray,
+               kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Number of displayed options and the (n, kmax) display rank of each substantive position
+    among the row's displayed substantive options (-1: not displayed)."""
     n = len(col)
     arr = _arrow_list(col, pa.list_(pa.string()))
     offsets = np.asarray(arr.offsets.to_numpy(), dtype=np.int64)
     flat = _arrow_codes(arr.flatten(), codes)
     k = np.diff(offsets)
-    first = np.full(n, -9, dtype=np.int64)
-    last = np.full(n, -9, dtype=np.int64)
-    has = k > 0
-    base = offsets[:-1] - offsets[0]
-    first[has] = flat[base[has]]
-    last[has] = flat[base[has] + k[has] - 1]
-    return first, last, k
+    row_of = np.repeat(np.arange(n), k)
+    pos = _positions(qidx[row_of], flat, lut)
+    subst = pos >= 0
+    # Rank among the row's substantive options: a running count that restarts at each row.
+    run = np.cumsum(subst)
+    before = np.concatenate([[0], run])[offsets[:-1] - offsets[0]]
+    rank = np.full((n, max(kmax, 1)), -1, dtype=np.int8)
+    rank[row_of[subst], pos[subst]] = (run - 1 - before[row_of])[subst]
+    return k, rank[:, :kmax]
 
 
 def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument: Instrument,
@@ -258,21 +255,14 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
         code=cidx, notes=notes,
     )
     if "option_order" in responses.columns:
-        first, last, k = _displayed(responses["option_order"], codes)
+        rows.n_displayed, rows.rank = _displayed(responses["option_order"], codes, qidx, lut, k_max(instrument))
     else:
-        first = last = np.full(n, -9, dtype=np.int64)
-        k = np.zeros(n, dtype=np.int64)
-    rows.n_displayed = k
-    if "prompt_hash" in responses.columns:
-        rows.prompt = factorize_str(responses["prompt_hash"])[0]
-    rows.first_share = np.where(cidx >= 0, (cidx == first).astype(float), np.nan)
-    rows.last_share = np.where(cidx >= 0, (cidx == last).astype(float), np.nan)
+        rows.n_displayed = np.zeros(n, dtype=np.int64)
+        rows.rank = np.full((n, k_max(instrument)), -1, dtype=np.int8)
+    rows.deterministic = (responses["elicitation"].astype(object).to_numpy() == "logprobs"
+                          if "elicitation" in responses.columns else np.zeros(n, bool))
     if "probs" in responses.columns and responses["probs"].notna().any():
-        x, has, fs, ls = _map_probs(responses["probs"], qidx, codes, lut, k_max(instrument), first, last)
-        rows.x, rows.has_probs = x, has
-        # Keep answer-based shares for rows without a distribution.
-        rows.first_share = np.where(has, fs, rows.first_share)
-        rows.last_share = np.where(has, ls, rows.last_share)
+        rows.x, rows.has_probs = _map_probs(responses["probs"], qidx, codes, lut, k_max(instrument))
     return rows
 
 

@@ -9,6 +9,13 @@ sums to N and has exactly the fixed marginal counts; a cell is at most one unit 
 zeros in the table force a unit elsewhere (second pass, by largest p). When zero cells block the
 last units, a repair step places each one in the live cell matching the most lacking categories and
 fixes the rest by moving units along one axis at a time (which leaves the other marginals alone).
+
+That greedy repair can fail on sparse tables where an exact allotment exists (e.g. a 3 × 4 table
+whose zeros leave a single path through the cells). Then the allotment is solved exactly as an
+integer program (scipy's ``milp``, HiGHS): integer counts on the live cells whose marginals are the
+fixed counts, minimizing Σ |count − N p|. Only when that program is infeasible — no allotment of N
+units to the live cells hits every fixed marginal count — does :func:`integerize` raise; it never
+returns a table that breaks a marginal.
 """
 
 from __future__ import annotations
@@ -16,9 +23,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
 
 from simsurvey.errors import UserError
 from simsurvey.population.ipf import marginals
+
+#: Bound on the exact fallback (it only runs when the greedy repair fails, on sparse tables).
+_TIME_LIMIT_S = 60.0
 
 
 def largest_remainder(shares: np.ndarray, n: int) -> np.ndarray:
@@ -34,9 +46,7 @@ def largest_remainder(shares: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def integerize(
-    joint: np.ndarray, n: int, *, margins: Sequence[np.ndarray] | None = None, strict: bool = True
-) -> np.ndarray:
+def integerize(joint: np.ndarray, n: int, *, margins: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Allot ``n`` units to the cells of ``joint`` with exact marginal counts.
 
     Args:
@@ -51,7 +61,7 @@ def integerize(
 
     Raises:
         UserError: if ``n`` <= 0, the table is empty, or the zeros of ``joint`` make those
-            marginal counts unreachable.
+            marginal counts unreachable (no exact allotment exists).
     """
     if n <= 0:
         raise UserError(f"integerize: n must be > 0 (got {n})")
@@ -68,7 +78,7 @@ def integerize(
     idx = np.unravel_index(np.arange(p.size), p.shape)  # category index of each cell, per axis
     deficit = [nd - np.bincount(ix, weights=counts, minlength=len(nd)).astype(np.int64) for nd, ix in zip(need, idx)]
     if any(np.any(d < 0) for d in deficit):  # only when margins differ from the joint's own
-        raise UserError("integerize: margins are inconsistent with the joint (a category is over-filled by floor(n p))")
+        return _exact(p, n, need)
     left = n - int(counts.sum())
 
     def fill(order: np.ndarray) -> bool:
@@ -93,15 +103,54 @@ def integerize(
     fill(live[np.argsort(-(exact - counts)[live], kind="stable")])
     while left and fill(live[np.argsort(-(exact - counts)[live], kind="stable")]):
         pass
-    if left:
-        _repair(counts.reshape(p.shape), n * p, deficit, idx, left, strict)
+    if left and not _repair(counts.reshape(p.shape), n * p, deficit, idx, left):
+        return _exact(p, n, need)
     return counts.reshape(p.shape)
 
 
+def _exact(p: np.ndarray, n: int, need: list[np.ndarray]) -> np.ndarray:
+    """The allotment as an integer program: the fixed marginals on the live cells, min Σ |c − n p|.
+
+    c = floor(n p) + u + e − d per live cell, with u ∈ {0, 1} (the round-up, cost 1 − 2·frac
+    against the floor's deviation frac), e ≥ 0 (further units, cost 1 each) and 0 ≤ d ≤ floor
+    (units below the floor, cost 1 each): exactly the piecewise-linear |c − n p|, without
+    auxiliary rows.
+    """
+    live = np.flatnonzero(p.ravel() > 0)
+    m = len(live)
+    idx = np.unravel_index(live, p.shape)
+    target = n * p.ravel()[live]
+    base = np.floor(target)
+    frac = target - base
+    # One row per (axis, category): sparse, as a persona table has thousands of cells.
+    offsets = np.cumsum([0] + [len(nd) for nd in need[:-1]])
+    member = sparse.csr_matrix(
+        (np.ones(m * len(need)), (np.concatenate([o + ix for o, ix in zip(offsets, idx)]), np.tile(np.arange(m), len(need)))),
+        shape=(sum(len(nd) for nd in need), m))
+    rhs = np.concatenate(need) - member @ base
+    res = milp(np.concatenate([1 - 2 * frac, np.ones(m), np.ones(m)]),
+               constraints=LinearConstraint(sparse.hstack([member, member, -member]), rhs, rhs),
+               integrality=np.ones(3 * m), bounds=Bounds(0, np.concatenate([np.ones(m), np.full(m, n), base])),
+               options={"time_limit": _TIME_LIMIT_S})
+    if res.x is None:
+        why = ("no allotment of {n} units hits every marginal count: the joint's zero cells block the remaining "
+               "category combinations" if res.status == 2 else
+               f"no exact allotment of {{n}} units found within {_TIME_LIMIT_S:.0f} s ({res.message})")
+        raise UserError(f"integerize: {why.format(n=n)} (change n, the margins or the seed table)")
+    x = np.round(res.x).astype(np.int64)
+    out = np.zeros(p.size, dtype=np.int64)
+    out[live] = base.astype(np.int64) + x[:m] + x[m:2 * m] - x[2 * m:]
+    return out.reshape(p.shape)
+
+
 def _repair(
-    counts: np.ndarray, exact: np.ndarray, deficit: list[np.ndarray], idx: tuple[np.ndarray, ...], left: int, strict: bool
-) -> None:
-    """Place the last ``left`` units in place (``counts`` is an N-d view), keeping marginals exact."""
+    counts: np.ndarray, exact: np.ndarray, deficit: list[np.ndarray], idx: tuple[np.ndarray, ...], left: int
+) -> bool:
+    """Place the last ``left`` units in place (``counts`` is an N-d view), keeping marginals exact.
+
+    Returns False (``counts`` then half-repaired: the caller solves exactly instead) when a unit
+    cannot be placed without breaking a marginal.
+    """
     p = exact / exact.sum()
     live = p.ravel() > 0
     flat = counts.reshape(-1)
@@ -117,11 +166,9 @@ def _repair(
             d[ix[c]] -= 1
         for k, d in enumerate(deficit):
             surplus = np.flatnonzero(d < 0)
-            if surplus.size and not _swap(counts, exact, d, k, int(surplus[0])) and strict:
-                raise UserError(
-                    "integerize: a unit cannot be placed without breaking a marginal count "
-                    "(the joint's zero cells block the remaining category combinations)"
-                )
+            if surplus.size and not _swap(counts, exact, d, k, int(surplus[0])):
+                return False
+    return True
 
 
 def _swap(counts: np.ndarray, exact: np.ndarray, d: np.ndarray, k: int, s: int) -> bool:

@@ -114,7 +114,7 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
     names = list(spec.attributes)
     codes = [a.codes for a in spec.attributes.values()]
 
-    counts = integerize(table, cfg.n, margins=spec.margins, strict=False)
+    counts = integerize(table, cfg.n, margins=spec.margins)
     cells = np.repeat(np.arange(counts.size), counts.ravel())
     cells = np.random.default_rng([seed, _SHUFFLE]).permutation(cells)
     cat_idx = np.unravel_index(cells, counts.shape)
