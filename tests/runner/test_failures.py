@@ -215,3 +215,40 @@ def test_cache_and_part_io_never_run_on_the_event_loop_thread(tmp_path, server, 
     loop_thread = threading.main_thread().name  # administer() runs its loop here
     assert all(threads.values()), threads
     assert loop_thread not in set().union(*threads.values()), threads
+
+
+LITELLM_RUN = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {support!r})
+from runner_data import make_instrument, make_personas, make_trials
+from simsurvey.respondents.config import ModelConfig, RunnerConfig
+from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.runner import administer
+
+inst = make_instrument()
+res = administer(make_trials(inst, 3), make_personas(3), inst,
+    model=ModelConfig(backend="litellm", name="openai/fake", api_base=sys.argv[1], elicitation="sample", transport="litellm"),
+    prompt=PromptConfig(), run_dir=Path(sys.argv[2]), seed=1, progress=False,
+    runner=RunnerConfig(concurrency=4, cache_dir=sys.argv[3], backoff_base_s=0.01, backoff_max_s=0.02))
+print("ROWS", len(res.frame), int(res.frame["cost_usd"].notna().sum()))
+"""
+
+
+@pytest.mark.slow
+def test_a_litellm_run_of_an_unpriced_model_prints_no_provider_list(tmp_path, server, fake):
+    # litellm.completion_cost raised and printed its "Provider List" banner twice per call for a
+    # model without a price; the cost litellm attached to the response is read instead.
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run_litellm.py"
+    script.write_text(LITELLM_RUN.format(support=str(Path(__file__).resolve().parents[1] / "support")))
+    proc = subprocess.run([sys.executable, str(script), server.url, str(tmp_path / "run"), str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CI": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert proc.returncode == 0, proc.stderr
+    assert "ROWS 16 0" in proc.stdout  # every row answered; no price: cost null, not invented
+    assert "Provider List" not in proc.stderr and "Provider List" not in proc.stdout
+    assert proc.stderr.strip() == ""

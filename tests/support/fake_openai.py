@@ -86,6 +86,8 @@ class LogEntry:
     answered: bool = False
     #: The Authorization header received (tests check the key is sent, and only there).
     authorization: str | None = None
+    #: True once the handler returned (an answer or an error was sent, or the client went away).
+    finished: bool = False
 
 
 @dataclass
@@ -145,6 +147,12 @@ class FakeOpenAI:
         entry.fault = self._fault(entry.index)
         self.log.append(entry)
         self.times.append(time.monotonic())
+        try:
+            return await self._respond(request, body, entry)
+        finally:
+            entry.finished = True
+
+    async def _respond(self, request: web.Request, body: dict, entry: LogEntry) -> web.StreamResponse:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         kind = entry.fault
