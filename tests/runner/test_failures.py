@@ -252,3 +252,48 @@ def test_a_litellm_run_of_an_unpriced_model_prints_no_provider_list(tmp_path, se
     assert "ROWS 16 0" in proc.stdout  # every row answered; no price: cost null, not invented
     assert "Provider List" not in proc.stderr and "Provider List" not in proc.stdout
     assert proc.stderr.strip() == ""
+
+
+# -- the command line: exit 3 and one line say how many rows failed ------------------------
+
+def _cli(tmp_path: Path, *overrides: str):
+    import os
+    import subprocess
+    import sys
+
+    from simsurvey.config import PROJECT_ROOT
+
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "CI": "true", "SIMSURVEY_CACHE_DIR": str(tmp_path / "cache"),
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    return subprocess.run([sys.executable, "-m", "simsurvey", "+experiment=politics", "model=litellm",
+                           "model.name=openai/fake", "population.n=10", "stages=[sample,administer]",
+                           "baselines=[]", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_a_dead_server_exits_3_with_one_line(tmp_path):
+    proc = _cli(tmp_path, f"model.api_base={_dead_url()}")
+    assert proc.returncode == 3, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("simsurvey: error: openai/fake: stopped after ")
+    assert "cannot connect to" in lines[0] and f"resume with hydra.run.dir={tmp_path / 'run'}" in lines[0]
+    assert (tmp_path / "run" / "parts").exists()  # the failed rows are kept, the run dir too
+    assert not (tmp_path / "run" / "responses.parquet").exists()  # nothing is built on error rows
+
+
+@pytest.mark.slow
+def test_cli_some_failed_rows_exit_3_and_say_how_many(tmp_path, server, fake):
+    fake.schedule = {3: "400", 9: "400"}
+    proc = _cli(tmp_path, f"model.api_base={server.url}")
+    assert proc.returncode == 3, proc.stderr
+    assert "; 2 rows failed (kept with their error)" in proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        f"simsurvey: 2 rows failed (see the error column of responses.parquet); ask them again with "
+        f"hydra.run.dir={tmp_path / 'run'}"]
+    fake.schedule = {}
+    again = _cli(tmp_path, f"model.api_base={server.url}")
+    assert again.returncode == 0, again.stderr
+    df = pd.read_parquet(tmp_path / "run" / "responses.parquet")
+    assert df["error"].isna().all()
