@@ -198,9 +198,11 @@ def test_retry_invalid_bypasses_invalid_cache_entries_in_a_new_run_dir(tmp_path,
 
 def test_cache_and_part_io_never_run_on_the_event_loop_thread(tmp_path, server, fake, monkeypatch):
     from simsurvey.respondents.cache import ResponseCache
+    from simsurvey.respondents.litellm_backend import LiteLLMBackend
     from simsurvey.runner._checkpoint import PartWriter
 
-    threads: dict[str, set[str]] = {"cache_get": set(), "cache_put": set(), "part": set()}
+    threads: dict[str, set[str]] = {"cache_open": set(), "cache_get": set(), "cache_put": set(), "part": set(),
+                                    "warm_up": set()}
 
     def spy(name, real):
         def wrapper(*a, **k):
@@ -211,6 +213,8 @@ def test_cache_and_part_io_never_run_on_the_event_loop_thread(tmp_path, server, 
     monkeypatch.setattr(ResponseCache, "_get_many", spy("cache_get", ResponseCache._get_many))
     monkeypatch.setattr(ResponseCache, "_put_many", spy("cache_put", ResponseCache._put_many))
     monkeypatch.setattr(PartWriter, "flush", spy("part", PartWriter.flush))
+    monkeypatch.setattr(ResponseCache, "_open", spy("cache_open", ResponseCache._open))
+    monkeypatch.setattr(LiteLLMBackend, "warm_up", spy("warm_up", LiteLLMBackend.warm_up))
     _run(tmp_path, server.url, n=4, flush_every=3)
     loop_thread = threading.main_thread().name  # administer() runs its loop here
     assert all(threads.values()), threads
