@@ -14,7 +14,13 @@ import pytest
 
 from simsurvey.errors import UserError
 from simsurvey.respondents.base import Request, Result
-from simsurvey.respondents.cache import CACHE_FILE, CacheError, ResponseCache, cache_key, resolve_cache_dir
+from simsurvey.respondents.cache import (
+    CACHE_FILE,
+    CacheError,
+    ResponseCache,
+    cache_key,
+    resolve_cache_dir,
+)
 
 MSG = ({"role": "user", "content": "Pick A or B.\nA. x\nB. y"},)
 
@@ -178,9 +184,8 @@ def _damaged(path: Path, how: str) -> None:
 def test_a_damaged_cache_is_one_line_naming_the_file(tmp_path, how, says):
     path = tmp_path / CACHE_FILE
     _damaged(path, how)
-    with pytest.raises(CacheError) as info:
-        with ResponseCache(path) as cache:
-            cache.get_many([f"k{i}" for i in range(300)])  # truncation may only show when pages are read
+    with pytest.raises(CacheError) as info, ResponseCache(path) as cache:
+        cache.get_many([f"k{i}" for i in range(300)])  # truncation may only show when pages are read
     msg = str(info.value)
     assert isinstance(info.value, UserError)
     assert "\n" not in msg and str(path) in msg and says in msg and msg.startswith("runner.cache_dir: ")

@@ -16,7 +16,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from fake_openai import FakeOpenAI, ServerThread, token_logprobs  # noqa: E402
 
 from simsurvey.errors import UserError  # noqa: E402
-from simsurvey.respondents.base import FatalBackendError, Request, RetryableError, UnreachableError  # noqa: E402
+from simsurvey.respondents.base import (  # noqa: E402
+    FatalBackendError,
+    Request,
+    RetryableError,
+    UnreachableError,
+)
 from simsurvey.respondents.config import ModelConfig  # noqa: E402
 from simsurvey.respondents.litellm_backend import LiteLLMBackend, label_probs  # noqa: E402
 

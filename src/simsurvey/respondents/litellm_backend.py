@@ -49,7 +49,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from simsurvey.errors import UserError
-from simsurvey.respondents.base import FatalBackendError, Request, Result, RetryableError, UnreachableError
+from simsurvey.respondents.base import (
+    FatalBackendError,
+    Request,
+    Result,
+    RetryableError,
+    UnreachableError,
+)
 from simsurvey.respondents.config import ModelConfig
 
 _FATAL_STATUS = {401, 403, 404}

@@ -24,16 +24,17 @@ multi_select answer (a set, ``"a|c"``) comes from text only: ``logprobs`` elicit
 multi_select question is refused up front for model backends.
 
 A rerun or resumed run never repeats a call: rows already in the checkpoint parts are skipped
-and calls already in the cache are served from it. Every answer is committed to the cache the
-moment it arrives, before its row is used, so a killed run re-pays at most the calls in flight
-(at most ``concurrency`` x the backend's batch size). Nothing blocks the event loop: cache
-reads and writes run on the cache's own thread, parquet parts are written on a part-writer
-thread, and the backend's one-off start-up (importing litellm, reading its price map) runs in a
-thread before the first call (``cached=True``, ``cost_usd=0`` for this run;
+and calls already in the cache are served from it (``cached=True``, ``cost_usd=0`` for this run;
 the original cost is reported in ``stats["cost_usd_cached_original"]``). Within a run, rows whose
 call is identical (a deterministic request: logprobs only or temperature 0 — e.g. the replicates
 of the no_persona control) share one call; the rows after the first are also ``cached=True``.
 Baseline backends are never cached (free, and they answer from reference data no key covers).
+Every answer is committed to the cache the moment it arrives, before its row is used, so a
+killed run re-pays at most the calls in flight (``concurrency`` x the backend's batch size).
+
+Nothing blocks the event loop: cache reads and writes run on the cache's own thread, parquet
+parts are written on a part-writer thread, and the backend's one-off start-up (importing
+litellm, reading its price map: ``warm_up``) runs in a thread before the first call.
 """
 
 from __future__ import annotations
@@ -549,14 +550,14 @@ async def administer_async(
     # Baselines are not cached: they cost nothing, and their answers depend on the reference
     # data, which is not part of a cache key.
     use_cache = runner.cache and not model.backend.startswith("baseline/")
-    cache = None
-    if use_cache and pending:
-        cache = await asyncio.to_thread(ResponseCache.open, runner.cache_dir, busy_timeout_s=runner.cache_busy_timeout_s)
     warm_up = getattr(backend, "warm_up", None)
     if warm_up is not None and pending:
         await asyncio.to_thread(warm_up)  # import litellm, read a price map: never on the loop
     # The runner decides when a part is written (on its own thread): the writer never flushes on add.
     writer = PartWriter(part_dir, flush_every=2**62, flush_seconds=float("inf"))
+    cache = None
+    if use_cache and pending:
+        cache = await asyncio.to_thread(ResponseCache.open, runner.cache_dir, busy_timeout_s=runner.cache_busy_timeout_s)
     bar = Progress(model.name, len(pending), enabled=progress_enabled(progress) and bool(pending))
     state = _Run(backend=backend, model=model, runner=runner, prompt=prompt, instrument=instrument,
                  personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=len(pending))
