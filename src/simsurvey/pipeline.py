@@ -143,7 +143,8 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
             "trials": len(trials), "rows": len(responses), "models": stats,
             "seconds": round(timings["administer"], 3),
         })
-        failed = sum(int(s["errors"]) for s in stats.values())
+        # Baselines make no calls: a row they cannot answer (no reference data) is not a failed call.
+        failed = sum(int(s["errors"]) for name, s in stats.items() if not name.startswith("baseline/"))
         _say(f"administer: {len(responses):,} responses ({len(frames)} respondents) -> responses.parquet"
              + (f"; {failed:,} rows failed (kept with their error)" if failed else ""))
     else:

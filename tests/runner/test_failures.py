@@ -105,6 +105,20 @@ def test_the_breaker_can_be_turned_off(tmp_path, server, fake):
     assert df["error"].notna().all() and len(df) == 16
 
 
+def test_a_baselines_unanswerable_rows_never_trip_the_breaker(tmp_path):
+    # baseline/majority has no reference answers for 'vote': error rows, but no call failed.
+    inst = make_instrument()
+    reference = pd.DataFrame({"respondent_id": range(4), "weight": 1.0, "question_id": "trust",
+                              "answer_code": ["1", "2", "2", "3"]})
+    res = administer(make_trials(inst, 6), make_personas(6), inst,
+                     model=ModelConfig(backend="baseline/majority", name="baseline/majority", elicitation="both"),
+                     prompt=PromptConfig(), runner=RunnerConfig(max_consecutive_failures=1), run_dir=tmp_path / "run",
+                     seed=5, reference=reference, progress=False)
+    df = res.frame
+    assert (df["question_id"] == "vote").sum() == df["error"].notna().sum() == 14
+    assert df.loc[df["question_id"] == "trust", "valid"].all()
+
+
 def test_the_last_error_is_scrubbed_of_credentials(tmp_path, server, fake, monkeypatch):
     key = "sk-test-SECRETSECRET123"
     monkeypatch.setenv("FAKE_KEY_9B", key)

@@ -401,7 +401,9 @@ class _Run:
             self.c["errors"] += 1
             self.consecutive_failures += 1
             self.last_error = res.error
-            limit = self.runner.max_consecutive_failures
+            # Baselines make no calls: their errors (no reference answer for a question) are
+            # facts of the data, not a failing server.
+            limit = 0 if self.model.backend.startswith("baseline/") else self.runner.max_consecutive_failures
             if limit and self.consecutive_failures >= limit:
                 self.stopping = True
         if len(self.buf) >= self.runner.flush_every:
