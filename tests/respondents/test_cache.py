@@ -166,6 +166,21 @@ def test_two_caches_on_one_file_share_answers(tmp_path):
     b.close()
 
 
+def test_many_caches_created_at_once_on_one_new_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for trial in range(5):
+        path = tmp_path / f"c{trial}" / CACHE_FILE
+        with ThreadPoolExecutor(8) as pool:
+            caches = list(pool.map(lambda _: ResponseCache(path), range(8)))
+        for i, cache in enumerate(caches):
+            cache.put(f"k{i}", Result(text=str(i)))
+        assert all(len(c) == 8 for c in caches)
+        for cache in caches:
+            cache.close()
+        assert sorted(p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")) == []
+
+
 def _damaged(path: Path, how: str) -> None:
     with ResponseCache(path) as cache:
         for i in range(300):

@@ -315,3 +315,29 @@ def test_cli_some_failed_rows_exit_3_and_say_how_many(tmp_path, server, fake):
     assert again.returncode == 0, again.stderr
     df = pd.read_parquet(tmp_path / "run" / "responses.parquet")
     assert df["error"].isna().all()
+
+
+def test_two_runs_sharing_one_cache_at_once(tmp_path, server, fake):
+    # Two runs (a sweep's jobs) on one cache file, concurrently: both complete, every answer is
+    # stored once, and a third run is served entirely from the shared cache.
+    import asyncio
+
+    from simsurvey.runner import administer_async
+
+    inst = make_instrument()
+    trials, personas = make_trials(inst, 6, 2), make_personas(6)
+    model = ModelConfig(backend="litellm", name="openai/fake", api_base=server.url, elicitation="sample")
+    runner = RunnerConfig(concurrency=8, cache_dir=str(tmp_path / "cache"), flush_every=5, flush_seconds=0.2)
+
+    async def both():
+        return await asyncio.gather(*(administer_async(trials, personas, inst, model=model, prompt=PromptConfig(),
+                                                       runner=runner, run_dir=tmp_path / name, seed=11, progress=False)
+                                      for name in ("a", "b")))
+
+    a, b = asyncio.run(both())
+    assert a.frame["error"].isna().all() and b.frame["error"].isna().all()
+    assert a.frame["answer_code"].tolist() == b.frame["answer_code"].tolist()
+    n = len(fake.log)
+    c = administer(trials, personas, inst, model=model, prompt=PromptConfig(), runner=runner, run_dir=tmp_path / "c",
+                   seed=11, progress=False)
+    assert len(fake.log) == n and c.frame["cached"].all()

@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -209,7 +210,10 @@ class ResponseCache:
 
     def _create(self) -> None:
         """Build an empty cache under a temporary name and link it into place (atomic)."""
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # A unique name: two caches opened at once (in one process or two) never share it.
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        tmp = Path(name)
         conn = self._connect(tmp)
         try:
             conn.execute(_SCHEMA)
