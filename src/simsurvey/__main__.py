@@ -3,6 +3,11 @@
     python -m simsurvey +experiment=politics
     python -m simsurvey +experiment=politics population.n=5000 stages=[sample]
     python -m simsurvey -m +experiment=politics model=local,baseline/uniform
+
+Exit codes: 0 done; 2 a user error (one line on stderr, nothing half-written); 3 rows failed
+(their calls did not succeed, or the runner's circuit breaker stopped the run): the rows done
+are kept and rerunning with ``hydra.run.dir=<run dir>`` asks the failed ones again; 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
 from simsurvey.config import PROJECT_ROOT, validate_config  # noqa: E402
-from simsurvey.errors import UserError  # noqa: E402
+from simsurvey.errors import RunFailedError, UserError  # noqa: E402
 
 CONF_DIR = PROJECT_ROOT / "conf"
 
@@ -59,6 +64,13 @@ def _hydra_main(cfg: DictConfig) -> None:
             print_summary(result.run_dir)
         if (result.run_dir / "report.html").exists():
             print(f"open the report: {result.run_dir / 'report.html'}")
+        if result.failed_rows:
+            print(f"simsurvey: {result.failed_rows:,} rows failed (see the error column of responses.parquet); "
+                  f"ask them again with hydra.run.dir={run_dir}", file=sys.stderr)
+            sys.exit(3)
+    except RunFailedError as err:
+        print(f"simsurvey: error: {err}; resume with hydra.run.dir={run_dir}", file=sys.stderr)
+        sys.exit(3)
     except UserError as err:
         print(f"simsurvey: error: {err}", file=sys.stderr)
         if fresh:

@@ -3,8 +3,10 @@
 Exception hierarchy::
 
     SimsurveyError
-    └── UserError          a user's mistake (config, spec, instrument, data file): one line, exit 2
-        └── ConfigError    a config key has a bad value
+    ├── UserError          a user's mistake (config, spec, instrument, data file): one line, exit 2
+    │   └── ConfigError    a config key has a bad value
+    └── RunFailedError     the model's calls kept failing and the run stopped (exit 3); the rows
+                           done are kept and a resume asks the failed ones again
 
 A model's bad answer is never an exception: it is kept as a response row with ``valid=False``.
 :func:`format_validation_error` makes the one line of a pydantic error (config, spec, mapping).
@@ -47,3 +49,17 @@ def _one_line(err: ValidationError) -> str:
 def format_validation_error(err: ValidationError, *, prefix: str = "") -> str:
     """One line for a pydantic error: ``<prefix><dotted key>: <what is wrong>``."""
     return prefix + _one_line(err)
+
+
+class RunFailedError(SimsurveyError):
+    """The run stopped because its calls kept failing (the runner's circuit breaker).
+
+    Attributes:
+        failed_rows: Rows without an answer (failed or not asked); a resume asks them again.
+        stats: The runner's statistics at the stop.
+    """
+
+    def __init__(self, message: str, *, failed_rows: int = 0, stats: dict | None = None) -> None:
+        super().__init__(message)
+        self.failed_rows = failed_rows
+        self.stats = stats or {}

@@ -35,6 +35,8 @@ class RunResult:
 
     run_dir: Path
     manifest: Manifest
+    #: Response rows whose call failed (kept with their error; a rerun on the run dir asks them again).
+    failed_rows: int = 0
 
 
 def _read(run_dir: Path, name: str, stage: str) -> pd.DataFrame:
@@ -141,9 +143,13 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
             "trials": len(trials), "rows": len(responses), "models": stats,
             "seconds": round(timings["administer"], 3),
         })
-        _say(f"administer: {len(responses):,} responses ({len(frames)} respondents) -> responses.parquet")
+        # Baselines make no calls: a row they cannot answer (no reference data) is not a failed call.
+        failed = sum(int(s["errors"]) for name, s in stats.items() if not name.startswith("baseline/"))
+        _say(f"administer: {len(responses):,} responses ({len(frames)} respondents) -> responses.parquet"
+             + (f"; {failed:,} rows failed (kept with their error)" if failed else ""))
     else:
         responses = None
+        failed = 0
 
     # 3. analyze
     if "analyze" in cfg.stages:
@@ -177,4 +183,4 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
         _say(f"report: {report.name}, exports: {', '.join(p.name for p in exports)}")
 
     manifest.set("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return RunResult(run_dir=run_dir, manifest=manifest)
+    return RunResult(run_dir=run_dir, manifest=manifest, failed_rows=failed)

@@ -18,7 +18,7 @@ def test_no_persona_js_in_probs_mode_when_a_no_persona_row_lacks_probs():
     m = analyze(responses, reference, personas, inst,
                 AnalysisConfig(bootstrap=20, n_permutations=0, null_draws=50, distribution="probs"), seed=1).metrics
     row = m[m.metric == "no_persona_js"]
-    assert len(row) == 1 and row.n_silicon.iloc[0] == 3
+    assert len(row) == 1 and row.n_silicon.iloc[0] == 2  # 3 rows with probs, 2 distinct prompts
 
 
 def test_pair_cramers_v_interval_holds_its_estimate_in_probs_mode():
@@ -40,3 +40,13 @@ def test_correlation_of_float_noise_is_nan():
     assert np.isnan(M.pearson_r(noise, np.array([0.1, 0.3, 0.2, 0.5, 0.4])))
     assert np.isnan(M.pearson_r(np.array([0.1, 0.3, 0.2, 0.5, 0.4]), 0.2 + noise))
     assert np.isfinite(M.pearson_r(np.array([0.1, 0.3, 0.2, 0.5]), np.array([1e-3, 4e-3, 2e-3, 5e-3])))
+
+
+def test_copies_of_a_deterministic_no_persona_prompt_are_one_unit():
+    # Ten no-persona rows over two conditions (one displayed order): two prompts, not ten draws.
+    personas, responses, reference, inst = synthetic_run(n_personas=60, n_human=200, n_questions=1, seed=3,
+                                                         with_probs=True, no_persona=10)
+    m = analyze(responses, reference, personas, inst,
+                AnalysisConfig(bootstrap=20, n_permutations=0, null_draws=50), seed=1).metrics
+    row = m[m.metric == "no_persona_js"].iloc[0]
+    assert row.n_silicon == 2

@@ -16,7 +16,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from fake_openai import FakeOpenAI, ServerThread, token_logprobs  # noqa: E402
 
 from simsurvey.errors import UserError  # noqa: E402
-from simsurvey.respondents.base import FatalBackendError, Request, RetryableError  # noqa: E402
+from simsurvey.respondents.base import (  # noqa: E402
+    FatalBackendError,
+    Request,
+    RetryableError,
+    UnreachableError,
+)
 from simsurvey.respondents.config import ModelConfig  # noqa: E402
 from simsurvey.respondents.litellm_backend import LiteLLMBackend, label_probs  # noqa: E402
 
@@ -161,10 +166,69 @@ def test_unexpected_body_shapes_are_retryable(body):
         backend._parse(body, Request(messages=MESSAGES, labels=("A", "B"), elicitation="logprobs"), 0.1, None)
 
 
-def test_connection_refused_is_retryable():
-    backend = LiteLLMBackend(_cfg("http://127.0.0.1:9/v1", "http"))
-    with pytest.raises(RetryableError):
+@pytest.mark.parametrize("transport", ["http", "litellm"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/v1", "http://no-such-host.invalid/v1"])
+def test_connection_refused_and_unknown_host_are_not_transient(transport, url):
+    # Nothing is listening / the name does not resolve: waiting will not help.
+    backend = LiteLLMBackend(_cfg(url, transport))
+    with pytest.raises(UnreachableError, match="cannot connect to"):
         _run(backend, Request(messages=MESSAGES, labels=("A", "B"), elicitation="logprobs"))
+
+
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://x/v1", "http:///v1", "not a url"])
+def test_an_invalid_api_base_is_a_user_error(url):
+    with pytest.raises(UserError, match=r"^model.api_base: .* is not an http\(s\) URL"):
+        LiteLLMBackend(_cfg(url, "http"))
+
+
+@pytest.mark.parametrize("transport", ["http", "litellm"])
+def test_a_400_is_that_requests_error_not_the_runs(server, fake, transport):
+    # A content filter rejects one prompt: that request's error; the next request is fine.
+    fake.schedule = {0: "400"}
+    backend = LiteLLMBackend(_cfg(server.url, transport))
+    req = Request(messages=MESSAGES, labels=("A", "B", "C"), elicitation="logprobs")
+    (res,) = _run(backend, req)
+    assert res.error is not None and "content management policy" in res.error and res.label_probs is None
+    (res,) = _run(backend, req)
+    assert res.error is None and res.label_probs is not None
+
+
+@pytest.mark.parametrize("transport", ["http", "litellm"])
+def test_logprob_results_keep_the_top_tokens(server, fake, transport):
+    (res,) = _run(LiteLLMBackend(_cfg(server.url, transport, top_logprobs=5)),
+                  Request(messages=MESSAGES, labels=("A", "B", "C"), elicitation="logprobs"))
+    want = token_logprobs(list(MESSAGES))[:5]
+    assert [t for t, _ in res.top_tokens] == [t for t, _ in want]
+    assert [lp for _, lp in res.top_tokens] == pytest.approx([lp for _, lp in want])
+
+
+def test_litellm_cost_is_read_from_the_response_not_recomputed(server, fake, monkeypatch):
+    import litellm
+
+    def boom(*a, **k):
+        raise AssertionError("completion_cost must not be called (it raises and prints for unpriced models)")
+
+    monkeypatch.setattr(litellm, "completion_cost", boom)
+    req = Request(messages=MESSAGES, labels=("A", "B", "C"), elicitation="logprobs")
+    priced = LiteLLMBackend(ModelConfig(backend="litellm", name="openai/gpt-4o-mini", api_base=server.url, transport="litellm"))
+    (res,) = _run(priced, req)
+    p, c = litellm.cost_per_token(model="gpt-4o-mini", prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens)
+    assert res.cost_usd == pytest.approx(p + c)
+    (res,) = _run(LiteLLMBackend(_cfg(server.url, "litellm")), req)
+    assert res.error is None and res.cost_usd is None  # unpriced: null, not invented
+
+
+def test_warm_up_imports_litellm_and_reads_the_price_once():
+    import subprocess
+
+    code = ("import sys; from simsurvey.respondents.config import ModelConfig; "
+            "from simsurvey.respondents.litellm_backend import LiteLLMBackend; "
+            "b = LiteLLMBackend(ModelConfig(backend='litellm', name='openai/m', api_base='http://x/v1', transport='litellm')); "
+            "assert 'litellm' not in sys.modules; b.warm_up(); assert 'litellm' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    http = LiteLLMBackend(ModelConfig(backend="litellm", name="openai/gpt-4o-mini", api_base="http://x/v1"))
+    http.warm_up()
+    assert isinstance(http._prices, tuple)
 
 
 @pytest.mark.parametrize("transport", ["http", "litellm"])

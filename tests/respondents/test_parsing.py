@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from simsurvey.instruments.models import Option, Question
@@ -125,6 +127,15 @@ def test_invalid_answers(text, style, reason):
     got = parse(text, style)
     assert not got.valid and got.code is None and not got.refusal
     assert got.reason is not None and got.reason.startswith(reason), got
+    assert got.kind == {"no option": "unparseable"}.get(reason, reason), got
+
+
+def test_every_reason_code_is_documented():
+    from simsurvey.respondents.parsing import INVALID_REASONS, render_top_tokens
+
+    kinds = {parse(text, style).kind for text, style, _ in INVALID} | {parse("I can't answer that", "letters").kind}
+    assert kinds <= set(INVALID_REASONS) and {"empty", "ambiguous", "unparseable", "refusal"} <= kinds
+    assert render_top_tokens([("A", math.log(0.5)), (" B", math.log(0.25))]) == '"A" 0.500, " B" 0.250'
 
 
 REFUSALS = [
@@ -141,7 +152,7 @@ REFUSALS = [
 @pytest.mark.parametrize("text", REFUSALS)
 @pytest.mark.parametrize("style", ["letters", "numbers", "text"])
 def test_refusals(text, style):
-    assert parse(text, style) == ParsedAnswer(code=None, valid=False, refusal=True, reason="refusal")
+    assert parse(text, style) == ParsedAnswer(code=None, valid=False, refusal=True, reason="refusal", kind="refusal")
 
 
 def test_an_explicit_answer_beats_a_refusal_preamble():

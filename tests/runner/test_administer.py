@@ -89,7 +89,9 @@ def test_rows_follow_the_contract_and_the_fake_distribution(tmp_path, server, fa
 
 def test_logprobs_only_answer_is_the_argmax(tmp_path, server):
     df = _run(tmp_path, server.url, model_kw={"elicitation": "logprobs"}).frame
-    assert df["raw_text"].isna().all() and df["valid"].all()
+    assert df["valid"].all() and df["invalid_reason"].isna().all()
+    # raw_text shows what came back: the top tokens with their probabilities
+    assert df["raw_text"].str.contains('"I" 0.120').all()
     for row in df.itertuples():
         assert row.answer_code == max(row.probs, key=row.probs.get)
 

@@ -83,3 +83,14 @@ def test_failed_write_leaves_no_part(tmp_path):
     with pytest.raises(Exception):
         w.flush()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_written_before_invalid_reason_existed_reads_back_with_nulls(tmp_path):
+    import pyarrow as pa
+
+    old_schema = pa.schema([f for f in RESPONSE_SCHEMA if f.name != "invalid_reason"])
+    rows = [{k: v for k, v in _row(i).items() if k != "invalid_reason"} for i in range(3)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=old_schema), tmp_path / "part-00000.parquet")
+    df = read_parts(tmp_path)
+    assert list(df.columns) == list(RESPONSE_COLUMNS) and len(df) == 3
+    assert df["invalid_reason"].isna().all() and df["answer_code"].tolist() == ["a"] * 3

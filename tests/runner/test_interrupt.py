@@ -121,3 +121,27 @@ def test_sigterm_and_sigint_flush_completed_rows_and_raise_keyboardinterrupt(tmp
     assert proc.returncode != 0 and "DONE" not in out
     assert "KeyboardInterrupt" in err.splitlines()[-1]
     assert len(read_parts(parts_dir)) == STALL_AFTER
+
+
+@pytest.mark.slow
+def test_five_sigkills_at_random_points_pay_again_only_for_calls_in_flight(tmp_path):
+    # Issue 9, row 5: the cache commits each answer before it is used, so a SIGKILL re-pays at
+    # most the calls in flight (<= concurrency per kill), against a server injecting faults.
+    from fake_openai import FakeOpenAI, ServerThread
+    from kill_loop import run_kill_loop
+
+    concurrency, kills = 8, 5
+    fake = FakeOpenAI(latency_s=0.02, rates={"429": 0.05, "500": 0.05, "malformed": 0.03}, retry_after=0.01, seed=3)
+    server = ServerThread(fake).start()
+    try:
+        got = run_kill_loop(fake, server.url, tmp_path, n_personas=24, replicates=4, concurrency=concurrency,
+                            kills=kills, seed=5, min_paid=20, max_paid=70)
+    finally:
+        server.stop()
+    rows = (24 + 1) * 2 * 2 * 4
+    assert got.rows == rows and got.final_errors == 0
+    assert got.distinct_calls == rows  # every row's call was paid at least once
+    assert all(n <= concurrency for n in got.paid_twice_per_kill), got
+    assert got.paid_twice == sum(got.paid_twice_per_kill) <= kills * concurrency, got
+    frame = read_parts(tmp_path / "run" / "parts" / "responses" / "openai_fake")
+    assert frame.drop_duplicates(KEY, keep="last")["error"].isna().all()

@@ -29,7 +29,7 @@ def test_response_columns_follow_the_shared_contract():
     assert runner.RESPONSE_COLUMNS == (
         "persona_id", "question_id", "condition_id", "replicate", "order_mode", "label_style", "neutral_option",
         "cue_style", "option_order", "model", "backend", "elicitation", "prompt_hash", "raw_text", "answer_code",
-        "valid", "refusal", "probs", "missing_mass", "latency_s", "prompt_tokens", "completion_tokens", "cost_usd",
+        "valid", "refusal", "invalid_reason", "probs", "missing_mass", "latency_s", "prompt_tokens", "completion_tokens", "cost_usd",
         "cached", "error",
     )
     assert str(runner.RESPONSE_SCHEMA.field("probs").type) == "map<string, double>"

@@ -11,7 +11,9 @@ Faults, by schedule (request arrival index -> kind) or by fraction (seeded):
 ``429`` (with ``Retry-After``), ``500``, ``timeout`` (sleeps past the client's timeout),
 ``malformed`` (a body that is not JSON), ``garbage`` (answer text "I think maybe"), ``refusal``
 (an "I can't answer" text), ``stall`` (hangs until the server stops; for kill tests),
-``401`` / ``404`` (bad key / unknown model), ``context`` (400: prompt longer than the context window).
+``401`` / ``404`` (bad key / unknown model), ``context`` (400: prompt longer than the context window),
+``400`` (a content filter rejected this prompt), ``offlabel`` (no option label among the top tokens).
+With ``echo_auth`` set, error bodies echo the Authorization header (as some servers do).
 
 Run standalone (for benchmarks, in its own process)::
 
@@ -34,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiohttp import web
 
-FAULTS = ("ok", "429", "500", "timeout", "malformed", "garbage", "refusal", "stall", "401", "404", "context")
+FAULTS = ("ok", "429", "500", "timeout", "malformed", "garbage", "refusal", "stall", "401", "404", "context", "400", "offlabel")
+CONTENT_FILTER = "The response was filtered due to the prompt triggering the content management policy."
 GARBAGE_TEXT = "I think maybe"
 REFUSAL_TEXT = "I'm sorry, but I can't answer that question."
 _LABEL_LINE = re.compile(r"^\s*\(?([A-Z]|\d{1,2})[.):]\s+\S", re.M)
@@ -83,6 +86,8 @@ class LogEntry:
     answered: bool = False
     #: The Authorization header received (tests check the key is sent, and only there).
     authorization: str | None = None
+    #: True once the handler returned (an answer or an error was sent, or the client went away).
+    finished: bool = False
 
 
 @dataclass
@@ -97,6 +102,7 @@ class FakeOpenAI:
         timeout_sleep_s: How long a ``timeout`` fault sleeps before answering.
         stall_after: Requests arriving after this many are stalled (hang until shutdown).
         seed: Seed of the fault draws.
+        echo_auth: Error bodies repeat the Authorization header received.
     """
 
     latency_s: float = 0.0
@@ -106,6 +112,7 @@ class FakeOpenAI:
     timeout_sleep_s: float = 5.0
     stall_after: int | None = None
     seed: int = 0
+    echo_auth: bool = False
     log: list[LogEntry] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     released: bool = False
@@ -140,6 +147,12 @@ class FakeOpenAI:
         entry.fault = self._fault(entry.index)
         self.log.append(entry)
         self.times.append(time.monotonic())
+        try:
+            return await self._respond(request, body, entry)
+        finally:
+            entry.finished = True
+
+    async def _respond(self, request: web.Request, body: dict, entry: LogEntry) -> web.StreamResponse:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         kind = entry.fault
@@ -157,8 +170,12 @@ class FakeOpenAI:
             message = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."
             return web.json_response({"error": {"message": message, "type": "invalid_request_error",
                                                 "code": "context_length_exceeded"}}, status=400)
+        if kind == "400":
+            return web.json_response({"error": {"message": CONTENT_FILTER, "type": "invalid_request_error",
+                                                "code": "content_filter"}}, status=400)
         if kind == "500":
-            return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
+            message = "boom" + (f" (request had Authorization: {entry.authorization})" if self.echo_auth else "")
+            return web.json_response({"error": {"message": message, "type": "server_error"}}, status=500)
         if kind == "timeout":
             await asyncio.sleep(self.timeout_sleep_s)
         if kind == "malformed":
@@ -175,11 +192,13 @@ class FakeOpenAI:
         top = token_logprobs(messages)
         labels = prompt_labels(messages)
         best = next(tok.strip() for tok, _ in top if tok.strip() in labels)
-        text = {"garbage": GARBAGE_TEXT, "refusal": REFUSAL_TEXT}.get(kind, best)
+        text = {"garbage": GARBAGE_TEXT, "refusal": REFUSAL_TEXT, "offlabel": "I"}.get(kind, best)
         choice: dict = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
         if body.get("logprobs"):
             k = int(body.get("top_logprobs") or 0)
             first = text.split()[0] if kind != "ok" else best
+            if kind == "offlabel":
+                top = [("I", math.log(0.5)), ("The", math.log(0.3)), ("Well", math.log(0.1))]
             entries = [{"token": t, "logprob": lp, "bytes": None} for t, lp in top[:k]]
             choice["logprobs"] = {"content": [{"token": first, "logprob": top[0][1], "bytes": None, "top_logprobs": entries}]}
         prompt_tokens = sum(len((m.get("content") or "").split()) for m in messages)

@@ -5,8 +5,14 @@ Exception hierarchy::
     BackendError           a backend failed on a request
     ├── RetryableError     429 / 5xx / timeout / connection reset: the runner retries with
     │                      backoff (honouring ``retry_after`` when the server gave one)
-    └── FatalBackendError  bad credentials, unknown model, missing optional dependency:
-                           the run stops (a user error if the config caused it)
+    ├── UnreachableError   connection refused, unknown host: nothing is listening, so waiting
+    │                      does not help; the row keeps the error at once (no retries) and the
+    │                      runner's circuit breaker stops a run whose calls keep failing
+    └── FatalBackendError  bad credentials, unknown model, invalid URL, missing optional
+                           dependency: the run stops (a user error if the config caused it)
+
+A failure of one request that another request would not have (a 400 from a content filter, a
+prompt longer than the context window) is neither: it is returned as ``Result(error=...)``.
 """
 
 from __future__ import annotations
@@ -61,6 +67,10 @@ class Result:
         cost_usd: Cost of the call when known (litellm's cost map), 0 for local backends.
         latency_s: Wall time of the call.
         error: Set when the call failed for good; the row is kept with ``valid=False``.
+        top_tokens: The first generated position's ``(token, logprob)`` pairs as the server
+            listed them (logprob elicitation), so an answer without mass on the labels can be
+            read; None when the backend gives none.
+        extra: Backend-specific details (not part of the contract).
     """
 
     text: str | None = None
@@ -72,6 +82,7 @@ class Result:
     latency_s: float = 0.0
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    top_tokens: tuple[tuple[str, float], ...] | None = None
 
 
 class BackendError(Exception):
@@ -84,6 +95,10 @@ class RetryableError(BackendError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnreachableError(BackendError):
+    """The server cannot be reached (connection refused, unknown host): not worth retrying."""
 
 
 class FatalBackendError(BackendError):

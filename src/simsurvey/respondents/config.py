@@ -48,6 +48,21 @@ class RunnerConfig(BaseModel):
         description="Tokens-per-minute limit; tokens are estimated from the prompt length before a call and corrected from usage after; null = unlimited.",
     )
     max_retries: int = Field(default=6, ge=0, description="Retries of a transient failure (429, 5xx, timeout) before the row is kept with its error.")
+    max_consecutive_failures: int = Field(
+        default=20, ge=0,
+        description=(
+            "Circuit breaker: stop the run (exit 3, rows done kept) once this many rows in a row end in an error "
+            "(after their retries; a server that refuses connections is not retried); 0 = never stop."
+        ),
+    )
+    retry: Literal["errors", "invalid"] = Field(
+        default="errors",
+        description=(
+            "What a run on an existing run dir asks again. errors: the rows whose call failed (always: a failed row "
+            "is never final); invalid: also the rows whose answer was invalid (unparseable, refusal, no mass on the "
+            "options), past their cache entries, whose answers are replaced."
+        ),
+    )
     backoff_base_s: float = Field(default=0.5, gt=0, description="Exponential backoff base: retry n waits uniform(0, min(backoff_max_s, base * 2**n)) (full jitter).")
     backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of one backoff wait (a server's Retry-After is honoured even when longer).")
     timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout (a batched call gets it times its size); a timeout is retried like a 5xx.")
@@ -55,6 +70,10 @@ class RunnerConfig(BaseModel):
     cache_dir: str | None = Field(
         default=None,
         description="Directory of the response cache; null = $SIMSURVEY_CACHE_DIR, else the user cache dir (platformdirs).",
+    )
+    cache_busy_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="How long a cache write waits for another run holding the cache's write lock (on the cache's thread, never the event loop).",
     )
     flush_every: int = Field(default=200, gt=0, description="Checkpoint: write completed rows to a parquet part every this many rows...")
     flush_seconds: float = Field(default=5.0, gt=0, description="...or every this many seconds, whichever comes first.")

@@ -22,11 +22,19 @@ Elicitation:
   outside them (including the tail beyond the top-k) is ``missing_mass``.
 * ``sample`` — the generated text at ``cfg.temperature``; ``both`` — one call giving both.
 
-Errors: 429 / 5xx / timeouts / connection errors / a malformed body raise
+Errors: 429 / 408 / 409 / 5xx / timeouts / a dropped connection / a malformed body raise
 :class:`~simsurvey.respondents.base.RetryableError` (with ``retry_after`` from a Retry-After
-header); 400 / 401 / 403 / 404 raise :class:`~simsurvey.respondents.base.FatalBackendError`; a
-prompt longer than the context window is returned as an error row. API keys are read from the
-environment variable named by ``cfg.api_key_env`` and never stored in results.
+header); connection refused or an unknown host raise
+:class:`~simsurvey.respondents.base.UnreachableError` (not retried: nothing is listening); 401 /
+403 / 404 and an invalid URL raise :class:`~simsurvey.respondents.base.FatalBackendError`; any
+other 4xx (400 from a content filter, a prompt longer than the context window, 413, 422) is that
+request's error (``Result(error=...)``), not the run's. API keys are read from the environment
+variable named by ``cfg.api_key_env`` and never stored in results.
+
+Cost: litellm's own figure for the litellm transport (``response._hidden_params
+["response_cost"]``, None for models it does not price: ``litellm.completion_cost`` is never
+called, it raises and prints banners for those); for the HTTP transport, the usage times the
+prices in litellm's bundled cost map, looked up once per model (:meth:`LiteLLMBackend.warm_up`).
 """
 
 from __future__ import annotations
@@ -41,10 +49,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from simsurvey.errors import UserError
-from simsurvey.respondents.base import FatalBackendError, Request, Result, RetryableError
+from simsurvey.respondents.base import (
+    FatalBackendError,
+    Request,
+    Result,
+    RetryableError,
+    UnreachableError,
+)
 from simsurvey.respondents.config import ModelConfig
 
-_FATAL_STATUS = {400, 401, 403, 404, 422}
+_FATAL_STATUS = {401, 403, 404}
+_RETRY_STATUS = {408, 409, 429}
 _STRIP_TRAILING = ".):"
 
 
@@ -127,6 +142,12 @@ class LiteLLMBackend:
             self._api_key = os.environ.get(cfg.api_key_env)
             if not self._api_key:
                 raise UserError(f"model.api_key_env: environment variable {cfg.api_key_env} is not set")
+        if cfg.api_base is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(cfg.api_base)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UserError(f"model.api_base: {cfg.api_base!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
         transport = cfg.transport
         if transport == "auto":
             transport = "http" if cfg.api_base and cfg.name.startswith("openai/") else "litellm"
@@ -138,6 +159,18 @@ class LiteLLMBackend:
         self._prices: tuple[float, float] | None | bool = False  # False = not looked up yet
 
     # -- public ------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Pay the one-off costs before the first call (the runner calls this off the event loop).
+
+        Imports litellm for the litellm transport (~3 s) and reads the model's price from the
+        bundled cost map (a 3.5 MB JSON file) for the HTTP transport.
+        """
+        if self.transport == "litellm":
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import litellm  # noqa: F401
+        elif self._prices is False:
+            self._prices = _token_prices(self.cfg.name)
+
     async def generate(self, requests: Sequence[Request]) -> list[Result]:
         """One result per request, in order (each request is one call)."""
         call = self._http if self.transport == "http" else self._litellm
@@ -184,6 +217,7 @@ class LiteLLMBackend:
             raise RetryableError("malformed response: a choice is not an object")
         text = _get(_get(choice, "message"), "content")
         probs = missing = None
+        pairs: list[tuple[str, float]] | None = None
         if r.elicitation in ("logprobs", "both"):
             content = _get(_get(choice, "logprobs"), "content") or []
             top = _get(content[0], "top_logprobs") if content else None
@@ -205,6 +239,7 @@ class LiteLLMBackend:
             cost_usd=cost,
             latency_s=latency,
             extra={"first_token": text} if r.elicitation == "logprobs" and text else {},
+            top_tokens=tuple(pairs) if pairs is not None else None,
         )
 
     # -- litellm transport ---------------------------------------------------------------
@@ -236,11 +271,8 @@ class LiteLLMBackend:
                 return mapped
             raise mapped from err
         latency = time.perf_counter() - t0
-        try:
-            cost: float | None = float(litellm.completion_cost(completion_response=resp))
-        except Exception:  # noqa: BLE001 - unknown model: no price, record null
-            cost = None
-        return self._parse(resp, r, latency, cost)
+        cost = (getattr(resp, "_hidden_params", None) or {}).get("response_cost")
+        return self._parse(resp, r, latency, float(cost) if cost is not None else None)
 
     def _map_litellm_error(self, err: Exception, litellm: Any) -> Exception | Result:
         msg = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
@@ -251,11 +283,16 @@ class LiteLLMBackend:
             resp = getattr(err, "response", None)
             headers = getattr(err, "litellm_response_headers", None) or getattr(resp, "headers", None)
             return RetryableError(msg, retry_after=_retry_after(headers))
-        if isinstance(err, (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError, litellm.BadRequestError)):
+        if isinstance(err, (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError)):
             return FatalBackendError(f"{self.cfg.name}: {msg}")
         if isinstance(status, int) and status in _FATAL_STATUS:
             return FatalBackendError(f"{self.cfg.name}: {msg}")
-        # Timeouts, connection errors, 5xx, unparseable bodies: transient.
+        if isinstance(err, litellm.BadRequestError) or (isinstance(status, int) and 400 <= status < 500
+                                                         and status not in _RETRY_STATUS):
+            return Result(error=msg)  # this prompt's problem (a content filter), not the run's
+        if _unreachable(err):
+            return UnreachableError(f"cannot connect to {self.cfg.api_base or self.cfg.name}: {msg}")
+        # Timeouts, dropped connections, 5xx, unparseable bodies: transient.
         return RetryableError(msg)
 
     # -- direct HTTP transport -------------------------------------------------------------
@@ -285,17 +322,20 @@ class LiteLLMBackend:
             async with self._get_session().post(url, data=json.dumps(payload).encode()) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
+        except aiohttp.InvalidURL as err:
+            raise FatalBackendError(f"{self.cfg.name}: invalid URL {url}: {err}") from err
+        except aiohttp.ClientConnectorError as err:  # refused, unknown host, unreachable network
+            raise UnreachableError(f"cannot connect to {self.cfg.api_base}: {type(err).__name__}: {err}") from err
         except aiohttp.ClientError as err:
             raise RetryableError(f"connection error: {type(err).__name__}: {err}") from err
         latency = time.perf_counter() - t0
         if status != 200:
             detail = raw[:200].decode("utf-8", "replace")
-            if status == 429:
-                raise RetryableError(f"HTTP 429: {detail}", retry_after=_retry_after(headers))
-            if status in _FATAL_STATUS or 400 <= status < 500 and status not in (408, 409):
-                if "context" in detail.lower() and "length" in detail.lower():
-                    return Result(error=f"HTTP {status}: {detail}", latency_s=latency)
+            if status in _FATAL_STATUS:
                 raise FatalBackendError(f"{self.cfg.name}: HTTP {status}: {detail}")
+            if 400 <= status < 500 and status not in _RETRY_STATUS:
+                # This prompt's problem (a content filter, the context window), not the run's.
+                return Result(error=f"HTTP {status}: {detail}", latency_s=latency)
             raise RetryableError(f"HTTP {status}: {detail}", retry_after=_retry_after(headers))
         try:
             body = json.loads(raw)
@@ -315,6 +355,22 @@ class LiteLLMBackend:
         if not self._prices or prompt_tokens is None or completion_tokens is None:
             return None
         return prompt_tokens * self._prices[0] + completion_tokens * self._prices[1]
+
+
+def _unreachable(err: BaseException) -> bool:
+    """True when the exception (or one it was raised from) says nothing is listening."""
+    import socket
+
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        if type(e).__name__ in ("ConnectError", "ClientConnectorError", "ClientConnectorDNSError"):
+            return True  # httpx / aiohttp: the TCP connection (or the name lookup) failed
+        e = e.__cause__ or e.__context__
+    return False
 
 
 @functools.lru_cache(maxsize=64)  # a pure lookup in a read-only file: read it once per model

@@ -19,6 +19,10 @@ reason. A number when letters were shown (or a letter when numbers were) is not 
 A non-substantive option (Don't know) is a valid answer with its code. For ``multi_select``
 questions every label/text found is kept and the codes are joined with ``|`` in the question's
 canonical order.
+
+Why a row is not valid is recorded in the ``invalid_reason`` column with one of the codes in
+:data:`INVALID_REASONS` (the parser gives ``empty``, ``refusal``, ``ambiguous`` and
+``unparseable``; the runner adds ``no_mass_on_options`` and ``error``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,16 @@ from dataclasses import dataclass
 
 from simsurvey.instruments.models import Question
 
+#: ``invalid_reason`` codes (a public contract: runs are compared across versions).
+INVALID_REASONS: dict[str, str] = {
+    "empty": "the model returned no text",
+    "refusal": "the model declined to answer",
+    "ambiguous": "the answer names several options",
+    "unparseable": "no option label or text was found in the answer",
+    "no_mass_on_options": "logprob elicitation: none of the top tokens is an option label",
+    "error": "the call failed (see the error column); a resume asks again",
+}
+
 
 @dataclass(frozen=True)
 class ParsedAnswer:
@@ -39,13 +53,15 @@ class ParsedAnswer:
         code: Canonical option code (``"a|c"`` for multi_select), or None.
         valid: True when exactly one answer (or one set, for multi_select) was found.
         refusal: True when the model declined to answer.
-        reason: Why the answer is not valid (None when valid).
+        reason: Why the answer is not valid, in words (None when valid).
+        kind: The same as a code of :data:`INVALID_REASONS` (None when valid).
     """
 
     code: str | None
     valid: bool
     refusal: bool
     reason: str | None
+    kind: str | None = None
 
 
 _REFUSALS = re.compile(
@@ -169,7 +185,8 @@ def _result(hits: list[int], option_order: Sequence[str], question: Question, ti
     if len(codes) == 1:
         return ParsedAnswer(code=codes.pop(), valid=True, refusal=False, reason=None)
     shown = ", ".join(sorted(codes))
-    return ParsedAnswer(code=None, valid=False, refusal=False, reason=f"ambiguous: {tier} match several options ({shown})")
+    return ParsedAnswer(code=None, valid=False, refusal=False, reason=f"ambiguous: {tier} match several options ({shown})",
+                        kind="ambiguous")
 
 
 def parse_answer(
@@ -189,7 +206,7 @@ def parse_answer(
     if len(labels) != len(option_order):
         raise ValueError(f"{len(labels)} labels for {len(option_order)} options")
     if text is None or not text.strip():
-        return ParsedAnswer(code=None, valid=False, refusal=False, reason="empty answer")
+        return ParsedAnswer(code=None, valid=False, refusal=False, reason="empty answer", kind="empty")
     clean = _clean(text)
     option_texts = [question.option(c).label for c in option_order]
     letters_or_numbers = _label_style(labels) != "text"
@@ -208,7 +225,7 @@ def parse_answer(
     if exact:
         return _result(exact, option_order, question, "option text")
     if _REFUSALS.search(clean.casefold()):
-        return ParsedAnswer(code=None, valid=False, refusal=True, reason="refusal")
+        return ParsedAnswer(code=None, valid=False, refusal=True, reason="refusal", kind="refusal")
 
     if letters_or_numbers:
         hits = _standalone(clean, labels)
@@ -221,5 +238,18 @@ def parse_answer(
     if len(hits) == 1:
         return _result(hits, option_order, question, "option text prefix")
     if hits:
-        return ParsedAnswer(code=None, valid=False, refusal=False, reason="ambiguous: the answer begins several option texts")
-    return ParsedAnswer(code=None, valid=False, refusal=False, reason="no option label or text found")
+        return ParsedAnswer(code=None, valid=False, refusal=False, reason="ambiguous: the answer begins several option texts",
+                            kind="ambiguous")
+    return ParsedAnswer(code=None, valid=False, refusal=False, reason="no option label or text found",
+                        kind="unparseable")
+
+
+def render_top_tokens(top: Sequence[tuple[str, float]], limit: int = 20) -> str:
+    """The top tokens of a logprob answer as text, for ``raw_text``: ``"A" 0.412, " A" 0.176``.
+
+    Tokens are JSON-quoted so a leading space or a newline stays visible.
+    """
+    import json
+    import math
+
+    return ", ".join(f"{json.dumps(tok, ensure_ascii=False)} {math.exp(lp):.3f}" for tok, lp in list(top)[:limit])

@@ -6,7 +6,16 @@ answer, and appends the response row to a checkpoint part. Calls run concurrentl
 ``runner.concurrency`` in flight, under optional requests- and tokens-per-minute buckets); a
 transient failure (429, 5xx, timeout, malformed body) is retried with exponential backoff and
 full jitter, honouring ``Retry-After``; after ``max_retries`` retries the row is kept with
-``error`` set and ``valid=False`` — a row is never dropped.
+``error`` set and ``valid=False`` — a row is never dropped. A server that cannot be reached
+(connection refused, unknown host) is not retried, and a request the server rejects on its own
+(a 400 from a content filter) is that row's error, not the run's.
+
+Failures are never final: a row with an ``error`` is asked again by the next run on the same
+run directory (``runner.retry: invalid`` also re-asks the rows whose answer was invalid, past
+their cache entries). A circuit breaker stops a run whose calls keep failing: after
+``runner.max_consecutive_failures`` rows in a row end in an error, no new call is started, the
+rows done are checkpointed and :class:`~simsurvey.errors.RunFailedError` says how many failed and
+the last error (scrubbed of credentials).
 
 ``answer_code``: for ``sample`` and ``both`` it is the parsed generated text (the distribution
 is kept in ``probs``); for ``logprobs`` only, it is the most probable displayed option (the
@@ -20,6 +29,12 @@ the original cost is reported in ``stats["cost_usd_cached_original"]``). Within 
 call is identical (a deterministic request: logprobs only or temperature 0 — e.g. the replicates
 of the no_persona control) share one call; the rows after the first are also ``cached=True``.
 Baseline backends are never cached (free, and they answer from reference data no key covers).
+Every answer is committed to the cache the moment it arrives, before its row is used, so a
+killed run re-pays at most the calls in flight (``concurrency`` x the backend's batch size).
+
+Nothing blocks the event loop: cache reads and writes run on the cache's own thread, parquet
+parts are written on a part-writer thread, and the backend's one-off start-up (importing
+litellm, reading its price map: ``warm_up``) runs in a thread before the first call.
 """
 
 from __future__ import annotations
@@ -27,10 +42,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simsurvey.errors import UserError
+from simsurvey.errors import RunFailedError, UserError
 from simsurvey.instruments.models import Instrument, Question
 from simsurvey.respondents.base import (
     Backend,
@@ -46,6 +63,7 @@ from simsurvey.respondents.base import (
     Request,
     Result,
     RetryableError,
+    UnreachableError,
 )
 from simsurvey.respondents.cache import ResponseCache, cache_key, canonical_json
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
@@ -78,8 +96,10 @@ class AdministerResult:
             dicts, ``persona_id`` nullable Int64), sorted by persona_id, question_id,
             condition_id, replicate. Write it with ``schema=RESPONSE_SCHEMA``.
         stats: JSON-able counts. Over all rows of the frame: rows, valid, invalid, refusals,
-            errors. Of this run: new_rows, resumed_rows (skipped, already checkpointed), cached
-            (served from the cache), calls (backend calls incl. retries), retries,
+            errors (rows whose call failed; a resume asks them again). Of this run: new_rows,
+            resumed_rows (skipped, already checkpointed), cached (served from the cache), reasked
+            (cache entries bypassed by ``runner.retry: invalid``), calls (backend calls incl.
+            retries), retries,
             prompt_tokens, completion_tokens, cost_usd (spent now), cost_usd_cached_original
             (what the cached rows cost when first made), seconds, requests_per_s (new rows/s).
     """
@@ -90,6 +110,20 @@ class AdministerResult:
 
 def _none_if_na(v: Any) -> Any:
     return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+
+
+# What a credential looks like in an error message a server echoed back.
+_CREDENTIAL = re.compile(
+    r"(?i)(bearer\s+|api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+|\b(sk|pk|rk|key)-[A-Za-z0-9_\-]{8,}"
+)
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with the given secret values and anything that looks like a credential masked."""
+    for value in secrets:
+        if value:
+            text = text.replace(value, "***")
+    return _CREDENTIAL.sub(lambda m: (m.group(1) or "") + "***", text)
 
 
 def prompt_hash(req: Request) -> str:
@@ -150,7 +184,16 @@ class _Run:
         # (the same model name on another server may be another model).
         self.key_params = {"top_logprobs": model.top_logprobs, "api_base": model.api_base, "params": model.params}
         self.inflight: dict[str, asyncio.Future[Result]] = {}
-        self.c = dict(rows=0, cached=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0)
+        self.c = dict(rows=0, cached=0, reasked=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0, errors=0)
+        # Circuit breaker: rows in a row that ended in an error; set `stopping` to stop the run.
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self.stopping = False
+        self.secrets: tuple[str, ...] = tuple(v for v in (getattr(backend, "_api_key", None),) if v)
+        # Completed rows wait here (on the loop) and are written as parts on their own thread.
+        self.buf: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+        self.part_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simsurvey-parts")
         self.cost = 0.0
         self.cost_cached = 0.0
         self.t0 = time.perf_counter()
@@ -189,6 +232,12 @@ class _Run:
             try:
                 async with asyncio.timeout(timeout):
                     results = await self.backend.generate(reqs)
+            except UnreachableError as err:
+                # Nothing is listening: waiting does not help. The rows keep the error (a resume
+                # asks them again) and the circuit breaker counts them.
+                if self.tpm:
+                    self.tpm.adjust(-est)
+                return [Result(error=str(err) or type(err).__name__) for _ in reqs]
             except (RetryableError, TimeoutError) as err:
                 if self.tpm:
                     self.tpm.adjust(-est)  # nothing was processed (as far as we can tell)
@@ -197,6 +246,8 @@ class _Run:
                     msg = f"timeout after {timeout:g} s"
                 if attempt >= self.runner.max_retries:
                     return [Result(error=f"{msg} (gave up after {attempt} retries)") for _ in reqs]
+                if self.stopping:
+                    return [Result(error=f"{msg} (not retried: the run is stopping)") for _ in reqs]
                 delay = backoff_delay(attempt, base=self.runner.backoff_base_s, cap=self.runner.backoff_max_s,
                                       rng=self.rng, retry_after=getattr(err, "retry_after", None))
                 attempt += 1
@@ -211,8 +262,16 @@ class _Run:
                     self.tpm.adjust(used - est)
             return results
 
+    def acceptable(self, req: Request, res: Result) -> bool:
+        """Whether a cached result may be served (``runner.retry: invalid`` re-asks invalid ones)."""
+        return self.runner.retry != "invalid" or self.answer(req, res)[1]
+
     async def resolve(self, reqs: list[Request]) -> tuple[list[Result], list[bool]]:
-        """Results for a batch: cache hits, shared in-flight calls, then one backend call."""
+        """Results for a batch: cache hits, shared in-flight calls, then one backend call.
+
+        Every new answer is committed to the cache before it is returned (or shared), so no row
+        is ever built on an answer a kill could lose.
+        """
         n = len(reqs)
         results: list[Result | None] = [None] * n
         cached = [False] * n
@@ -223,16 +282,34 @@ class _Run:
         own: list[int] = []
         loop = asyncio.get_running_loop()
         for i, k in enumerate(keys):
-            if (hit := self.cache.get(k)) is not None:
-                results[i], cached[i] = hit, True
-            elif k in self.inflight:  # the same call is already on its way: share it
+            if k in self.inflight:  # the same call is already on its way (or being looked up): share it
                 waits[i] = self.inflight[k]
             else:
                 self.inflight[k] = loop.create_future()
                 own.append(i)
+
+        def settle(i: int, res: Result) -> None:
+            fut = self.inflight.pop(keys[i])
+            fut.set_result(res)
+
         if own:
             try:
-                got = await self.call([reqs[i] for i in own])
+                hits = await self.cache.aget_many([keys[i] for i in own])
+                ask: list[int] = []
+                for i in own:
+                    hit = hits.get(keys[i])
+                    if hit is not None and self.acceptable(reqs[i], hit):
+                        results[i], cached[i] = hit, True
+                        settle(i, hit)
+                    else:
+                        self.c["reasked"] += hit is not None
+                        ask.append(i)
+                if ask:
+                    got = await self.call([reqs[i] for i in ask])
+                    await self.cache.aput_many([(keys[i], res) for i, res in zip(ask, got)])
+                    for i, res in zip(ask, got):
+                        results[i] = res
+                        settle(i, res)
             except BaseException as err:
                 for i in own:
                     fut = self.inflight.pop(keys[i], None)
@@ -243,35 +320,44 @@ class _Run:
                         else:
                             fut.cancel()
                 raise
-            for i, res in zip(own, got):
-                results[i] = res
-                self.cache.put(keys[i], res)
-                fut = self.inflight.pop(keys[i])
-                fut.set_result(res)
         for i, fut in waits.items():
             results[i] = res = await fut
             cached[i] = res.error is None  # served by another row's call: no cost of its own
         return results, cached  # type: ignore[return-value]
 
     # -- result -> response row ----------------------------------------------------------
-    def row(self, t: dict[str, Any], req: Request, res: Result, cached: bool) -> dict[str, Any]:
+    def answer(self, req: Request, res: Result) -> tuple[str | None, bool, bool, str | None, dict | None]:
+        """``(answer_code, valid, refusal, invalid_reason, probs)`` of one result."""
         from simsurvey.respondents.parsing import parse_answer
 
-        question = self.questions[t["question_id"]]
-        order = list(t["option_order"])
+        question = self.questions[req.context["question_id"]]
+        order = list(req.context["option_order"])
         probs = None
         if res.label_probs is not None:
             probs = {code: float(p) for code, p in zip(order, res.label_probs)}
-        answer = None
-        valid = refusal = False
-        if res.error is None:
-            if req.elicitation in ("sample", "both") or (question.kind == "multi_select" and res.text is not None):
-                # A multi_select answer is a set: only text says which (baselines give text too).
-                parsed = parse_answer(res.text, question, order, req.labels)
-                answer, valid, refusal = parsed.code, parsed.valid, parsed.refusal
-            elif probs is not None and question.kind != "multi_select":
-                answer = order[max(range(len(order)), key=lambda i: (res.label_probs[i], -i))]  # type: ignore[index]
-                valid = True
+        if res.error is not None:
+            return None, False, False, "error", probs
+        if req.elicitation in ("sample", "both") or (question.kind == "multi_select" and res.text is not None):
+            # A multi_select answer is a set: only text says which (baselines give text too).
+            parsed = parse_answer(res.text, question, order, req.labels)
+            return parsed.code, parsed.valid, parsed.refusal, parsed.kind, probs
+        if probs is not None and question.kind != "multi_select":
+            best = order[max(range(len(order)), key=lambda i: (res.label_probs[i], -i))]  # type: ignore[index]
+            return best, True, False, None, probs
+        return None, False, False, "no_mass_on_options" if probs is None else "unparseable", probs
+
+    def row(self, t: dict[str, Any], req: Request, res: Result, cached: bool) -> dict[str, Any]:
+        from simsurvey.respondents.parsing import render_top_tokens
+
+        order = list(t["option_order"])
+        answer, valid, refusal, reason, probs = self.answer(req, res)
+        # What came back, readable: the generated text, else (logprob elicitation) the top tokens.
+        raw = res.text
+        if raw is None and res.top_tokens:
+            raw = render_top_tokens(res.top_tokens)
+        if raw is None:
+            raw = res.extra.get("first_token")
+        error = scrub(res.error, self.secrets) if res.error is not None else None
         cost = res.cost_usd
         if cached:
             self.cost_cached += cost or 0.0
@@ -289,10 +375,11 @@ class _Run:
             "backend": self.model.backend,
             "elicitation": req.elicitation,
             "prompt_hash": prompt_hash(req),
-            "raw_text": res.text,
+            "raw_text": raw,
             "answer_code": answer,
             "valid": valid,
             "refusal": refusal,
+            "invalid_reason": reason,
             "probs": probs,
             "missing_mass": res.missing_mass,
             "latency_s": float(res.latency_s),
@@ -300,19 +387,60 @@ class _Run:
             "completion_tokens": res.completion_tokens,
             "cost_usd": cost,
             "cached": cached,
-            "error": res.error,
+            "error": error,
         }
 
     async def work(self, batch: list[dict[str, Any]]) -> None:
         reqs = [self.render(t) for t in batch]
         results, cached = await self.resolve(reqs)
         for t, req, res, hit in zip(batch, reqs, results, cached):
-            self.writer.add(self.row(t, req, res, hit))
+            self.buf.append(self.row(t, req, res, hit))
+            if res.error is None:
+                self.consecutive_failures = 0
+                continue
+            self.c["errors"] += 1
+            self.consecutive_failures += 1
+            self.last_error = res.error
+            # Baselines make no calls: their errors (no reference answer for a question) are
+            # facts of the data, not a failing server.
+            limit = 0 if self.model.backend.startswith("baseline/") else self.runner.max_consecutive_failures
+            if limit and self.consecutive_failures >= limit:
+                self.stopping = True
+        if len(self.buf) >= self.runner.flush_every:
+            await self.flush_parts()
         now = time.perf_counter()
         if now - self._last_progress > 0.2:
             self._last_progress = now
             self.progress.update(self.c["rows"], rate=self.c["rows"] / max(now - self.t0, 1e-9),
                                  tokens=self.c["prompt_tokens"] + self.c["completion_tokens"], cost=self.cost)
+
+    # -- checkpoint parts, written off the event loop ----------------------------------
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """On the part-writer thread: the one place the PartWriter is used."""
+        for r in rows:
+            self.writer.add(r)
+        self.writer.flush()
+
+    def _take(self) -> list[dict[str, Any]]:
+        rows, self.buf = self.buf, []
+        self.last_flush = time.monotonic()
+        return rows
+
+    def flush_due(self) -> bool:
+        return bool(self.buf) and time.monotonic() - self.last_flush >= self.runner.flush_seconds
+
+    async def flush_parts(self) -> None:
+        """Write the buffered rows as a part on the part-writer thread."""
+        rows = self._take()  # taken on the loop: rows added meanwhile go to the next part
+        if rows:
+            await asyncio.wrap_future(self.part_thread.submit(self._write, rows))
+
+    def flush_parts_now(self) -> None:
+        """Write the buffered rows and wait (end of run; after any write still in progress)."""
+        try:
+            self.part_thread.submit(self._write, self._take()).result()
+        finally:
+            self.part_thread.shutdown(wait=True)
 
     def stats(self, frame: pd.DataFrame, *, resumed: int) -> dict[str, Any]:
         """Counts over all rows of the frame; calls, tokens and cost of this run only."""
@@ -327,6 +455,7 @@ class _Run:
             "new_rows": c["rows"],
             "resumed_rows": resumed,
             "cached": c["cached"],
+            "reasked": c["reasked"],
             "calls": c["calls"],
             "retries": c["retries"],
             "prompt_tokens": c["prompt_tokens"],
@@ -385,8 +514,11 @@ async def administer_async(
         The response rows and run statistics.
 
     Raises:
-        UserError: bad trials/personas, a backend that cannot be built, or a fatal backend error
-            (bad credentials, unknown model).
+        UserError: bad trials/personas, a backend that cannot be built, a fatal backend error
+            (bad credentials, unknown model), or a cache that cannot be used
+            (:class:`~simsurvey.respondents.cache.CacheError`).
+        RunFailedError: the circuit breaker stopped the run (``runner.max_consecutive_failures``
+            rows in a row failed); the rows done are checkpointed and a resume asks the rest.
         KeyboardInterrupt: on Ctrl-C / SIGTERM, after the completed rows were checkpointed.
     """
     _check_inputs(trials, personas, instrument)
@@ -398,7 +530,11 @@ async def administer_async(
     run_dir = Path(run_dir)
     part_dir = run_dir / "parts" / "responses" / model_slug(model.name)
     done = read_parts(part_dir)
-    done_keys = {row_key(r) for r in done[list(KEY_COLUMNS)].to_dict("records")}
+    # A failed row is never final: only answered rows (and, for retry=invalid, valid ones) are done.
+    final = done["error"].isna()
+    if runner.retry == "invalid":
+        final &= done["valid"].astype(bool)
+    done_keys = {row_key(r) for r in done.loc[final, list(KEY_COLUMNS)].to_dict("records")}
 
     records = trials[list(TRIAL_COLUMNS)].to_dict("records")
     for t in records:
@@ -416,9 +552,14 @@ async def administer_async(
     # Baselines are not cached: they cost nothing, and their answers depend on the reference
     # data, which is not part of a cache key.
     use_cache = runner.cache and not model.backend.startswith("baseline/")
-    cache = ResponseCache.open(runner.cache_dir) if use_cache else None
-    writer = PartWriter(part_dir, flush_every=runner.flush_every, flush_seconds=runner.flush_seconds,
-                        on_flush=cache.flush if cache is not None else None)
+    warm_up = getattr(backend, "warm_up", None)
+    if warm_up is not None and pending:
+        await asyncio.to_thread(warm_up)  # import litellm, read a price map: never on the loop
+    # The runner decides when a part is written (on its own thread): the writer never flushes on add.
+    writer = PartWriter(part_dir, flush_every=2**62, flush_seconds=float("inf"))
+    cache = None
+    if use_cache and pending:
+        cache = await asyncio.to_thread(ResponseCache.open, runner.cache_dir, busy_timeout_s=runner.cache_busy_timeout_s)
     bar = Progress(model.name, len(pending), enabled=progress_enabled(progress) and bool(pending))
     state = _Run(backend=backend, model=model, runner=runner, prompt=prompt, instrument=instrument,
                  personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=len(pending))
@@ -445,13 +586,15 @@ async def administer_async(
 
     async def worker() -> None:
         for batch in batches:  # one shared iterator: no await inside it, so no races
+            if state.stopping:  # the circuit breaker tripped: start nothing new
+                return
             await state.work(batch)
 
     async def ticker() -> None:
         while True:
             await asyncio.sleep(min(runner.flush_seconds, 1.0))
-            if writer.due():
-                writer.flush()
+            if state.flush_due():
+                await state.flush_parts()
 
     tasks: list[asyncio.Task[None]] = []
     tick = asyncio.create_task(ticker())
@@ -470,7 +613,7 @@ async def administer_async(
             t.cancel()
         await asyncio.gather(tick, *tasks, return_exceptions=True)
         try:
-            writer.flush()  # completed rows survive an interrupt or a fatal error
+            state.flush_parts_now()  # completed rows survive an interrupt or a fatal error
         finally:
             if cache is not None:
                 cache.close()
@@ -487,9 +630,22 @@ async def administer_async(
     frame = read_parts(part_dir)
     keys = list(zip(*(frame[c].tolist() for c in KEY_COLUMNS))) if len(frame) else []
     keep = np.array([(None if pd.isna(k[0]) else int(k[0]), *k[1:]) in wanted for k in keys], dtype=bool)
-    frame = frame.loc[keep].drop_duplicates(subset=["persona_id", "question_id", "condition_id", "replicate", "model"])
+    # A row asked again (after an error, or under retry=invalid) is in a later part: of a key's
+    # rows keep an answered one over an error, and the latest of those.
+    rank = pd.DataFrame({"ok": frame["error"].isna().to_numpy(), "n": np.arange(len(frame))}, index=frame.index)
+    order = rank.loc[keep].sort_values(["ok", "n"], kind="stable").index
+    frame = frame.loc[order].drop_duplicates(subset=list(KEY_COLUMNS), keep="last")
     frame = frame.sort_values(SORT_COLUMNS, kind="stable", na_position="first").reset_index(drop=True)
-    return AdministerResult(frame=frame, stats=state.stats(frame, resumed=len(records) - len(pending)))
+    stats = state.stats(frame, resumed=len(records) - len(pending))
+    if state.stopping:
+        last = scrub(str(state.last_error).splitlines()[0][:300], state.secrets)
+        raise RunFailedError(
+            f"{model.name}: stopped after {state.consecutive_failures} calls in a row failed "
+            f"(runner.max_consecutive_failures={runner.max_consecutive_failures}); last error: {last}; "
+            f"{stats['rows'] - stats['errors']} of {len(records)} rows answered, {stats['errors']} failed, "
+            f"{len(records) - stats['rows']} not asked",
+            failed_rows=len(records) - (stats["rows"] - stats["errors"]), stats=stats)
+    return AdministerResult(frame=frame, stats=stats)
 
 
 def administer(

@@ -40,6 +40,7 @@ RESPONSE_SCHEMA = pa.schema([
     ("answer_code", pa.string()),
     ("valid", pa.bool_()),
     ("refusal", pa.bool_()),
+    ("invalid_reason", pa.string()),
     ("probs", pa.map_(pa.string(), pa.float64())),
     ("missing_mass", pa.float64()),
     ("latency_s", pa.float64()),
@@ -88,8 +89,16 @@ def read_parts(part_dir: Path) -> pd.DataFrame:
     paths = sorted(p for p in Path(part_dir).glob("part-*.parquet") if _PART.match(p.name))
     if not paths:
         return table_to_frame(RESPONSE_SCHEMA.empty_table())
-    tables = [pq.read_table(p).select(list(RESPONSE_COLUMNS)).cast(RESPONSE_SCHEMA) for p in paths]
+    tables = [_conform(pq.read_table(p)) for p in paths]
     return table_to_frame(pa.concat_tables(tables))
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """A part in :data:`RESPONSE_SCHEMA`; a column added since it was written is null."""
+    for name in RESPONSE_COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(len(table), RESPONSE_SCHEMA.field(name).type))
+    return table.select(list(RESPONSE_COLUMNS)).cast(RESPONSE_SCHEMA)
 
 
 class PartWriter:
