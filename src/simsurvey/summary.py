@@ -55,6 +55,8 @@ def summary_table(run_dir: str | Path) -> pd.DataFrame:
     oe_path = run_dir / "order_effects.parquet"
     if oe_path.exists():
         oe = pd.read_parquet(oe_path)
+        if "level" in oe.columns:  # schema 2: pair rows and per-question rows
+            oe = oe[oe["level"].astype(str) == "pair"]
         if len(oe):
             table["order JS"] = oe.groupby(["model", "question_id"])["js_divergence"].mean()
     return table

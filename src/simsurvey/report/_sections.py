@@ -322,21 +322,34 @@ def order_effects(ctx: Ctx) -> str:
         return "".join(out)
     out.append(H.para("js_divergence: how far apart the two conditions' answer distributions are (0 = same). "
                       "flip_rate: share of personas whose answer changed between the conditions (within-persona "
-                      "designs only). primacy / recency: extra share of answers given to the first / last displayed "
-                      "option. p: test of no difference between the conditions."))
-    stats = [c for c in ("js_divergence", "flip_rate", "primacy", "recency") if c in oe.columns]
+                      "designs only), beside retest flip: the same share between two replicates of one condition "
+                      "(response noise, not an order effect). primacy / recency (per question, over all randomized "
+                      "orders): an option's share when shown first / last minus its share when shown in a middle "
+                      "position (0 for a respondent that ignores position). p: permutation test of no difference "
+                      "that follows the design (within-persona swaps; copies of one deterministic prompt are one "
+                      "unit); p Holm: Holm-adjusted over the question's condition pairs."))
+    level = oe["level"].astype(str) if "level" in oe.columns else pd.Series("pair", index=oe.index)
+    pairs, per_q = oe[level == "pair"], oe[level == "question"]
+    stats = [c for c in ("js_divergence", "flip_rate", "retest_flip_rate") if c in pairs.columns]
+    pcol = "p_adjusted" if "p_adjusted" in pairs.columns else "p_value"
     models = [m for m in ctx.models if m in set(oe["model"].astype(str))] if "model" in oe else []
     for m in models:
-        sub = oe[oe["model"].astype(str) == m]
+        sub = pairs[pairs["model"].astype(str) == m]
+        q_rows = per_q[(per_q["model"].astype(str) == m) & (per_q["condition_a"].astype(str) == "*")] \
+            if len(per_q) else per_q
         out.append(f"<h4>{H.esc(m)}</h4>")
         # Per question, averaged over condition pairs: where is the model unstable?
         summary = []
         for qid, g in sub.groupby(sub["question_id"].astype(str), sort=False):
             row = [H.esc(qid), H.fmt_num(len(g))] + [H.fmt_num(g[c].mean()) for c in stats]
-            if "p_value" in g:
-                row.append(f"{int((g['p_value'] < 0.05).sum())} / {int(g['p_value'].notna().sum())}")
+            qr = q_rows[q_rows["question_id"].astype(str) == qid]
+            for c in ("primacy", "recency"):
+                row.append(H.fmt_num(qr[c].iloc[0]) if len(qr) and c in qr else "–")
+            if pcol in g:
+                row.append(f"{int((g[pcol] < 0.05).sum())} / {int(g[pcol].notna().sum())}")
             summary.append(row)
-        heads = ["question", "pairs", *[f"mean {c}" for c in stats]] + (["pairs with p < 0.05"] if "p_value" in sub else [])
+        heads = ["question", "pairs", *[f"mean {c}" for c in stats], "primacy", "recency"] + \
+            ([f"pairs with {'Holm ' if pcol == 'p_adjusted' else ''}p < 0.05"] if pcol in sub else [])
         out.append(H.table(heads, summary, numeric=[False] + [True] * (len(heads) - 1), raw=True))
         if "js_divergence" in sub:
             sub = sub.sort_values("js_divergence", ascending=False)
@@ -345,11 +358,12 @@ def order_effects(ctx: Ctx) -> str:
         for _, r in sub.head(limit).iterrows():
             n = f"{H.fmt_num(r.get('n_a'))} / {H.fmt_num(r.get('n_b'))}" if "n_a" in sub and "n_b" in sub else "–"
             detail.append([H.esc(r.get("question_id")), H.esc(r.get("condition_a")), H.esc(r.get("condition_b")),
-                           *[H.fmt_num(r.get(c)) for c in stats], H.fmt_num(r.get("p_value")), n])
+                           *[H.fmt_num(r.get(c)) for c in stats], H.fmt_num(r.get("p_value")),
+                           H.fmt_num(r.get("p_adjusted")), n])
         out.append(f"<p>The {min(limit, len(sub))} condition pairs with the largest JS divergence "
                    f"(of {len(sub)}; all are in order_effects.parquet):</p>")
-        out.append(H.table(["question", "condition A", "condition B", *stats, "p", "n A / B"], detail,
-                           numeric=[False] * 3 + [True] * (len(stats) + 2), raw=True))
+        out.append(H.table(["question", "condition A", "condition B", *stats, "p", "p Holm", "n A / B"], detail,
+                           numeric=[False] * 3 + [True] * (len(stats) + 3), raw=True))
     return "".join(out)
 
 
