@@ -20,9 +20,14 @@ from simsurvey.population.config import PopulationConfig
 from simsurvey.report.config import ReportConfig
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.secrets import is_secret_key, looks_like_key
 
 #: The project root (where conf/, personas/ and surveys/ live).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: Upper bound of ``population.n``: sampling is in memory, and each persona is asked every
+#: question in at least one condition (with ``model=litellm``, paid calls).
+MAX_PERSONAS = 1_000_000
 
 Stage = Literal["sample", "administer", "analyze", "report"]
 STAGES: tuple[Stage, ...] = ("sample", "administer", "analyze", "report")
@@ -53,11 +58,12 @@ def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "<config>"
     msg = first["msg"]
+    secret = any(is_secret_key(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "missing required key"
-    elif "input" in first and not isinstance(first["input"], (dict, list)):
+    elif "input" in first and not isinstance(first["input"], (dict, list)) and not secret:
         msg = f"{msg} (got {first['input']!r})"
     more = len(err.errors()) - 1
     return f"{key}: {msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
@@ -74,10 +80,21 @@ def validate_config(data: dict[str, Any]) -> Config:
     Raises:
         ConfigError: one line naming the first bad key and what is wrong with it.
     """
+    env = (data.get("model") or {}).get("api_key_env") if isinstance(data.get("model"), dict) else None
+    if isinstance(env, str) and looks_like_key(env):
+        # Never echoed: it is most likely the key itself.
+        raise ConfigError("model.api_key_env: expects the NAME of an environment variable holding the key "
+                          "(e.g. OPENAI_API_KEY), and the value given looks like a key (not shown); "
+                          "export the key in a variable and give its name")
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    if cfg.population.n > MAX_PERSONAS:
+        raise ConfigError(f"population.n: at most {MAX_PERSONAS:,} personas (got {cfg.population.n:,}); "
+                          "a larger sample adds nothing a few thousand personas do not show, at the cost of one "
+                          "model call per persona, question and condition")
+    return cfg
 
 
 def resolve_path(value: str | os.PathLike, *, key: str, must_exist: bool = True) -> Path:
