@@ -28,6 +28,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
@@ -42,6 +43,22 @@ CONF_DIR = PROJECT_ROOT / "conf"
 _composed = False
 _stderr = sys.stderr  # the real stderr while Hydra's own report is held back
 _held: io.StringIO | None = None
+
+
+class _ScrubbedStream:
+    """A text stream that scrubs what is written to it (Hydra's own console logging, which
+    prints the overrides of each job of a multirun, runs before any code of ours)."""
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+        self.secrets: tuple[str, ...] = known_secrets()
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub(text, self.secrets))  # type: ignore[attr-defined]
+        return len(text)
+
+    def __getattr__(self, name: str) -> object:  # flush, isatty, fileno, encoding...
+        return getattr(self._stream, name)
 
 
 class _Terminated(Exception):
@@ -79,6 +96,15 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+def _scrub_file(path: Path, secrets: tuple[str, ...]) -> None:
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        if (clean := scrub(text, secrets)) != text:
+            from simsurvey.io import write_bytes
+
+            write_bytes(path, clean.encode("utf-8"))
+
+
 def _write_hydra_files(cfg: DictConfig, run_dir: Path, secrets: tuple[str, ...]) -> None:
     """Write ``.hydra/{config,hydra,overrides}.yaml`` as Hydra would, but scrubbed, and only once
     the run directory has accepted this command (``conf/config.yaml`` sets
@@ -112,9 +138,18 @@ def _error(msg: str, secrets: tuple[str, ...]) -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     global _composed
     _composed = True
-    raw_env = OmegaConf.select(cfg, "model.api_key_env", default=None, throw_on_missing=False)
+    try:
+        raw_env = OmegaConf.select(cfg, "model.api_key_env", default=None, throw_on_missing=False)
+    except OmegaConfBaseException:
+        raw_env = None  # reported as a config error below
     secrets = known_secrets(str(raw_env) if raw_env else None)
+    for stream in (sys.stdout, _stderr):
+        if isinstance(stream, _ScrubbedStream):
+            stream.secrets = secrets
     _release_stderr(secrets)
+    hc = HydraConfig.get()
+    if hc.mode == RunMode.MULTIRUN:  # Hydra's record of the sweep holds the command line verbatim
+        _scrub_file(Path(hc.sweep.dir) / "multirun.yaml", secrets)
     scrubber = _ScrubFilter(secrets)
     for h in logging.getLogger().handlers:
         h.addFilter(scrubber)
@@ -154,7 +189,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     except _Terminated:
         print(f"simsurvey: terminated; resume with hydra.run.dir={run_dir}", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
-    except Exception:
+    except Exception:  # noqa: BLE001
         # A bug: keep the traceback (for the report), but never with a credential in it.
         print(scrub(traceback.format_exc(), secrets), file=sys.stderr, end="")
         sys.exit(1)
@@ -198,7 +233,9 @@ def _hydra_one_line(text: str) -> str:
 
 def main() -> None:
     """Console entry point (``simsurvey ...`` or ``python -m simsurvey ...``)."""
-    global _held
+    global _held, _stderr
+    sys.stdout = _ScrubbedStream(sys.stdout)  # type: ignore[assignment]
+    _stderr = _ScrubbedStream(sys.stderr)  # type: ignore[assignment]
     _held = io.StringIO()
     sys.stderr = _held
     try:

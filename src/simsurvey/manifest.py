@@ -96,7 +96,7 @@ class Manifest:
 
     @classmethod
     def start(cls, run_dir: str | Path, *, config: dict[str, Any], seed: int,
-              stages: Iterable[str] = (), secrets: Iterable[str] = ()) -> "Manifest":
+              stages: Iterable[str] = (), secrets: Iterable[str] = ()) -> Manifest:
         """Start (or reopen, on resume) the manifest of a run and open a new attempt.
 
         Args:

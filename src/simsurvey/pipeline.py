@@ -248,9 +248,9 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
     if "report" in cfg.stages:
         from simsurvey.report import export_wide, render_report
 
-        for name in _FIX:  # a damaged input is one line naming it, not a traceback from the report
+        for name, fix in _FIX.items():  # a damaged input is one line naming it, not a report traceback
             if (run_dir / name).exists() and "analyze" not in cfg.stages:
-                read_stored_parquet(run_dir / name, fix=_FIX[name])
+                read_stored_parquet(run_dir / name, fix=fix)
         t0 = time.perf_counter()
         with _working("report: figures, report.html, exports"):
             report = render_report(run_dir, instrument=instrument, cfg=cfg.report)

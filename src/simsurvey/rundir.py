@@ -48,13 +48,20 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            if not is_secret_key(k):  # a credential does not change answers, and is not stored
-                _flatten(f"{prefix}.{k}", v, out)
-    else:
-        out[prefix] = value
+def _without_secrets(value: Any) -> Any:
+    # A credential does not change answers, and not even its hash is stored.
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items() if not is_secret_key(k)}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
+def _flatten(prefix: str, section: dict[str, Any], out: dict[str, Any]) -> None:
+    # One key per field of the section: the key set is fixed by the config schema, so a setting
+    # added to an open mapping (model.params) changes a key's hash instead of adding a key.
+    for k, v in section.items():
+        out[f"{prefix}.{k}"] = _without_secrets(v)
 
 
 def _file_digest(path: Path) -> str:
@@ -88,9 +95,11 @@ def fingerprint(cfg: Any, *, instrument: Any = None, reference: pd.DataFrame | N
     """
     dump = cfg.model_dump(mode="json")
     sample: dict[str, Any] = {"seed": dump["seed"], "design.cue": dump["design"]["cue"]}
-    _flatten("population", dump["population"], sample)
-    if population_spec is not None:
+    population = dict(dump["population"])
+    if population_spec is not None:  # what the spec says matters, not where it is
+        population.pop("spec")
         sample["population.spec (file content)"] = _file_digest(population_spec)
+    _flatten("population", population, sample)
     administer: dict[str, Any] = {"baselines": dump["baselines"]}
     _flatten("model", {k: v for k, v in dump["model"].items() if k not in _MODEL_NOT_ANSWERS}, administer)
     _flatten("prompt", dump["prompt"], administer)
@@ -165,6 +174,12 @@ def check_fingerprint(run_dir: Path, current: dict[str, dict[str, str]], stages:
     groups = depends_on(stages)
     differ = [key for g in groups for key, h in current.get(g, {}).items()
               if key in stored.get(g, {}) and stored[g][key] != h]
+    # The settings of sample and administer are a fixed set: one recorded but gone now (or new
+    # now, once recorded) is a difference too. The analyze group holds the reference only when
+    # this command loaded it.
+    for g in ("sample", "administer"):
+        if g in groups and stored.get(g):
+            differ += sorted(set(stored[g]) ^ set(current.get(g, {})))
     if differ:
         shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
         raise RunDirError(

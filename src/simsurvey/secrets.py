@@ -26,12 +26,12 @@ from typing import Any
 MARK = "<redacted>"
 
 # A key naming a credential; "tokens" (counts) and "..._env" (a variable's name) are not.
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token(?!s)|passw(or)?d|authorization|credential)", re.I)
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token(?!s)|passw(or)?d|authorization|credential)", re.IGNORECASE)
 # key=value or key: value in free text, where the key names a credential (not ..._env).
 _KEY_VALUE = re.compile(
     r"(?P<key>[\w.+-]*(?:api[_-]?key|secret|token(?!s)|passw(?:or)?d|authorization|credential)(?![\w-]*_env\b)[\w.-]*)"
     r"(?P<sep>\s*[=:]\s*)(?P<q>['\"]?)(?P<value>(?:Bearer\s+)?[^\s'\",}\]]+)",
-    re.I,
+    re.IGNORECASE,
 )
 # Credentials recognisable on their own: OpenAI/Anthropic-style keys, bearer tokens, GitHub and
 # Hugging Face tokens, AWS access key ids.
