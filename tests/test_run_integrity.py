@@ -122,8 +122,10 @@ def test_reanalysis_with_another_reference_is_refused_without_a_fingerprint(run)
     # A run directory made before fingerprints: the stored reference.parquet itself is compared.
     run_dir, cache = run
     (run_dir / "fingerprint.json").unlink()
+    before = snapshot(run_dir)
     line = one_line(cli(run_dir, cache, "stages=[analyze]", "survey.reference=[anes1996,cces2016]"))
     assert line.startswith("simsurvey: error: survey.reference: the human reference differs")
+    assert snapshot(run_dir) == before
 
 
 _HOLDER = """

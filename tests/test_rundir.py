@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from simsurvey.config import PROJECT_ROOT, validate_config
 from simsurvey.errors import DamagedStateError, RunDirError
-from simsurvey.rundir import check_fingerprint, depends_on, fingerprint, frame_digest, lock_run_dir
+from simsurvey.rundir import check_fingerprint, depends_on, fingerprint, frame_digest, lock_run_dir, reference_hash
 
 
 def _cfg(*overrides: str):
@@ -44,6 +44,7 @@ def test_the_reference_is_fingerprinted_as_data():
     a = fingerprint(cfg, reference=ref)
     b = fingerprint(cfg, reference=ref.assign(answer_code=["a", "b"]))
     assert _changed(a, b) == {"reference data"}
+    assert a["analyze"]["reference data"] == reference_hash(ref)  # what re-analysis compares the stored file with
     # A parquet round trip (object vs string dtypes, None vs NA) is the same data.
     assert frame_digest(ref) == frame_digest(ref.astype({"answer_code": "string", "respondent_id": "string"}))
 

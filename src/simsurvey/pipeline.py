@@ -132,9 +132,9 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
     with lock_run_dir(run_dir):
         read_manifest(run_dir)  # a damaged manifest stops the run before anything is written
         current = fingerprint(cfg, instrument=instrument, reference=reference, population_spec=spec)
-        check_fingerprint(run_dir, current, cfg.stages)
         if "analyze" in cfg.stages and "administer" not in cfg.stages:
-            reference = _stored_reference(run_dir, reference)
+            reference = _stored_reference(run_dir, reference, current["analyze"].get("reference data"))
+        check_fingerprint(run_dir, current, cfg.stages)
         if "administer" in cfg.stages:
             from simsurvey.runner._checkpoint import check_parts
 
@@ -158,17 +158,17 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
     return RunResult(run_dir=run_dir, manifest=manifest)
 
 
-def _stored_reference(run_dir: Path, reference: pd.DataFrame | None) -> pd.DataFrame | None:
+def _stored_reference(run_dir: Path, reference: pd.DataFrame | None, digest: str | None) -> pd.DataFrame | None:
     """Re-analysis scores the stored answers against the reference the run stored; a reference
-    that the config now builds differently is refused (the reference baseline answered from
-    the stored one, so the two cannot be mixed)."""
+    that the config now builds differently (``digest``: its :func:`~simsurvey.rundir.reference_hash`)
+    is refused: the reference baseline answered from the stored one, so the two cannot be mixed."""
     path = run_dir / "reference.parquet"
     if not path.exists():
         return reference
-    from simsurvey.rundir import frame_digest
+    from simsurvey.rundir import reference_hash
 
     stored = read_stored_parquet(path, fix=_FIX["reference.parquet"])
-    if reference is not None and frame_digest(stored) != frame_digest(reference):
+    if digest is not None and reference_hash(stored) != digest:
         raise RunDirError(
             f"survey.reference: the human reference differs from the one this run stored ({path}) and "
             "its reference baseline answered from; re-analysis reads what the run stored: start a new run "

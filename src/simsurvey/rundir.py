@@ -78,6 +78,11 @@ def frame_digest(df: pd.DataFrame) -> str:
     return hashlib.sha256(json.dumps(list(df.columns)).encode() + rows.tobytes()).hexdigest()[:16]
 
 
+def reference_hash(df: pd.DataFrame) -> str:
+    """The hash of human reference rows as :func:`fingerprint` records it (``reference data``)."""
+    return _digest(frame_digest(df))
+
+
 def fingerprint(cfg: Any, *, instrument: Any = None, reference: pd.DataFrame | None = None,
                 population_spec: Path | None = None) -> dict[str, dict[str, str]]:
     """The hashes of every answer-changing setting, grouped by the stage that depends on it.
