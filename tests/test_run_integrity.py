@@ -24,7 +24,7 @@ def cli(run_dir: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CI": "true", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
         [sys.executable, "-m", "simsurvey", *BASE, f"runner.cache_dir={cache}", f"hydra.run.dir={run_dir}", *extra],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        check=False, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
 
 

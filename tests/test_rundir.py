@@ -11,7 +11,14 @@ from omegaconf import OmegaConf
 
 from simsurvey.config import PROJECT_ROOT, validate_config
 from simsurvey.errors import DamagedStateError, RunDirError
-from simsurvey.rundir import check_fingerprint, depends_on, fingerprint, frame_digest, lock_run_dir, reference_hash
+from simsurvey.rundir import (
+    check_fingerprint,
+    depends_on,
+    fingerprint,
+    frame_digest,
+    lock_run_dir,
+    reference_hash,
+)
 
 
 def _cfg(*overrides: str):
@@ -70,9 +77,7 @@ def test_a_damaged_fingerprint_is_named(tmp_path):
 
 
 def test_the_lock_is_exclusive_and_released(tmp_path):
-    with lock_run_dir(tmp_path):
-        with pytest.raises(RunDirError, match="another simsurvey process"):
-            with lock_run_dir(tmp_path):
-                pass
+    with lock_run_dir(tmp_path), pytest.raises(RunDirError, match="another simsurvey process"), lock_run_dir(tmp_path):
+        pass
     with lock_run_dir(tmp_path):  # released on exit
         pass
