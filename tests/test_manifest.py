@@ -1,5 +1,8 @@
 import json
 
+import pytest
+
+from simsurvey.errors import DamagedStateError
 from simsurvey.manifest import Manifest, redact
 
 
@@ -27,3 +30,35 @@ def test_manifest_start_stage_and_resume(tmp_path):
     assert again.data["resumed"] == 1
     assert again.data["stages"]["sample"] == {"n": 10}
     assert again.data["started_at"] == saved["started_at"]
+
+
+def test_attempts_history_sums_spend_and_marks_a_killed_attempt(tmp_path):
+    models = {"m": {"calls": 5, "retries": 1, "prompt_tokens": 100, "completion_tokens": 10, "cost_usd": 0.25},
+              "baseline/uniform": {"calls": 7, "cost_usd": 0.0}}
+    m = Manifest.start(tmp_path, config={}, seed=1, stages=["administer"])
+    m.stage("administer", {"models": models})
+    # A SIGKILL leaves the attempt "running" (nothing closes it).
+    m2 = Manifest.start(tmp_path, config={}, seed=1, stages=["administer"])
+    m2.stage("administer", {"models": {"m": {"calls": 2, "prompt_tokens": 40, "cost_usd": 0.1}}})
+    m2.finish("finished")
+    saved = json.loads((tmp_path / "manifest.json").read_text())
+    assert [a["status"] for a in saved["attempts"]] == ["killed", "finished"]
+    assert saved["attempts"][0]["spend"]["calls"] == 12
+    assert saved["spend"] == {"calls": 14, "retries": 1, "prompt_tokens": 140, "completion_tokens": 10,
+                              "cost_usd": 0.35}
+    assert saved["stages"]["administer"]["models"]["m"]["calls"] == 2  # the last attempt's diagnostics
+    assert saved["finished_at"] == saved["attempts"][1]["finished_at"]
+
+
+def test_the_command_is_scrubbed(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["simsurvey", "+model.params.api_key=sk-abcdefgh12345678", "x=PLAINVALUE99"])
+    Manifest.start(tmp_path, config={}, seed=1, secrets=["PLAINVALUE99"])
+    text = (tmp_path / "manifest.json").read_text()
+    assert "sk-abcdefgh12345678" not in text and "PLAINVALUE99" not in text
+    assert "+model.params.api_key=<redacted>" in text
+
+
+def test_a_damaged_manifest_is_one_line(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"seed": 1, "stag')
+    with pytest.raises(DamagedStateError, match="manifest.json: damaged manifest"):
+        Manifest.start(tmp_path, config={}, seed=1)

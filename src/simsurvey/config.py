@@ -22,6 +22,11 @@ from simsurvey.population.config import PopulationConfig
 from simsurvey.report.config import ReportConfig
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.secrets import looks_like_key
+
+#: Upper bound of ``population.n``: sampling is in memory, and each persona is asked every
+#: question in at least one condition (with ``model=litellm``, paid calls).
+MAX_PERSONAS = 1_000_000
 
 Stage = Literal["sample", "administer", "analyze", "report"]
 STAGES: tuple[Stage, ...] = ("sample", "administer", "analyze", "report")
@@ -54,8 +59,19 @@ def validate_config(data: dict[str, Any]) -> Config:
     Raises:
         ConfigError: one line naming the first bad key and what is wrong with it.
     """
+    env = (data.get("model") or {}).get("api_key_env") if isinstance(data.get("model"), dict) else None
+    if isinstance(env, str) and looks_like_key(env):
+        # Never echoed: it is most likely the key itself.
+        raise ConfigError("model.api_key_env: expects the NAME of an environment variable holding the key "
+                          "(e.g. OPENAI_API_KEY), and the value given looks like a key (not shown); "
+                          "export the key in a variable and give its name")
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    if cfg.population.n > MAX_PERSONAS:
+        raise ConfigError(f"population.n: at most {MAX_PERSONAS:,} personas (got {cfg.population.n:,}); "
+                          "a larger sample adds nothing a few thousand personas do not show, at the cost of one "
+                          "model call per persona, question and condition")
+    return cfg
 

@@ -4,7 +4,9 @@ Exception hierarchy::
 
     SimsurveyError
     ├── UserError          a user's mistake (config, spec, instrument, data file): one line, exit 2
-    │   └── ConfigError    a config key has a bad value
+    │   ├── ConfigError    a config key has a bad value
+    │   ├── DamagedStateError  a file of an earlier run (part, manifest, parquet, cache) is damaged
+    │   └── RunDirError    the run directory is locked by another process or holds another run
     └── RunFailedError     the model's calls kept failing and the run stopped (exit 3); the rows
                            done are kept and a resume asks the failed ones again
 
@@ -36,11 +38,14 @@ def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "<config>"
     msg = first["msg"]
+    from simsurvey.secrets import is_secret_key  # a leaf module; errors.py stays import-free
+
+    secret = any(is_secret_key(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "missing required key"
-    elif "input" in first and not isinstance(first["input"], (dict, list)):
+    elif "input" in first and not isinstance(first["input"], (dict, list)) and not secret:
         msg = f"{msg} (got {first['input']!r})"
     more = len(err.errors()) - 1
     return f"{key}: {msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
@@ -63,3 +68,15 @@ class RunFailedError(SimsurveyError):
         super().__init__(message)
         self.failed_rows = failed_rows
         self.stats = stats or {}
+
+
+class DamagedStateError(UserError):
+    """A file simsurvey wrote earlier (a checkpoint part, the manifest, a run-dir parquet file,
+    the response cache) is truncated or corrupt. The message names the file and what to do;
+    the CLI prints it as one line with exit code 2. Raise it (rather than a library's own
+    exception) wherever such a file is read."""
+
+
+class RunDirError(UserError):
+    """The run directory cannot be used as asked: another process holds it, or it was made
+    with other settings than this command's (its fingerprint differs)."""

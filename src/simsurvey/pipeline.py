@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from simsurvey.config import Config, resolve_path
-from simsurvey.errors import UserError
-from simsurvey.io import write_parquet
-from simsurvey.manifest import Manifest
+from simsurvey.errors import RunDirError, UserError
+from simsurvey.io import read_stored_parquet, write_parquet
+from simsurvey.manifest import Manifest, read_manifest
 from simsurvey.respondents.config import ModelConfig
 from simsurvey.seeds import derive_seed
 
@@ -39,11 +40,21 @@ class RunResult:
     failed_rows: int = 0
 
 
+# What to do about a damaged file of the run directory (ends the error line).
+_FIX = {
+    "personas.parquet": "rerun with 'sample' in stages to rebuild it (the same seed gives the same personas)",
+    "responses.parquet": "delete it and rerun with 'administer' in stages: it is rebuilt from the checkpoint parts without new calls",
+    "reference.parquet": "delete it and rerun: it is rebuilt from survey.reference (and checked against the run's fingerprint)",
+    "metrics.parquet": "rerun with 'analyze' in stages to rebuild it",
+    "order_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
+}
+
+
 def _read(run_dir: Path, name: str, stage: str) -> pd.DataFrame:
     path = run_dir / name
     if not path.exists():
         raise UserError(f"stages: '{stage}' needs {name} in {run_dir}; run the stage that writes it first")
-    return pd.read_parquet(path)
+    return read_stored_parquet(path, fix=_FIX[name])
 
 
 def respondent_configs(cfg: Config) -> list[ModelConfig]:
@@ -81,8 +92,27 @@ def _working(what: str) -> Iterator[None]:
         yield
 
 
-def run(cfg: Config, run_dir: Path) -> RunResult:
-    """Run the configured stages in ``run_dir``."""
+def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
+        on_accept: Callable[[], None] | None = None) -> RunResult:
+    """Run the configured stages in ``run_dir``.
+
+    The run directory is locked for the whole run, and refused when it holds a run made with
+    other answer-changing settings than ``cfg`` (see :mod:`simsurvey.rundir`).
+
+    Args:
+        cfg: The validated config.
+        run_dir: The run directory (created if missing).
+        secrets: Exact values never to write (see :func:`simsurvey.secrets.known_secrets`).
+        on_accept: Called once the run directory is locked and has accepted this config (the
+            CLI writes its record of the command line there).
+
+    Raises:
+        UserError: a bad input; the run directory is locked, holds another run, or holds a
+            damaged file (:class:`~simsurvey.errors.RunDirError`,
+            :class:`~simsurvey.errors.DamagedStateError`).
+    """
+    from simsurvey.rundir import check_fingerprint, fingerprint, lock_run_dir
+
     run_dir = Path(run_dir)
     # Load and validate every input before writing anything.
     instrument = None
@@ -96,12 +126,64 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
 
         reference = load_reference(instrument, cfg.survey)
         provenance = reference_provenance(cfg.survey, instrument)
+    spec = None
+    if {"sample", "administer"} & set(cfg.stages):
+        spec = resolve_path(cfg.population.spec, key="population.spec")
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.start(run_dir, config=cfg.model_dump(mode="json"), seed=cfg.seed)
+    with lock_run_dir(run_dir):
+        read_manifest(run_dir)  # a damaged manifest stops the run before anything is written
+        current = fingerprint(cfg, instrument=instrument, reference=reference, population_spec=spec)
+        if "analyze" in cfg.stages and "administer" not in cfg.stages:
+            reference = _stored_reference(run_dir, reference, current["analyze"].get("reference data"))
+        check_fingerprint(run_dir, current, cfg.stages)
+        if "administer" in cfg.stages:
+            from simsurvey.runner._checkpoint import check_parts
+
+            for part in check_parts(run_dir, drop=cfg.runner.drop_damaged_parts):
+                _say(f"checkpoint: dropped damaged part {part}; its rows are asked again")
+        if on_accept is not None:
+            on_accept()
+        manifest = Manifest.start(run_dir, config=cfg.model_dump(mode="json"), seed=cfg.seed,
+                                  stages=cfg.stages, secrets=secrets)
+        try:
+            if reference is not None:
+                manifest.set("reference", provenance)
+            failed = _stages(cfg, run_dir, manifest, instrument=instrument, reference=reference)
+        except KeyboardInterrupt:
+            manifest.finish("interrupted")
+            raise
+        except BaseException:
+            manifest.finish("failed")
+            raise
+        manifest.finish("finished")
+    return RunResult(run_dir=run_dir, manifest=manifest, failed_rows=failed)
+
+
+def _stored_reference(run_dir: Path, reference: pd.DataFrame | None, digest: str | None) -> pd.DataFrame | None:
+    """Re-analysis scores the stored answers against the reference the run stored; a reference
+    that the config now builds differently (``digest``: its :func:`~simsurvey.rundir.reference_hash`)
+    is refused: the reference baseline answered from the stored one, so the two cannot be mixed."""
+    path = run_dir / "reference.parquet"
+    if not path.exists():
+        return reference
+    from simsurvey.rundir import reference_hash
+
+    stored = read_stored_parquet(path, fix=_FIX["reference.parquet"])
+    if digest is not None and reference_hash(stored) != digest:
+        raise RunDirError(
+            f"survey.reference: the human reference differs from the one this run stored ({path}) and "
+            "its reference baseline answered from; re-analysis reads what the run stored: start a new run "
+            "(drop hydra.run.dir, or give a new directory) to compare with the new reference; the response "
+            "cache serves every call already paid for"
+        )
+    return stored
+
+
+def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
+            reference: pd.DataFrame | None) -> int:
+    """Run the configured stages; returns the number of response rows whose call failed."""
     timings: dict[str, float] = {}
-    if reference is not None:
-        manifest.set("reference", provenance)
 
     # 1. sample
     if "sample" in cfg.stages:
@@ -173,6 +255,9 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
     if "report" in cfg.stages:
         from simsurvey.report import export_wide, render_report
 
+        for name, fix in _FIX.items():  # a damaged input is one line naming it, not a report traceback
+            if (run_dir / name).exists() and "analyze" not in cfg.stages:
+                read_stored_parquet(run_dir / name, fix=fix)
         t0 = time.perf_counter()
         with _working("report: figures, report.html, exports"):
             report = render_report(run_dir, instrument=instrument, cfg=cfg.report)
@@ -182,5 +267,4 @@ def run(cfg: Config, run_dir: Path) -> RunResult:
                                   "seconds": round(timings["report"], 3)})
         _say(f"report: {report.name}, exports: {', '.join(p.name for p in exports)}")
 
-    manifest.set("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return RunResult(run_dir=run_dir, manifest=manifest, failed_rows=failed)
+    return failed

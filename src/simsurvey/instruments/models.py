@@ -7,7 +7,7 @@ labels were displayed.
 
 Validation lives on the models, so an instrument built in code is checked exactly like one
 loaded from YAML: duplicate option codes, an ordinal question with fewer than two substantive
-options, and a reference mapping onto an unknown option code are all rejected with a message
+options, a single_choice question with fewer than two options shown, and a reference mapping onto an unknown option code are all rejected with a message
 naming the question.
 """
 
@@ -106,6 +106,12 @@ class Question(BaseModel):
             raise ValueError(
                 f"question '{self.id}': an ordinal question needs at least 2 substantive options"
                 f" (got {len(self.substantive_codes)})"
+            )
+        if self.kind == "single_choice" and len(self.displayed_codes()) < 2:
+            # One option shown is no choice: every answer would be that option (or invalid).
+            raise ValueError(
+                f"question '{self.id}': a single_choice question needs at least 2 options shown"
+                f" (got {len(self.displayed_codes())})"
             )
         datasets: set[str] = set()
         for ref in self.reference:

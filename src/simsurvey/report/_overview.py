@@ -23,7 +23,9 @@ def _reproduce_command(data: RunData) -> str:
         items = argv[1:]
     if seed is not None and not any(i.startswith("seed=") for i in items):
         items.append(f"seed={seed}")
-    return " ".join(["python -m simsurvey", *items])
+    from simsurvey.secrets import scrub
+
+    return scrub(" ".join(["python -m simsurvey", *items]))
 
 
 def _administer_totals(adm: Any) -> dict[str, float]:

@@ -77,3 +77,7 @@ class RunnerConfig(BaseModel):
     )
     flush_every: int = Field(default=200, gt=0, description="Checkpoint: write completed rows to a parquet part every this many rows...")
     flush_seconds: float = Field(default=5.0, gt=0, description="...or every this many seconds, whichever comes first.")
+    drop_damaged_parts: bool = Field(
+        default=False,
+        description="Delete checkpoint parts found damaged (truncated, corrupt) so their rows are asked again; false = stop and name the part.",
+    )

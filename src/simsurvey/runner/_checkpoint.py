@@ -1,17 +1,23 @@
 """Checkpoints: completed response rows appended as parquet parts, read back on resume.
 
-Layout: ``run_dir/parts/responses/<model-slug>/part-<n>.parquet``. Each part is written to a
-temporary file and renamed into place (:func:`simsurvey.io.write_table`), so a run killed at
-any moment leaves whole parts only; a stray temporary file from a kill during a write is
-removed when the writer opens the directory. A row's key is
-``(persona_id, question_id, condition_id, replicate, model)``; on resume the keys already in
-the parts are skipped.
+Layout: ``run_dir/parts/responses/<model-slug>/part-<n>-<writer>.parquet``, where ``<writer>``
+is random per :class:`PartWriter`, so two writers on one directory (two processes that got
+past the run-directory lock) never overwrite each other's parts; readers accept the older
+``part-<n>.parquet`` too. Each part is written to a temporary file and renamed into place
+(:func:`simsurvey.io.write_table`), so a run killed at any moment leaves whole parts only; a
+stray temporary file from a kill during a write is removed when the writer opens the
+directory. A row's key is ``(persona_id, question_id, condition_id, replicate, model)``; on
+resume the keys already in the parts are skipped (a key in two parts is read once).
+
+A part damaged after it was written (a disk error, a truncated copy) is diagnosed by
+:func:`check_parts`, which names it and, on request, drops it so its rows are asked again.
 """
 
 from __future__ import annotations
 
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simsurvey.io import write_table
+from simsurvey.errors import DamagedStateError
+from simsurvey.io import stray_temps, write_table
 
 #: Arrow schema of ``responses.parquet`` (the shared contract), in column order.
 RESPONSE_SCHEMA = pa.schema([
@@ -53,7 +60,7 @@ RESPONSE_SCHEMA = pa.schema([
 RESPONSE_COLUMNS: tuple[str, ...] = tuple(RESPONSE_SCHEMA.names)
 KEY_COLUMNS: tuple[str, ...] = ("persona_id", "question_id", "condition_id", "replicate", "model")
 SORT_COLUMNS: list[str] = ["persona_id", "question_id", "condition_id", "replicate"]
-_PART = re.compile(r"^part-(\d+)\.parquet$")
+_PART = re.compile(r"^part-(\d+)(?:-[0-9a-f]+)?\.parquet$")
 
 RowKey = tuple[int | None, str, str, int, str]
 
@@ -84,13 +91,67 @@ def frame_to_table(df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(df[list(RESPONSE_COLUMNS)], schema=RESPONSE_SCHEMA, preserve_index=False)
 
 
+def part_paths(part_dir: Path) -> list[Path]:
+    """The checkpoint parts in ``part_dir``, in write order."""
+    found = [(int(m.group(1)), p.name, p) for p in Path(part_dir).glob("part-*.parquet") if (m := _PART.match(p.name))]
+    return [p for _, _, p in sorted(found)]
+
+
+def _read_part(path: Path) -> pa.Table:
+    return _conform(pq.read_table(path))
+
+
 def read_parts(part_dir: Path) -> pd.DataFrame:
-    """All rows checkpointed in ``part_dir`` (an empty frame with the schema when none)."""
-    paths = sorted(p for p in Path(part_dir).glob("part-*.parquet") if _PART.match(p.name))
+    """All rows checkpointed in ``part_dir`` (an empty frame with the schema when none).
+
+    Raises:
+        DamagedStateError: a part is unreadable (see :func:`check_parts`).
+    """
+    paths = part_paths(part_dir)
     if not paths:
         return table_to_frame(RESPONSE_SCHEMA.empty_table())
-    tables = [_conform(pq.read_table(p)) for p in paths]
+    tables = []
+    for p in paths:
+        try:
+            tables.append(_read_part(p))
+        except (OSError, pa.ArrowException, ValueError, KeyError) as err:
+            raise _damaged(p, err) from None
     return table_to_frame(pa.concat_tables(tables))
+
+
+def _damaged(path: Path, err: BaseException) -> DamagedStateError:
+    reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+    return DamagedStateError(
+        f"{path}: damaged checkpoint part ({reason}); rerun with runner.drop_damaged_parts=true to delete it "
+        "and ask its rows again (calls already in the response cache are not paid twice)"
+    )
+
+
+def check_parts(run_dir: Path, *, drop: bool = False) -> list[Path]:
+    """Read every checkpoint part of a run directory; report or drop the damaged ones.
+
+    Args:
+        run_dir: The run directory (parts under ``parts/responses/<model-slug>/``).
+        drop: Delete damaged parts (their rows are then asked again on resume) instead of
+            raising.
+
+    Returns:
+        The parts that were dropped.
+
+    Raises:
+        DamagedStateError: a part is damaged and ``drop`` is False (names the first one).
+    """
+    dropped: list[Path] = []
+    for part_dir in sorted(p for p in (Path(run_dir) / "parts" / "responses").glob("*") if p.is_dir()):
+        for path in part_paths(part_dir):
+            try:
+                _read_part(path)
+            except (OSError, pa.ArrowException, ValueError, KeyError) as err:
+                if not drop:
+                    raise _damaged(path, err) from None
+                path.unlink()
+                dropped.append(path)
+    return dropped
 
 
 def _conform(table: pa.Table) -> pa.Table:
@@ -116,10 +177,12 @@ class PartWriter:
         self.dir = Path(part_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         # Leftovers of a write interrupted by a kill (never renamed into place).
-        for tmp in self.dir.glob(".*.tmp"):
+        for tmp in stray_temps(self.dir, "part-*"):
             tmp.unlink(missing_ok=True)
         numbers = [int(m.group(1)) for p in self.dir.iterdir() if (m := _PART.match(p.name))]
         self._next = max(numbers, default=-1) + 1
+        # Unique per writer: another writer's part can never have this name, whatever its counter.
+        self._token = uuid.uuid4().hex[:12]
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self._on_flush = on_flush
@@ -147,7 +210,7 @@ class PartWriter:
         rows, self._rows = self._rows, []
         try:
             table = pa.Table.from_pylist(rows, schema=RESPONSE_SCHEMA)
-            write_table(table, self.dir / f"part-{self._next:05d}.parquet", kind="responses_part")
+            write_table(table, self.dir / f"part-{self._next:05d}-{self._token}.parquet", kind="responses_part")
         except BaseException:
             self._rows = rows + self._rows  # keep them for the next attempt
             raise
