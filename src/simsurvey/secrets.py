@@ -27,10 +27,10 @@ MARK = "<redacted>"
 
 # A key naming a credential; "tokens" (counts) and "..._env" (a variable's name) are not.
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|token(?!s)|passw(or)?d|authorization|credential)", re.IGNORECASE)
-# key=value or key: value in free text, where the key names a credential (not ..._env).
+# key=value, key: value or "key": "value" in free text, where the key names a credential (not ..._env).
 _KEY_VALUE = re.compile(
     r"(?P<key>[\w.+-]*(?:api[_-]?key|secret|token(?!s)|passw(?:or)?d|authorization|credential)(?![\w-]*_env\b)[\w.-]*)"
-    r"(?P<sep>\s*[=:]\s*)(?P<q>['\"]?)(?P<value>(?:Bearer\s+)?[^\s'\",}\]]+)",
+    r"(?P<sep>['\"]?\s*[=:]\s*)(?P<q>['\"]?)(?P<value>(?:Bearer\s+)?[^\s'\",}\]]+)",
     re.IGNORECASE,
 )
 # Credentials recognisable on their own: OpenAI/Anthropic-style keys, bearer tokens, GitHub and

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import re
 import signal
 import threading
 import time
@@ -77,6 +76,7 @@ from simsurvey.runner._checkpoint import (
     row_key,
 )
 from simsurvey.runner._limits import TokenBucket, backoff_delay, estimate_tokens
+from simsurvey.secrets import known_secrets, scrub
 from simsurvey.runner._progress import Progress, progress_enabled
 from simsurvey.seeds import derive_seed
 
@@ -110,20 +110,6 @@ class AdministerResult:
 
 def _none_if_na(v: Any) -> Any:
     return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
-
-
-# What a credential looks like in an error message a server echoed back.
-_CREDENTIAL = re.compile(
-    r"(?i)(bearer\s+|api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+|\b(sk|pk|rk|key)-[A-Za-z0-9_\-]{8,}"
-)
-
-
-def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with the given secret values and anything that looks like a credential masked."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, "***")
-    return _CREDENTIAL.sub(lambda m: (m.group(1) or "") + "***", text)
 
 
 def prompt_hash(req: Request) -> str:
@@ -189,7 +175,7 @@ class _Run:
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self.stopping = False
-        self.secrets: tuple[str, ...] = tuple(v for v in (getattr(backend, "_api_key", None),) if v)
+        self.secrets: tuple[str, ...] = tuple(v for v in (getattr(backend, "_api_key", None),) if v) + known_secrets()
         # Completed rows wait here (on the loop) and are written as parts on their own thread.
         self.buf: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
