@@ -77,7 +77,8 @@ def test_importing_the_config_does_not_import_the_stages():
     allowed = {"simsurvey", "simsurvey.config", "simsurvey.errors", "simsurvey.paths",
                "simsurvey.analysis", "simsurvey.analysis.config", "simsurvey.population", "simsurvey.population.config",
                "simsurvey.instruments", "simsurvey.instruments.config", "simsurvey.report", "simsurvey.report.config",
-               "simsurvey.respondents", "simsurvey.respondents.config", "simsurvey.respondents.prompt_config"}
+               "simsurvey.respondents", "simsurvey.respondents.config", "simsurvey.respondents.prompt_config",
+               "simsurvey.secrets"}
     assert sorted(m for m in mods if m.split(".")[0] == "simsurvey" and m not in allowed) == []
     heavy = sorted(m for m in mods if m.split(".")[0] in {"pandas", "numpy", "scipy", "pyarrow", "torch", "transformers",
                                                           "litellm", "matplotlib", "faker", "hydra"})
