@@ -126,6 +126,17 @@ def test_distribution_over_labels(backend, style):
     assert r.cost_usd == 0.0 and r.completion_tokens == 0 and r.prompt_tokens > 50
 
 
+def test_logprob_answers_keep_the_top_tokens(backend):
+    # raw_text of a logprob row is rendered from these (issue 9, row 10): what the model would say.
+    (r,) = backend.generate_sync([req(style="letters")])
+    assert r.top_tokens is not None and len(r.top_tokens) == 20
+    lps = [lp for _, lp in r.top_tokens]
+    assert lps == sorted(lps, reverse=True) and all(lp <= 0 for lp in lps)
+    assert sum(np.exp(lps)) <= 1.0 + 1e-6
+    letters = {t.strip() for t, _ in r.top_tokens}
+    assert letters & {"A", "B", "C", "D"}
+
+
 def test_text_labels_score_the_option_text(backend):
     # Full-sequence likelihood of each option text: even this tiny model knows Paris.
     (r,) = backend.generate_sync([req(style="text")])

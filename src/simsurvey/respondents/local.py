@@ -499,9 +499,10 @@ class LocalBackend:
     def _answer(self, r: Request, ids: list[int], n_prefix: int, last: Any, kv: list[tuple[Any, Any]]) -> Result:
         import torch
 
-        probs = missing = None
+        probs = missing = top = None
         if r.elicitation in ("logprobs", "both"):
             probs, missing = self._label_distribution(r.labels, last, kv)
+            top = self._top_tokens(last)
         text, n_out = None, 0
         if r.elicitation in ("sample", "both"):
             seed = r.seed if r.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
@@ -517,7 +518,17 @@ class LocalBackend:
             completion_tokens=n_out,
             cost_usd=0.0,
             extra={"prefix_tokens_reused": n_prefix},
+            top_tokens=top,
         )
+
+    def _top_tokens(self, last: Any, k: int = 20) -> tuple[tuple[str, float], ...]:
+        """The first answer position's k most likely tokens with their logprobs, so a logprob
+        answer that puts little mass on the labels keeps what the model would have said."""
+        import torch
+
+        lp = torch.log_softmax(last, dim=-1)
+        vals, ids = torch.topk(lp, k)
+        return tuple((self._tok.decode([int(i)]), float(v)) for v, i in zip(vals, ids))
 
     def _spellings(self, label: str) -> list[list[int]]:
         if label not in self._label_ids:
