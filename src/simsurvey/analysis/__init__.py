@@ -1,4 +1,4 @@
-"""The analysis stage: silicon vs human metrics, bootstrap CIs, noise floor, order effects.
+"""The analysis stage: silicon vs human metrics, sampling nulls, calibrated CIs, order effects.
 
 This module only re-exports, lazily: ``simsurvey.config`` imports ``simsurvey.analysis.config``
 on every CLI start, which must not pay for pandas and scipy.

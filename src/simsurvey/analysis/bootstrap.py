@@ -1,4 +1,4 @@
-"""Vectorized bootstrap and noise-floor resampling of weighted count tables.
+"""Vectorized bootstrap resampling of weighted count tables.
 
 The count-based bootstrap resamples a group's (weighted) answer distribution as
 ``multinomial(n_eff, p̂) / n_eff`` for all B replicates in one call, with n_eff the Kish
@@ -156,19 +156,3 @@ def percentile_ci(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
         v_hi = np.take_along_axis(srt, hi_i[None], 0)[0]
         out.append(np.where(n > 0, v_lo + (h - lo_i) * (v_hi - v_lo), np.nan))
     return out[0], out[1]
-
-
-def split_half_tables(rng: np.random.Generator, g: np.ndarray, pos: np.ndarray, w: np.ndarray,
-                      n_groups: int, k: int, splits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random half-splits of human rows: returns tables A, B of shape (splits, G, K).
-
-    Each respondent goes to half A with probability ½, independently per split (so subgroups
-    are split too); the noise floor is a metric between A and B averaged over splits.
-    """
-    n = len(g)
-    half = rng.random((splits, n)) < 0.5
-    s = np.repeat(np.arange(splits), n)
-    key = ((s * 2 + half.ravel()) * n_groups + np.tile(g, splits)) * k + np.tile(pos, splits)
-    t = np.bincount(key, weights=np.tile(w, splits), minlength=splits * 2 * n_groups * k)
-    t = t.reshape(splits, 2, n_groups, k)
-    return t[:, 1], t[:, 0]

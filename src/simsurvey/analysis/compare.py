@@ -238,12 +238,12 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
             h_rows = h_idx[(hum.pos[h_idx] >= 0) & (hum.w[h_idx] > 0)]
             s_rows = s_idx[s_ok]
             persona_dists[qi] = (sil.unit[s_rows], s_x)
-            side = _Side.of(sil, s_rows, s_x, k, use_probs)
+            side = _Side.of(sil, s_rows, s_x, use_probs)
             ans = None
             if use_probs:
                 a_ok, a_x = answer_vectors(sil, s_idx, k, False)
-                ans = _Side.of(sil, s_idx[a_ok], a_x, k, False)
-            human = _Side.of(hum, h_rows, onehot(hum.pos[h_rows], k), k, False, units_are_rows=True)
+                ans = _Side.of(sil, s_idx[a_ok], a_x, False)
+            human = _Side.of(hum, h_rows, onehot(hum.pos[h_rows], k), False, units_are_rows=True)
             for vi, var in enumerate(["all", *gvars]):
                 rng = np.random.default_rng([seed, 1, mi, qi, vi])
                 _group_block(out, diag, model, q, kind, var, cats[var], scode[var], hcode[var], sil,
@@ -261,6 +261,11 @@ def _recode(codes: np.ndarray, own: list[str], shared: list[str]) -> np.ndarray:
     """Codes into one side's categories -> codes into the shared categories (-1 stays -1)."""
     lut = np.array([shared.index(c) for c in own] + [-1], dtype=np.int64)
     return lut[codes]
+
+
+def _unit_sums(ul: np.ndarray, x: np.ndarray, n_units: int) -> np.ndarray:
+    """(n_units, K) sums of the rows' answer vectors ``x`` per unit index ``ul``."""
+    return np.stack([np.bincount(ul, weights=x[:, j], minlength=n_units) for j in range(x.shape[1])], 1)
 
 
 @dataclass(frozen=True)
@@ -281,7 +286,7 @@ class _Side:
     patterns: tuple[np.ndarray, np.ndarray] | None  #: answer_patterns(y) for clustered answers
 
     @staticmethod
-    def of(rows: Rows, idx: np.ndarray, x: np.ndarray, k: int, probs: bool,
+    def of(rows: Rows, idx: np.ndarray, x: np.ndarray, probs: bool,
            units_are_rows: bool = False) -> _Side:
         if units_are_rows:
             ul, first = np.arange(len(idx)), np.arange(len(idx))
@@ -290,9 +295,7 @@ class _Side:
             local, first, ul = np.unique(rows.unit[idx], return_index=True, return_inverse=True)
             ul = ul.reshape(-1)
             n_u = len(local)
-        y = np.zeros((n_u, k))
-        for j in range(k):
-            y[:, j] = np.bincount(ul, weights=x[:, j], minlength=n_u)
+        y = _unit_sums(ul, x, n_u)
         m = np.bincount(ul, minlength=n_u).astype(float)
         clustered = bool((m > 1).any())
         pos = None if probs else rows.pos[idx]
@@ -452,7 +455,7 @@ def _no_persona(out: _Out, model: str, q: Question, sil: Rows, in_model: np.ndar
     else:
         ul = np.arange(len(rows))
     n_u = int(ul.max()) + 1
-    y = np.stack([np.bincount(ul, weights=x[:, j], minlength=n_u) for j in range(k)], 1)
+    y = _unit_sums(ul, x, n_u)
     m = np.bincount(ul, minlength=n_u).astype(float)
     y, m = y / m[:, None], np.ones(n_u)  # a unit is one distribution (copies averaged)
     one = np.zeros(n_u, np.int64)

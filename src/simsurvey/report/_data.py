@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from simsurvey.errors import UserError
 from simsurvey.io import require_current
 from simsurvey.instruments.models import Instrument, Question
 from simsurvey.reference.codes import DEMOGRAPHIC_CODES
@@ -348,10 +348,8 @@ def load_run(run_dir: Path, instrument: Instrument | None = None) -> RunData:
         if path.exists():
             try:
                 require_current(path, kind)
-            except UserError:
-                raise
-            except Exception:  # noqa: BLE001 - an unreadable file is reported by _read_parquet
-                pass
+            except (OSError, pa.ArrowException):
+                pass  # an unreadable file is reported by _read_parquet
     frames = {name: _read_parquet(run_dir / f"{name}.parquet", notes) for name in FILES}
     if instrument is None:
         instrument = _load_instrument(manifest, notes)
