@@ -16,10 +16,16 @@ correlation of silicon with human effects across 5 and 10 experiments.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
-from simsurvey.analysis.effects_calibration import EffectCell, grid_frame, run_cell, run_correlation
+from simsurvey.analysis.effects_calibration import (
+    EffectCell,
+    grid_frame,
+    run_cell,
+    run_correlation,
+)
 
 D = {0.0: "none", 0.2: "small", 0.5: "Pew-sized"}
 
@@ -33,7 +39,7 @@ def cells(reps: int, quick: bool) -> list[EffectCell]:
 
 
 def _f(v: float) -> str:
-    return "" if v != v else f"{v:.3f}"
+    return "" if math.isnan(v) else f"{v:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simsurvey.analysis.calibration import _draw, _draw_rows, base_distribution, tilt
-from simsurvey.analysis.effects import ArmData, arm_effects, compare_effects, effect_correlation, normal_summary
+from simsurvey.analysis.calibration import _draw, base_distribution, tilt
+from simsurvey.analysis.effects import (
+    ArmData,
+    arm_effects,
+    compare_effects,
+    effect_correlation,
+    normal_summary,
+)
 
 MODES = ("answers", "cluster", "probs")
 
