@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, pearsonr, wasserstein_distance
+from scipy.stats.contingency import association
 
 from simsurvey.analysis import METRICS, AnalysisConfig, analyze
 from simsurvey.analysis.synthetic import synthetic_run
@@ -98,7 +99,7 @@ def test_every_metric_recomputed_with_scipy(run):
                 h = h[h[var] == value]
             p, hq = _dist(s, codes), _dist(h, codes)
             p, hq = p / p.sum(), hq / hq.sum()
-            g = lambda name: _get(m, name, q.id, var, value).value
+            g = lambda name: _get(m, name, q.id, var, value).value  # noqa: E731
             ns, nh = _n_eff(s, codes), _n_eff(h.assign(persona_id=h.respondent_id), codes)
             row = _get(m, "js_divergence", q.id, var, value)
             assert row.n_eff_silicon == pytest.approx(ns, rel=1e-9)
@@ -106,11 +107,11 @@ def test_every_metric_recomputed_with_scipy(run):
             assert row.excess == pytest.approx(row.value - row.null_mean)
             assert g("js_divergence") == pytest.approx(jensenshannon(p, hq, base=2) ** 2, abs=1e-9)
             e = CFG.kl_smoothing
-            sm = lambda v: (v + e) / (1 + k * e)
+            sm = lambda v: (v + e) / (1 + k * e)  # noqa: E731
             assert g("kl_silicon_human") == pytest.approx(entropy(sm(p), sm(hq), base=2), rel=1e-9)
             assert g("kl_human_silicon") == pytest.approx(entropy(sm(hq), sm(p), base=2), rel=1e-9)
             assert g("total_variation") == pytest.approx(0.5 * np.abs(p - hq).sum())
-            mm = lambda d, n: min(1.0, (entropy(d) + ((d > 0).sum() - 1) / (2 * n)) / np.log(k))
+            mm = lambda d, n: min(1.0, (entropy(d) + ((d > 0).sum() - 1) / (2 * n)) / np.log(k))  # noqa: E731
             assert g("entropy_norm_silicon") == pytest.approx(mm(p, ns))
             assert g("entropy_ratio") == pytest.approx(mm(p, ns) / mm(hq, nh))
             if q.kind == "ordinal":
@@ -120,7 +121,7 @@ def test_every_metric_recomputed_with_scipy(run):
                 var_h = np.cov(np.arange(k), aweights=hq, ddof=0) * nh / (nh - 1)
                 assert g("variance_human") == pytest.approx(var_h)
             else:
-                gs = lambda d, n: (1 - (d**2).sum()) * n / (n - 1)
+                gs = lambda d, n: (1 - (d**2).sum()) * n / (n - 1)  # noqa: E731
                 assert g("gini_simpson_silicon") == pytest.approx(gs(p, ns))
                 assert g("gini_simpson_ratio") == pytest.approx(gs(p, ns) / gs(hq, nh))
             n_valid = s.answer_code.isin(codes) & s.valid
@@ -149,7 +150,7 @@ def test_every_metric_recomputed_with_scipy(run):
             s = s[s.answer_code.isin(codes) & s.valid].assign(x=lambda d: d.answer_code.map(codes.index))
             h = reference[(reference.question_id == q.id) & reference.answer_code.isin(codes)]
             h = h.assign(x=h.answer_code.map(codes.index))
-            wm = lambda d: d.groupby("age").apply(lambda g: np.average(g.x, weights=g.weight))
+            wm = lambda d: d.groupby("age").apply(lambda g: np.average(g.x, weights=g.weight))  # noqa: E731
             r = pearsonr(wm(s).to_numpy(), wm(h).reindex(wm(s).index).to_numpy())[0]
             assert _get(m, "subgroup_mean_corr", q.id, "age", "*").value == pytest.approx(r)
 

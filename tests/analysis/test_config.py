@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from simsurvey import analysis
+import simsurvey.analysis as analysis
 from simsurvey.analysis import METRICS, AnalysisConfig
 from simsurvey.config import PROJECT_ROOT, format_validation_error
 
