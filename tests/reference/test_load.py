@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pandas as pd
-import yaml
 import pytest
+import yaml
 
 from simsurvey.config import PROJECT_ROOT
 from simsurvey.errors import UserError
