@@ -139,7 +139,7 @@ def treatment_effects(sil: Rows, hum: Rows, instrument: Instrument, *, use_probs
         corr_h: list[tuple[float, float]] = []
         for ei, exp in enumerate(experiments):
             arm_ids = [a.id for a in exp.arms]
-            c = arm_ids.index(exp.control)
+            c = arm_ids.index(exp.control_arm)
             for qid in exp.question_ids:
                 qi = qindex.get(qid)
                 if qi is None:
@@ -159,7 +159,7 @@ def treatment_effects(sil: Rows, hum: Rows, instrument: Instrument, *, use_probs
                     if a == c:
                         continue
                     base = {"model": model, "experiment": exp.id, "question_id": q.id, "arm": arm_id,
-                            "control": exp.control, "n_silicon_arm": es.n_units[a], "n_silicon_control": es.n_units[c],
+                            "control": exp.control_arm, "n_silicon_arm": es.n_units[a], "n_silicon_control": es.n_units[c],
                             "n_human_arm": eh.n_units[a] if eh else 0, "n_human_control": eh.n_units[c] if eh else 0}
                     flag = _flag(es, eh, a, c)
                     rows = _arm_rows(base, q, es, eh, a, s_mean and (eh is None or h_mean), ci, flag)

@@ -85,7 +85,7 @@ def experiments(ctx: Ctx) -> str:
     te = getattr(ctx.data, "treatment_effects", None)
     inst = ctx.data.instrument
     if not getattr(inst, "experiments", ()):
-        return H.note("The instrument declares no survey experiments.")
+        return ""  # no experiments: the report leaves the section out
     if te is None or te.empty:
         return H.note("treatment_effects.parquet is missing or empty: no treatment effects to show.")
     out = [H.para("Each arm of a split-ballot experiment is compared with the control arm: the difference in each "
