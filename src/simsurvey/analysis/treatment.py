@@ -220,3 +220,37 @@ def _arm_rows(base: dict[str, Any], q: Question, es: Effects, eh: Effects | None
                 "human": eh.tv[a] if eh is not None else np.nan, "human_p": eh.tv_p[a] if eh is not None else np.nan,
                 "human_null": eh.tv_null_mean[a] if eh is not None else np.nan, "flag": flag})
     return out
+
+
+def _ci(v: float, lo: float, hi: float) -> str:
+    if not np.isfinite(v):
+        return "–"
+    return f"{v:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) and np.isfinite(hi) else "")
+
+
+def headlines(te: pd.DataFrame) -> list[str]:
+    """One line per model × experiment × question × arm: the headline effect (the mean where the
+    question has one, else the share of its first option), silicon beside human, and their agreement.
+    Used by the terminal summary."""
+    out: list[str] = []
+    if te is None or te.empty:
+        return out
+    eff = te[te["statistic"].isin(["share", "mean"])]
+    for (model, exp, qid, arm), g in eff.groupby(["model", "experiment", "question_id", "arm"], sort=False):
+        r = g[g["statistic"] == "mean"].iloc[0] if (g["statistic"] == "mean").any() else g.iloc[0]
+        what = "mean" if r["statistic"] == "mean" else f"share {r['option']}"
+        line = (f"{model} · {exp} · {qid}: {arm} vs {r['control']} ({what}): silicon "
+                f"{_ci(r['silicon'], r['silicon_low'], r['silicon_high'])}")
+        if np.isfinite(r["human"]):
+            sign = {1.0: "same sign", 0.0: "opposite sign"}.get(float(r["sign_agree"]), "sign undefined") \
+                if np.isfinite(r["sign_agree"]) else "sign undefined"
+            line += (f" vs human {_ci(r['human'], r['human_low'], r['human_high'])}; {sign}; silicon − human "
+                     f"{_ci(r['diff'], r['diff_low'], r['diff_high'])} (p={r['diff_p']:.3f})")
+        else:
+            line += "; no human effect (the reference does not record the arm)"
+        out.append(line)
+    for _, r in te[te["statistic"] == "effect_corr"].iterrows():
+        flag = f" ({r['flag']})" if isinstance(r["flag"], str) else ""
+        out.append(f"{r['model']}: correlation of silicon with human effects over {int(r['n_silicon_arm'])} "
+                   f"effects: {_ci(r['silicon'], r['silicon_low'], r['silicon_high'])}{flag}")
+    return out
