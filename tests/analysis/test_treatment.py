@@ -139,7 +139,7 @@ def test_the_known_effect_is_recovered_within_its_ci(run) -> None:
 
 
 def test_a_vignette_moves_the_mean_and_no_human_arm_is_flagged(run) -> None:
-    _inst, responses, _h, out, _ = run
+    _inst, _r, _h, out, _ = run
     te = out.treatment_effects
     mean = te[(te.question_id == "trust") & (te.statistic == "mean")].iloc[0]
     # Scripted: level = 1 + floor(3u) with the vignette, one more (capped at 4) without it.
