@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from simsurvey.io import schema_version
-from simsurvey.reference.builtin import BUILTIN, derive_anes1996, derive_cces2016
+from simsurvey.reference.builtin import BUILTIN, derive_anes1996, derive_cces2016, derive_pew2012_healthcare
 from simsurvey.reference.codes import DEMOGRAPHIC_CODES, DEMOGRAPHICS
 
 
@@ -74,9 +74,32 @@ def test_committed_files_use_shared_codes_and_have_provenance(ds: str) -> None:
     assert prov["package_version"]
 
 
+def test_pew_keeps_text_answers_and_has_no_demographics() -> None:
+    raw = pd.DataFrame({"rownames": [1, 2, 3], "order": ["cannot_afford_second", "penalty_second", None],
+                        "response": ["approve", "other", "disapprove"]})
+    d = derive_pew2012_healthcare(raw)
+    assert d["respondent_id"].tolist() == ["1", "2", "3"]
+    assert d["order"].tolist()[:2] == ["cannot_afford_second", "penalty_second"] and pd.isna(d["order"][2])
+    assert d["response"].tolist() == ["approve", "other", "disapprove"]
+    assert pd.api.types.is_string_dtype(d["response"].dtype)
+    for col in DEMOGRAPHICS:
+        assert d[col].isna().all(), col
+    assert (d["weight"] == 1.0).all() and d["age_years"].isna().all()
+    with pytest.raises(ValueError, match="unexpected value 'maybe'"):
+        derive_pew2012_healthcare(raw.assign(response=["approve", "maybe", "other"]))
+
+
 def test_committed_sizes() -> None:
     assert len(pd.read_parquet(BUILTIN["cces2016"].path)) == 64_600
     assert len(pd.read_parquet(BUILTIN["anes1996"].path)) == 944
+
+
+def test_committed_pew_counts_match_the_source_table() -> None:
+    # The split-ballot cells as printed by R's table(order, response) on openintro's data.
+    d = pd.read_parquet(BUILTIN["pew2012_healthcare"].path)
+    tab = pd.crosstab(d["order"], d["response"])
+    assert tab.loc["cannot_afford_second"].tolist() == [365, 381, 25]
+    assert tab.loc["penalty_second"].tolist() == [249, 461, 22]
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ than once (conditions, replicates) and always for probability vectors; the rates
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
 from simsurvey.analysis.order import order_effects
+from simsurvey.analysis.treatment import empty_treatment_effects, treatment_effects
 from simsurvey.instruments.models import Instrument, Question
 
 METRIC_COLUMNS = ["model", "question_id", "group_var", "group_value", "metric", "value", "ci_low",
@@ -63,12 +64,16 @@ class AnalysisResult:
     Attributes:
         metrics: one row per model × question × group × metric (``metrics.parquet`` contract).
         order_effects: one row per model × question × pair of conditions (``order_effects.parquet``).
+        treatment_effects: survey experiments' arm effects, silicon beside human
+            (:mod:`simsurvey.analysis.treatment`).
         diagnostics: JSON-able notes: distribution mode per model, skipped variables/groups, counts.
     """
 
     metrics: pd.DataFrame
     order_effects: pd.DataFrame
     diagnostics: dict[str, Any]
+    #: one row per model × experiment × question × arm × statistic (``treatment_effects.parquet``).
+    treatment_effects: pd.DataFrame = field(default_factory=empty_treatment_effects)
 
 
 def question_kind(q: Question) -> M.Kind | None:
@@ -206,6 +211,15 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
         cats[var] = sorted(set(sil.group_cats[var]) | set(hum.group_cats[var]))
         scode[var] = _recode(sil.groups[var], sil.group_cats[var], cats[var])
         hcode[var] = _recode(hum.groups[var], hum.group_cats[var], cats[var])
+    # Survey experiments: each arm is also a group, so an experiment question's silicon answers in
+    # an arm are compared with the human answers in the same arm (like with like), beside the pooled row.
+    if instrument.experiments and sil.arm is not None and hum.arm is not None and (hum.arm >= 0).any():
+        cats["arm"] = sorted((set(sil.arm_names) | set(hum.arm_names)) - {"None", "<NA>"})
+        scode["arm"] = _recode(sil.arm, sil.arm_names, cats["arm"], missing_ok=True)
+        hcode["arm"] = _recode(hum.arm, hum.arm_names, cats["arm"], missing_ok=True)
+        gvars_rows = [*gvars, "arm"]
+    else:
+        gvars_rows = gvars
 
     out = _Out(cfg.ci)
     models = sil.model_names
@@ -244,7 +258,7 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                 a_ok, a_x = answer_vectors(sil, s_idx, k, False)
                 ans = _Side.of(sil, s_idx[a_ok], a_x, False)
             human = _Side.of(hum, h_rows, onehot(hum.pos[h_rows], k), False, units_are_rows=True)
-            for vi, var in enumerate(["all", *gvars]):
+            for vi, var in enumerate(["all", *gvars_rows]):
                 rng = np.random.default_rng([seed, 1, mi, qi, vi])
                 _group_block(out, diag, model, q, kind, var, cats[var], scode[var], hcode[var], sil,
                              s_idx, side, ans, human, cfg, rng)
@@ -254,12 +268,15 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
             _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
-    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag)
+    te = treatment_effects(sil, hum, instrument, use_probs=modes, ci=cfg.ci, n_permutations=cfg.n_permutations,
+                           bootstrap=cfg.bootstrap, seed=seed)
+    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag, treatment_effects=te)
 
 
-def _recode(codes: np.ndarray, own: list[str], shared: list[str]) -> np.ndarray:
-    """Codes into one side's categories -> codes into the shared categories (-1 stays -1)."""
-    lut = np.array([shared.index(c) for c in own] + [-1], dtype=np.int64)
+def _recode(codes: np.ndarray, own: list[str], shared: list[str], missing_ok: bool = False) -> np.ndarray:
+    """Codes into one side's categories -> codes into the shared categories (-1 stays -1; with
+    ``missing_ok`` a category absent from ``shared`` maps to -1 too)."""
+    lut = np.array([shared.index(c) if (c in shared or not missing_ok) else -1 for c in own] + [-1], dtype=np.int64)
     return lut[codes]
 
 

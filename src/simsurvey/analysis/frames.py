@@ -50,6 +50,9 @@ class Rows:
     #: options (0 = shown first), -1 when not displayed or the order is unknown (int8)
     rank: np.ndarray | None = None
     deterministic: np.ndarray | None = None  #: bool, elicitation is ``logprobs`` (a copy answers alike)
+    arm: np.ndarray | None = None  #: survey-experiment arm code per row into arm_names (int64, -1 = none)
+    arm_names: list[str] = field(default_factory=list)  #: arm ids, in order of first appearance
+    value: np.ndarray | None = None  #: ``answer_value`` (float64, NaN = none): a numeric answer's raw value
 
 
 def _all_codes(instrument: Instrument) -> list[str]:
@@ -263,7 +266,7 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
                           if "elicitation" in responses.columns else np.zeros(n, bool))
     if "probs" in responses.columns and responses["probs"].notna().any():
         rows.x, rows.has_probs = _map_probs(responses["probs"], qidx, codes, lut, k_max(instrument))
-    return rows
+    return add_experiment_columns(rows, responses)
 
 
 def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars: list[str],
@@ -312,7 +315,17 @@ def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars
     n = len(ref)
     rows = Rows(q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
                 valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats)
-    return rows, {str(k): str(v) for k, v in chosen.items()}
+    return add_experiment_columns(rows, ref), {str(k): str(v) for k, v in chosen.items()}
+
+
+def add_experiment_columns(rows: Rows, frame: pd.DataFrame) -> Rows:
+    """Set ``rows.arm`` / ``arm_names`` / ``value`` from a frame row-aligned with ``rows`` (its
+    ``arm`` and ``answer_value`` columns; absent columns leave them None)."""
+    if "arm" in frame.columns:
+        rows.arm, rows.arm_names = factorize_str(frame["arm"])
+    if "answer_value" in frame.columns:
+        rows.value = pd.to_numeric(frame["answer_value"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return rows
 
 
 def onehot(pos: np.ndarray, k: int) -> np.ndarray:

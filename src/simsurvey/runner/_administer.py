@@ -152,6 +152,7 @@ class _Run:
                  cache: ResponseCache | None, writer: PartWriter, progress: Progress, total: int) -> None:
         self.backend, self.model, self.runner, self.prompt = backend, model, runner, prompt
         self.questions: dict[str, Question] = {q.id: q for q in instrument.questions}
+        self.experiments = {q.id: e for q in instrument.questions if (e := instrument.experiment_of(q.id))}
         self.seed = seed
         self.cache, self.writer, self.progress, self.total = cache, writer, progress, total
         self.cues: dict[int, str] = {}
@@ -198,6 +199,7 @@ class _Run:
             seed=row_seed(self.seed, pid, t["question_id"], t["condition_id"], t["replicate"]),
             prefix_key=f"persona-{pid}" if pid is not None else None,
             context={"persona": self.demo.get(pid) if pid is not None else None},
+            experiment=self.experiments.get(t["question_id"]), arm=t.get("arm"),
         )
 
     # -- calling the backend -----------------------------------------------------------
