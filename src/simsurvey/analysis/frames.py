@@ -50,6 +50,8 @@ class Rows:
     #: options (0 = shown first), -1 when not displayed or the order is unknown (int8)
     rank: np.ndarray | None = None
     deterministic: np.ndarray | None = None  #: bool, elicitation is ``logprobs`` (a copy answers alike)
+    #: the raw ``answer_code`` per row (object, None for null): multi_select sets (``"a|c"``) have no position
+    answer: np.ndarray | None = None
 
 
 def _all_codes(instrument: Instrument) -> list[str]:
@@ -259,6 +261,7 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
     else:
         rows.n_displayed = np.zeros(n, dtype=np.int64)
         rows.rank = np.full((n, k_max(instrument)), -1, dtype=np.int8)
+    rows.answer = responses["answer_code"].astype(object).where(responses["answer_code"].notna(), None).to_numpy()
     rows.deterministic = (responses["elicitation"].astype(object).to_numpy() == "logprobs"
                           if "elicitation" in responses.columns else np.zeros(n, bool))
     if "probs" in responses.columns and responses["probs"].notna().any():
@@ -311,7 +314,8 @@ def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars
             groups[var], group_cats[var] = _present(*coded)
     n = len(ref)
     rows = Rows(q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
-                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats)
+                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats,
+                answer=ref["answer_code"].astype(object).where(ref["answer_code"].notna(), None).to_numpy())
     return rows, {str(k): str(v) for k, v in chosen.items()}
 
 
