@@ -30,6 +30,7 @@ from simsurvey.report._data import (
     weighted_distribution,
     weighted_mean,
 )
+from simsurvey.report._batteries import batteries
 from simsurvey.report._overview import overview
 
 
@@ -373,4 +374,5 @@ SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("homogenization", "Homogenization", homogenization),
     ("structure", "Structure: subgroup differences", structure),
     ("order-effects", "Order and label effects", order_effects),
+    ("batteries", "Batteries and multi-select questions", batteries),
 )
