@@ -147,6 +147,7 @@ def render_request(
         "substantive_codes": question.substantive_codes,
         "nonsubstantive_codes": tuple(o.code for o in question.options if o.non_substantive),
         "kind": question.kind,
+        "battery": question.battery,
         "persona": None,
         **context,
     }
