@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
 from simsurvey.analysis.compare import _Out
-from simsurvey.analysis.numeric import (VALUE_METRICS, numeric_block, support, value_ks, value_mean,
-                                        value_metrics, value_variance, value_w1)
+from simsurvey.analysis.numeric import (
+    VALUE_METRICS,
+    numeric_block,
+    support,
+    value_ks,
+    value_mean,
+    value_metrics,
+    value_variance,
+    value_w1,
+)
 
 
 def _mass(values: np.ndarray, w: np.ndarray, x: np.ndarray) -> np.ndarray:

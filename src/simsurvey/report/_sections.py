@@ -30,6 +30,7 @@ from simsurvey.report._data import (
     weighted_distribution,
     weighted_mean,
 )
+from simsurvey.report._numeric import numeric_questions
 from simsurvey.report._overview import overview
 
 
@@ -370,6 +371,7 @@ def order_effects(ctx: Ctx) -> str:
 SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("overview", "Overview", overview),
     ("questions", "Questions: human vs silicon", questions),
+    ("numeric", "Numeric questions: the raw scale", numeric_questions),
     ("homogenization", "Homogenization", homogenization),
     ("structure", "Structure: subgroup differences", structure),
     ("order-effects", "Order and label effects", order_effects),
