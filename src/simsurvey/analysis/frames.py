@@ -50,6 +50,13 @@ class Rows:
     #: options (0 = shown first), -1 when not displayed or the order is unknown (int8)
     rank: np.ndarray | None = None
     deterministic: np.ndarray | None = None  #: bool, elicitation is ``logprobs`` (a copy answers alike)
+    value: np.ndarray | None = None  #: float64 ``answer_value`` (numeric questions; NaN otherwise), or None
+
+
+def _values(frame: pd.DataFrame) -> np.ndarray | None:
+    if "answer_value" not in frame.columns:
+        return None
+    return pd.to_numeric(frame["answer_value"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _all_codes(instrument: Instrument) -> list[str]:
@@ -252,7 +259,7 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
         condition_names=cond_names, group_cats=group_cats,
         replicate=(responses["replicate"].astype("Int64").fillna(0).to_numpy(dtype=np.int64)
                    if "replicate" in responses.columns else np.zeros(n, np.int64)),
-        code=cidx, notes=notes,
+        code=cidx, notes=notes, value=_values(responses),
     )
     if "option_order" in responses.columns:
         rows.n_displayed, rows.rank = _displayed(responses["option_order"], codes, qidx, lut, k_max(instrument))
@@ -311,7 +318,8 @@ def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars
             groups[var], group_cats[var] = _present(*coded)
     n = len(ref)
     rows = Rows(q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
-                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats)
+                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats,
+                value=_values(ref))
     return rows, {str(k): str(v) for k, v in chosen.items()}
 
 

@@ -68,11 +68,21 @@ class ReferenceMapping(BaseModel):
     dataset: str = Field(description="Reference data set id, e.g. 'cces2016' or 'anes1996'.")
     variable: str = Field(description="Variable (column) in that data set.")
     codes: Annotated[dict[str, str], BeforeValidator(_to_code_map)] = Field(
-        description="Map from the data set's value (as a string, '1' not '1.0') to this question's option code."
+        default_factory=dict,
+        description="Map from the data set's value (as a string, '1' not '1.0') to this question's option code. "
+        "Required except for numeric questions, whose variable's value is the answer (codes may then map "
+        "special values to the question's non-substantive options, e.g. 998 -> dk).",
     )
     missing: Annotated[tuple[str, ...], BeforeValidator(_to_code_list)] = Field(
         default=(),
         description="Data set values that mean 'no answer' (dropped and counted, like NaN).",
+    )
+    subset: Annotated[dict[str, tuple[str, ...]], BeforeValidator(
+        lambda v: {k: _to_code_list(x if isinstance(x, (list, tuple)) else [x]) for k, x in v.items()}
+        if isinstance(v, dict) else v)] = Field(
+        default_factory=dict,
+        description="Keep only the respondents whose column has one of these values, e.g. {year: [2012]} "
+        "(one wave of a pooled time series); the others are not this question's sample.",
     )
     note: str = Field(default="", description="How the data set's coding maps onto the options, and why.")
 
@@ -271,7 +281,15 @@ class Question(BaseModel):
             if ref.dataset in datasets:
                 raise ValueError(f"question '{self.id}': two reference mappings for dataset '{ref.dataset}'")
             datasets.add(ref.dataset)
+            if not ref.codes and self.kind != "numeric":
+                raise ValueError(f"question '{self.id}': reference {ref.dataset}.{ref.variable} needs codes"
+                                 " (only a numeric question's variable can be the answer itself)")
             for value, code in ref.codes.items():
+                if self.kind == "numeric" and code in seen and not self.option(code).non_substantive:
+                    raise ValueError(
+                        f"question '{self.id}': reference {ref.dataset}.{ref.variable} maps value '{value}' to"
+                        f" bin '{code}'; a numeric question's values are the answers (map only non-substantive codes)"
+                    )
                 if code not in seen:
                     raise ValueError(
                         f"question '{self.id}': reference {ref.dataset}.{ref.variable} maps value"

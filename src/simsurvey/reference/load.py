@@ -102,6 +102,46 @@ def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Ser
     return out
 
 
+def map_numeric(values: pd.Series, q: Question, codes: dict[str, str], missing: tuple[str, ...] | list[str], *,
+                what: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """A numeric question's raw values -> (answer codes, answer values, boolean mask of kept rows).
+
+    The value is the answer: its code is its bin (``Question.bin_code``). ``codes`` may map special
+    values to non-substantive options (998 -> dk: a code and no value); ``missing`` values and NaN
+    are dropped. A value off the scale that is neither is a user error, never silently dropped.
+    """
+    keys = value_keys(values)
+    num = pd.to_numeric(values, errors="coerce").astype("float64")
+    is_missing = keys.isna() | keys.isin(list(missing))
+    special = keys.map(codes)
+    coded = ~is_missing & special.notna()
+    bins = pd.Series([q.bin_code(v) if v == v else None for v in num.to_numpy()], index=values.index, dtype=object)
+    bad = ~is_missing & ~coded & bins.isna()
+    if bad.any():
+        shown = sorted({str(k) for k in keys[bad]})
+        scale = q.scale
+        raise UserError(
+            f"{what}: value '{shown[0]}' is outside the scale {scale.min:g}-{scale.max:g}"  # type: ignore[union-attr]
+            + (f" (and {len(shown) - 1} more)" if len(shown) > 1 else "")
+            + "; add it to missing, or map it to a non-substantive option under codes"
+        )
+    answer = bins.where(~coded, special)
+    value = num.where(~coded & ~is_missing)
+    return answer, value, ~is_missing
+
+
+def _subset(data: pd.DataFrame, subset: dict[str, tuple[str, ...]], what: str) -> pd.Series:
+    """Rows kept by a mapping's ``subset`` (all rows when it is empty)."""
+    keep = pd.Series(True, index=data.index)
+    for col, allowed in subset.items():
+        if col not in data.columns:
+            raise UserError(f"{what}: subset column '{col}' is not in the data set")
+        keep &= value_keys(data[col]).isin(list(allowed)).to_numpy()
+    if not keep.any():
+        raise UserError(f"{what}: subset {dict(subset)} keeps no respondent")
+    return keep
+
+
 def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question) -> _Answers | None:
     ref = q.reference_for(dataset)
     if ref is None:
@@ -110,10 +150,20 @@ def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question) -> _Answers 
     if ref.variable not in data.columns:
         raw = [c for c in data.columns if c not in ("respondent_id", "weight", "age_years", *DEMOGRAPHICS)]
         raise UserError(f"{what}: no such variable in the data set (it has: {', '.join(raw)})")
-    answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
+    if ref.subset:
+        # Respondents outside the subset are not this question's sample (not "missing").
+        data = data.loc[_subset(data, ref.subset, what).to_numpy()].reset_index(drop=True)
+    values = None
+    if q.kind == "numeric":
+        answers, values, keep = map_numeric(data[ref.variable], q, ref.codes, ref.missing, what=what)
+    else:
+        answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
-    return _Answers(_assemble(data, dataset, q.id, answers, keep), int((~keep).sum()), ref.variable)
+    frame = _assemble(data, dataset, q.id, answers, keep)
+    if values is not None:
+        frame["answer_value"] = values[keep].to_numpy(dtype="float64")
+    return _Answers(frame, int((~keep).sum()), ref.variable)
 
 
 def _user_answers(ds: UserDataset, q: Question) -> _Answers | None:

@@ -38,6 +38,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from simsurvey.instruments.models import MAX_VALUE_BINS, Question
 from simsurvey.respondents.parsing import ParsedAnswer, _clean, _norm, is_refusal
 
 _UNITS = {w: i for i, w in enumerate([
@@ -241,3 +242,34 @@ def parse_number(
         return ParsedAnswer(code=None, valid=False, refusal=False, kind="ambiguous",
                             reason="ambiguous: several non-substantive options")
     return ParsedAnswer(code=None, valid=False, refusal=False, reason="no number found", kind="unparseable")
+
+
+def logprob_labels(question: Question) -> tuple[str, ...] | None:
+    """The labels logprob elicitation reads for a numeric question, or None when it cannot.
+
+    A whole-number scale of at most ``MAX_VALUE_BINS`` values with the default bins (one value
+    per bin, e.g. 0-10 or 1-7): the labels are the values ("0", ..., "10"), each one next token,
+    and the distribution over them is the distribution over the bins. A wide scale (0-100) is not
+    one next token per value ("100" may be "10" then "0"; the first token of "70" is also that of
+    "7"), so its distribution cannot be read from one position: None (sample instead).
+    """
+    scale = question.scale
+    if question.kind != "numeric" or scale is None or scale.bins or not scale.whole:
+        return None
+    values = scale.values
+    if values is None or len(values) > MAX_VALUE_BINS:
+        return None
+    return tuple(str(int(v)) for v in values)
+
+
+def parse_numeric_answer(text: str | None, question: Question) -> ParsedAnswer:
+    """:func:`parse_number` on a numeric question's scale and non-substantive options; a valid
+    number gets its bin code as ``code`` (the substantive answer in the question's options)."""
+    scale = question.scale
+    assert scale is not None
+    nonsub = {o.code: o.label for o in question.options if o.non_substantive}
+    parsed = parse_number(text, lo=scale.min, hi=scale.max, step=scale.step, nonsubstantive=nonsub)
+    if parsed.valid and parsed.value is not None:
+        return ParsedAnswer(code=question.bin_code(parsed.value), valid=True, refusal=False, reason=None,
+                            value=parsed.value)
+    return parsed
