@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -113,3 +115,53 @@ def test_block_groups_and_the_subgroup_floor() -> None:
     assert sorted(g.index) == ["a", "b"]  # "c" is under min_group_n
     assert g.loc["a", "value"] == pytest.approx(s[sg == 0].mean())
     assert g.loc["b", "n_human"] == (hg == 1).sum()
+
+
+def _calibration():
+    from importlib import util
+
+    from simsurvey.config import PROJECT_ROOT
+
+    spec = util.spec_from_file_location("calibrate_numeric", PROJECT_ROOT / "benchmarks" / "calibrate_numeric.py")
+    mod = util.module_from_spec(spec)
+    sys.modules.setdefault("calibrate_numeric", mod)  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return sys.modules["calibrate_numeric"]
+
+
+def test_binned_answers_get_the_distribution_metrics_through_analyze() -> None:
+    cal = _calibration()
+    responses, reference, personas, inst = cal.simulate(cal.Cell("answers", 200, 1000, 0.6, 2), seed=4)
+    from simsurvey import analyze
+    from simsurvey.analysis import AnalysisConfig
+
+    m = analyze(responses, reference, personas, inst, AnalysisConfig(group_vars=[], bootstrap=20, null_draws=50,
+                                                                     n_permutations=0, pairs=False), seed=0).metrics
+    have = set(m[m.question_id == "t0"].metric)
+    assert {"js_divergence", "wasserstein_norm", "representativeness", "variance_ratio"} <= have  # the bins
+    assert set(VALUE_METRICS) <= have  # the raw scale
+    r = responses[responses.question_id == "t0"]
+    h = reference[reference.question_id == "t0"]
+    row = m[(m.question_id == "t0") & (m.metric == "value_ks")].iloc[0]
+    assert row.value == pytest.approx(stats.ks_2samp(r.answer_value, h.answer_value).statistic)
+
+
+def test_calibration_fixed_seed_size_and_coverage() -> None:
+    # A fixed-seed subset of benchmarks/calibrate_numeric.py (the whole grid: VALIDATION.md). 120
+    # independent thermometer questions per cell; binomial tolerance around 5% / 95%.
+    cal = _calibration()
+    null = cal.run_cell(cal.Cell("cluster", 300, 5000, 0.0, 120), seed=21, bootstrap=100, null_draws=200)
+    null = null.set_index("metric")
+    for metric in cal.TESTED:
+        assert 0.01 <= null.loc[metric, "reject"] <= 0.10, (metric, null.loc[metric, "reject"])
+    for metric in ("value_mean_diff", "value_variance_ratio", "value_mean_silicon", "value_sd_silicon"):
+        assert 0.89 <= null.loc[metric, "coverage"] <= 0.99, (metric, null.loc[metric, "coverage"])
+    # A clustered persona (4 correlated answers) is worth more than 1 and less than 4 answers.
+    assert 300 < null.loc["value_ks", "n_eff_silicon"] < 1200
+    diff = cal.run_cell(cal.Cell("answers", 300, 5000, 0.6, 120), seed=22, bootstrap=100, null_draws=200)
+    diff = diff.set_index("metric")
+    for metric in VALUE_METRICS:
+        assert 0.89 <= diff.loc[metric, "coverage"] <= 0.99, (metric, diff.loc[metric, "coverage"])
+    for metric in cal.TESTED:
+        if metric != "value_variance_ratio":  # the tilt moves the level far more than the spread
+            assert diff.loc[metric, "reject"] > 0.95, metric

@@ -281,9 +281,6 @@ class Question(BaseModel):
             if ref.dataset in datasets:
                 raise ValueError(f"question '{self.id}': two reference mappings for dataset '{ref.dataset}'")
             datasets.add(ref.dataset)
-            if not ref.codes and self.kind != "numeric":
-                raise ValueError(f"question '{self.id}': reference {ref.dataset}.{ref.variable} needs codes"
-                                 " (only a numeric question's variable can be the answer itself)")
             for value, code in ref.codes.items():
                 if self.kind == "numeric" and code in seen and not self.option(code).non_substantive:
                     raise ValueError(

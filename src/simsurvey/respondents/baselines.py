@@ -186,7 +186,7 @@ class MajorityBackend:
         df = _check_reference(reference, "baseline/majority")
         self._totals = df.groupby(["question_id", "answer_code"], observed=True)["weight"].sum()
         self._questions = {str(q) for q in self._totals.index.get_level_values(0)}
-        valued = df[df["answer_value"].notna()] if "answer_value" in df.columns else df.iloc[0:0]
+        valued = df[df["answer_value"].notna()] if "answer_value" in df.columns else df.assign(answer_value=np.nan).iloc[0:0]
         self._values = valued.groupby(["question_id", "answer_value"], observed=True)["weight"].sum()
 
     async def generate(self, requests: Sequence[Request]) -> list[Result]:
