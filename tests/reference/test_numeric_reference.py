@@ -8,7 +8,13 @@ import pytest
 from simsurvey import load_instrument
 from simsurvey.errors import UserError
 from simsurvey.instruments.config import SurveyConfig
-from simsurvey.instruments.models import Instrument, NumericScale, Option, Question, ReferenceMapping
+from simsurvey.instruments.models import (
+    Instrument,
+    NumericScale,
+    Option,
+    Question,
+    ReferenceMapping,
+)
 from simsurvey.reference import load_reference
 from simsurvey.reference.builtin import BUILTIN
 from simsurvey.reference.load import map_numeric

@@ -53,7 +53,7 @@ def _trials(inst: Instrument, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_design_gives_a_numeric_question_one_condition() -> None:
     inst = load_instrument(THERMS)
-    personas, trials = _trials(inst, 6)
+    _, trials = _trials(inst, 6)
     assert set(trials["condition_id"]) == {"as_is|value"}
     assert len(trials) == 12  # 6 personas x 2 questions, whatever the orders and labels
 

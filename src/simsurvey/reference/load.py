@@ -115,7 +115,7 @@ def map_numeric(values: pd.Series, q: Question, codes: dict[str, str], missing: 
     is_missing = keys.isna() | keys.isin(list(missing))
     special = keys.map(codes)
     coded = ~is_missing & special.notna()
-    bins = pd.Series([q.bin_code(v) if v == v else None for v in num.to_numpy()], index=values.index, dtype=object)
+    bins = pd.Series([q.bin_code(v) if np.isfinite(v) else None for v in num.to_numpy()], index=values.index, dtype=object)
     bad = ~is_missing & ~coded & bins.isna()
     if bad.any():
         shown = sorted({str(k) for k in keys[bad]})
