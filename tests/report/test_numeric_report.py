@@ -50,3 +50,22 @@ def test_no_numeric_question_is_one_note(tmp_path) -> None:
     pd.DataFrame({"question_id": ["q"], "answer_code": ["a"]}).to_parquet(tmp_path / "reference.parquet")
     html = render_report(tmp_path).read_text()
     assert "The instrument has no numeric questions." in html
+
+
+def test_wide_export_keeps_the_raw_value(tmp_path) -> None:
+    import pyreadstat
+
+    from simsurvey.report import export_wide
+
+    cal = _cal()
+    responses, _, personas, inst = cal.simulate(cal.Cell("answers", 10, 10, 0.0, 1), seed=2)
+    responses.loc[0, ["valid", "answer_value"]] = [False, np.nan]
+    responses.to_parquet(tmp_path / "responses.parquet")
+    personas.to_parquet(tmp_path / "personas.parquet")
+    dta, sav = export_wide(tmp_path, inst)
+    for path, read in ((dta, pyreadstat.read_dta), (sav, pyreadstat.read_sav)):
+        df, meta = read(str(path))
+        got = df.sort_values("persona_id")["t0_val"].to_numpy()
+        want = responses.sort_values("persona_id")["answer_value"].to_numpy()
+        assert np.isnan(got[0]) and np.array_equal(got[1:], want[1:]), path
+        assert meta.column_names_to_labels["t0_val"] == "t0 on the raw scale"

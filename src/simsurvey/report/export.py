@@ -8,7 +8,9 @@ designs); in a between-persona design every row is form 1. Columns:
 - each demographic as a labelled integer (value labels = the contract's codes);
 - one labelled integer per question (the answer; value labels = option labels; missing when the
   answer was invalid or refused), its variable label the question text;
-- ``<question>_cond``: the design condition the question was shown under (string).
+- ``<question>_cond``: the design condition the question was shown under (string);
+- ``<question>_val``: a numeric question's answer on the raw scale (``answer_value``; its bin is
+  the labelled integer), missing when invalid or not a number (Don't know).
 
 Answer integers are the option codes themselves when every code of a question is an integer
 (``pid7`` 1..7 keeps its meaning), else 1..K in canonical order.
@@ -35,6 +37,7 @@ RESERVED = frozenset({
 })
 STATA_NAME_MAX = 32
 COND_SUFFIX = "_cond"
+VALUE_SUFFIX = "_val"  # not longer than COND_SUFFIX: variable_name leaves room for that
 #: Variable-label and value-label lengths each format accepts (Stata 80; SPSS 256 and 120 bytes).
 LABEL_MAX = {"dta": (80, 80), "sav": (256, 120)}
 
@@ -114,6 +117,10 @@ def wide_frame(
         value_labels[var] = {v: q.option(c).label for c, v in values.items()}
         measures[var] = "ordinal" if q.kind == "ordinal" else "nominal"
         measures[var + COND_SUFFIX] = "nominal"
+        if q.kind == "numeric" and "answer_value" in rows.columns:
+            wide[var + VALUE_SUFFIX] = pd.to_numeric(rows["answer_value"], errors="coerce").where(ok).astype(float)
+            labels[var + VALUE_SUFFIX] = f"{q.id} on the raw scale" + (f" ({q.scale.unit})" if q.scale and q.scale.unit else "")
+            measures[var + VALUE_SUFFIX] = "scale"
     wide = wide.reset_index()
     if personas is not None and "persona_id" in personas.columns:
         demo = [d for d in DEMOGRAPHICS if d in personas.columns]
@@ -135,7 +142,7 @@ def wide_frame(
     # pyreadstat writes object strings and floats; pandas 3's string dtype and nullable ints
     # are converted explicitly.
     for c in wide.columns:
-        if c in value_labels or c == "weight":
+        if c in value_labels or c == "weight" or measures.get(c) == "scale":
             wide[c] = wide[c].astype(float)
         elif c in ("persona_id", "replicate", "form"):
             wide[c] = wide[c].astype("int64")
