@@ -59,7 +59,7 @@ def test_reads_numbers(text: str, value: float | None) -> None:
     [("60 or 70", "ambiguous"), ("between 60 and 70", "ambiguous"), ("60-70", "ambiguous"),
      ("60 to 70 degrees", "ambiguous"), ("I'd say 60, or maybe 70", "ambiguous"), ("150", "out_of_range"),
      ("-5", "out_of_range"), ("seven/10", "unparseable"), ("7 out of 10", "unparseable"), ("", "empty"),
-     ("   ", "empty"), ("Hmm, hard to say.", "unparseable"), ("As an AI, I can't answer that.", "refusal"),
+     ("   ", "empty"), ("Hmm, hard to say.", "unparseable"), ("Scott Walker, February 20th", "unparseable"), ("As an AI, I can't answer that.", "refusal"),
      ("I don't know, maybe 50", "ambiguous")],
 )
 def test_flags_non_answers(text: str, kind: str) -> None:

@@ -3,7 +3,7 @@
 Numbers are read as digits (``"70"``, ``"72.5"``) or English words up to 999 (``"seventy"``,
 ``"seventy-five"``, ``"a hundred"``), with the decorations people and models put around them
 (``"about 70"``, ``"70/100"``, ``"70 out of 100"``, ``"70%"``, ``"70 degrees"``, ``"**70**"``,
-``"Answer: 70"``). In tiers, the first that finds something decides (as in
+``"Answer: 70"``); an ordinal (``"20th"``) is not a number. In tiers, the first that finds something decides (as in
 :mod:`simsurvey.respondents.parsing`):
 
 1. the answer starts with the number, after at most an answer marker and a hedge
@@ -61,7 +61,7 @@ _PRONOUN_ONE = re.compile(r"\b(?:no|any|some|every|this|that|the|which|each|anot
 
 # A number with what may follow it: a denominator ("/100", "out of 100").
 _NUMBER = re.compile(
-    r"(?<![\w.])(?P<sign>[-\u2212])?(?P<num>\d+(?:\.\d+)?)(?!\.?\d)(?:ish\b)?"
+    r"(?<![\w.])(?P<sign>[-\u2212])?(?P<num>\d+(?:\.\d+)?)(?!\.?\d)(?!(?:st|nd|rd|th)\b)(?:ish\b)?"
     r"(?:\s*(?:/|out\s+of)\s*(?P<den>\d+(?:\.\d+)?))?"
 )
 _CONNECTOR = re.compile(
