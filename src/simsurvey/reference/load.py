@@ -199,22 +199,57 @@ def map_selected(data: pd.DataFrame, q: Question, ref: ReferenceMapping, *, what
     return answers.where(keep, None), keep
 
 
+def map_numeric(values: pd.Series, q: Question, codes: dict[str, str], missing: tuple[str, ...] | list[str], *,
+                what: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """A numeric question's raw values -> (answer codes, answer values, boolean mask of kept rows).
+
+    The value is the answer: its code is its bin (``Question.bin_code``). ``codes`` may map special
+    values to non-substantive options (998 -> dk: a code and no value); ``missing`` values and NaN
+    are dropped. A value off the scale that is neither is a user error, never silently dropped.
+    """
+    keys = value_keys(values)
+    num = pd.to_numeric(values, errors="coerce").astype("float64")
+    is_missing = keys.isna() | keys.isin(list(missing))
+    special = keys.map(codes)
+    coded = ~is_missing & special.notna()
+    bins = pd.Series([q.bin_code(v) if np.isfinite(v) else None for v in num.to_numpy()], index=values.index, dtype=object)
+    bad = ~is_missing & ~coded & bins.isna()
+    if bad.any():
+        shown = sorted({str(k) for k in keys[bad]})
+        scale = q.scale
+        raise UserError(
+            f"{what}: value '{shown[0]}' is outside the scale {scale.min:g}-{scale.max:g}"  # type: ignore[union-attr]
+            + (f" (and {len(shown) - 1} more)" if len(shown) > 1 else "")
+            + "; add it to missing, or map it to a non-substantive option under codes"
+        )
+    answer = bins.where(~coded, special)
+    value = num.where(~coded & ~is_missing)
+    return answer, value, ~is_missing
+
+
 def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question, exp: Experiment | None = None) -> _Answers | None:
     ref = q.reference_for(dataset)
     if ref is None:
         return None
     what = f"question '{q.id}': {dataset}.{ref.label}"
+    # Respondents outside `where` are not this question's sample (not "missing").
     data = _where(data, ref, what)
+    values = None
     if ref.selected:
         answers, keep = map_selected(data, q, ref, what=what)
     else:
         _require_column(data, ref.variable, what)
-        answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
+        if q.kind == "numeric":
+            answers, values, keep = map_numeric(data[ref.variable], q, ref.codes, ref.missing, what=what)
+        else:
+            answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
     arms = _arms_of(exp, data, dataset)
-    return _Answers(_assemble(data, dataset, q.id, answers, keep, arms, exp.id if exp else None),
-                    int((~keep).sum()), ref.label)
+    frame = _assemble(data, dataset, q.id, answers, keep, arms, exp.id if exp else None)
+    if values is not None:
+        frame["answer_value"] = values[keep].to_numpy(dtype="float64")
+    return _Answers(frame, int((~keep).sum()), ref.label)
 
 
 def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None) -> _Answers | None:
@@ -222,13 +257,23 @@ def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None) -
     if spec is None:
         return None
     what = f"{ds.name}: question '{q.id}': column '{spec.column}'"
-    answers, keep = map_answers(ds.raw[spec.column], spec.codes, spec.missing, what=what)
+    values = None
+    if q.kind == "numeric":
+        if not spec.numeric:
+            raise UserError(f"{what}: '{q.id}' is a numeric question; set numeric: true (its value is the answer)")
+        answers, values, keep = map_numeric(ds.raw[spec.column], q, spec.codes, spec.missing, what=what)
+    else:
+        if spec.numeric:
+            raise UserError(f"{what}: numeric: true is only for numeric questions ('{q.id}' is {q.kind})")
+        answers, keep = map_answers(ds.raw[spec.column], spec.codes, spec.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
     arm_spec = ds.mapping.experiments.get(exp.id) if exp is not None else None
     arms = _arms_of(exp, ds.raw, ds.mapping.id if arm_spec is None else ds.name, arm_spec)
-    return _Answers(_assemble(ds.data, ds.mapping.id, q.id, answers, keep, arms, exp.id if exp else None),
-                    int((~keep).sum()), spec.column)
+    frame = _assemble(ds.data, ds.mapping.id, q.id, answers, keep, arms, exp.id if exp else None)
+    if values is not None:
+        frame["answer_value"] = values[keep].to_numpy(dtype="float64")
+    return _Answers(frame, int((~keep).sum()), spec.column)
 
 
 def _collect(instrument: Instrument, cfg: SurveyConfig) -> tuple[pd.DataFrame, dict[str, Any]]:

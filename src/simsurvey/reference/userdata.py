@@ -69,13 +69,18 @@ class ColumnMap(BaseModel):
     )
     years: bool = Field(default=False, description="Demographic 'age' only: the column is age in years.")
     states: bool = Field(default=False, description="Demographic 'region' only: the column is a US state.")
+    numeric: bool = Field(
+        default=False,
+        description="A numeric question's column: its value is the answer (codes may map special values to "
+        "non-substantive options, e.g. 998 -> dk).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ColumnMap:
         if self.years and self.states:
             raise ValueError("years and states cannot both be set")
-        if not (self.codes or self.years or self.states):
-            raise ValueError("needs codes (or years: true for age, states: true for region)")
+        if not (self.codes or self.years or self.states or self.numeric):
+            raise ValueError("needs codes (or years: true for age, states: true for region, numeric: true for a numeric question)")
         both = sorted(set(self.codes) & set(self.missing))
         if both:
             raise ValueError(f"value '{both[0]}' is both in codes and in missing")

@@ -32,6 +32,7 @@ from simsurvey.report._data import (
 )
 from simsurvey.report._experiments import experiments
 from simsurvey.report._batteries import batteries
+from simsurvey.report._numeric import numeric_questions
 from simsurvey.report._overview import overview
 
 
@@ -372,6 +373,7 @@ def order_effects(ctx: Ctx) -> str:
 SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("overview", "Overview", overview),
     ("questions", "Questions: human vs silicon", questions),
+    ("numeric", "Numeric questions: the raw scale", numeric_questions),
     ("homogenization", "Homogenization", homogenization),
     ("structure", "Structure: subgroup differences", structure),
     ("order-effects", "Order and label effects", order_effects),

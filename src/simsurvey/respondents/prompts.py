@@ -11,6 +11,12 @@ Label styles:
 - ``numbers``: ``1. Strongly agree`` ... the answer is a number;
 - ``text``: options listed as bullets, the answer is the option text itself (labels are the
   option texts).
+
+A numeric question shows no option list: its range, unit and any non-substantive options are
+named in ``instruction_numeric`` ("Answer with a whole number from 0 to 100."), whatever the
+trial's label style (the design gives it one condition). Its request's ``labels`` are the scale's
+values when logprob elicitation can read it (:func:`simsurvey.respondents.numeric.logprob_labels`),
+else empty.
 """
 
 from __future__ import annotations
@@ -69,10 +75,33 @@ def _instruction(prompt: PromptConfig, label_style: str, multi: bool) -> str:
     return getattr(prompt, key)
 
 
+def _fmt_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def numeric_instruction(question: Question, prompt: PromptConfig) -> str:
+    """The instruction of a numeric question: its range, unit and non-substantive options."""
+    scale = question.scale
+    assert scale is not None  # a numeric question always has one (validated)
+    if scale.step is None:
+        number = "a number"
+    elif scale.step == 1:
+        number = "a whole number"
+    else:
+        number = f"a number in steps of {_fmt_number(scale.step)}"
+    nonsub = [o.label for o in question.options if o.non_substantive]
+    extra = (", or say " + " or ".join(f'"{lbl}"' for lbl in nonsub)) if nonsub else ""
+    return prompt.instruction_numeric.format(number=number, min=_fmt_number(scale.min), max=_fmt_number(scale.max),
+                                             unit=f" {scale.unit}" if scale.unit else "", nonsubstantive=extra)
+
+
 def render_question(
     question: Question, option_order: Sequence[str], label_style: str, prompt: PromptConfig
 ) -> str:
     """The question part of the prompt (question text, option lines, instruction)."""
+    if question.kind == "numeric":
+        return prompt.question_template_numeric.format(
+            question=question.text, instruction=numeric_instruction(question, prompt)).strip()
     labels = display_labels(option_order, label_style, question)
     line = getattr(prompt, f"option_template_{label_style}")
     options = prompt.option_separator.join(
@@ -151,7 +180,16 @@ def render_request(
             raise UserError(f"question '{question.id}': arm '{arm}' is not an arm of experiment "
                             f"'{experiment.id}' ({', '.join(experiment.arm_ids)})")
         question = experiment.apply(question, arm)
-    labels = display_labels(option_order, label_style, question)
+    if question.kind == "numeric":
+        from simsurvey.respondents.numeric import logprob_labels
+
+        # Logprob elicitation reads the scale's values (one bin each); the answer is text otherwise.
+        value_labels = logprob_labels(question)
+        labels = value_labels or ()
+        if value_labels:
+            option_order = question.substantive_codes
+    else:
+        labels = display_labels(option_order, label_style, question)
     messages = render_messages(
         cue=cue, question=question, option_order=option_order, label_style=label_style, prompt=prompt
     )
@@ -162,6 +200,7 @@ def render_request(
         "nonsubstantive_codes": tuple(o.code for o in question.options if o.non_substantive),
         "kind": question.kind,
         "battery": question.battery,
+        "scale": question.scale.model_dump() if question.scale is not None else None,
         "persona": None,
         **context,
     }
