@@ -97,7 +97,7 @@ def test_errors_name_the_variable() -> None:
     with pytest.raises(UserError, match=r"question 'ideo5': cces2016.ideo: value '2' has no option code \(and 3 more\)"):
         load_reference(Instrument(id="x", title="x", questions=(short,)), SurveyConfig())
     empty = q.model_copy(
-        update={"reference": (q.reference[0].model_copy(update={"codes": {}, "missing": ("1", "2", "3", "4", "5")}),)}
+        update={"reference": (q.reference[0].model_copy(update={"codes": {"9": "very_liberal"}, "missing": ("1", "2", "3", "4", "5")}),)}
     )
     with pytest.raises(UserError, match="no respondent has a mapped answer"):
         load_reference(Instrument(id="x", title="x", questions=(empty,)), SurveyConfig())
