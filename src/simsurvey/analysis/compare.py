@@ -46,6 +46,7 @@ from simsurvey.analysis.inference import design_n, null_summary, null_tables, sh
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
+from simsurvey.analysis.battery_rows import battery_metrics, selection_metrics
 from simsurvey.analysis.order import order_effects
 from simsurvey.analysis.treatment import empty_treatment_effects, treatment_effects
 from simsurvey.instruments.models import Instrument, Question
@@ -77,7 +78,8 @@ class AnalysisResult:
 
 
 def question_kind(q: Question) -> M.Kind | None:
-    """nominal for single_choice, ordinal for ordinal, None (not scored) for multi_select."""
+    """nominal for single_choice, ordinal for ordinal, None for multi_select (scored per option by
+    :mod:`simsurvey.analysis.battery_rows` instead)."""
     return {"single_choice": "nominal", "ordinal": "ordinal"}.get(q.kind)  # type: ignore[return-value]
 
 
@@ -239,7 +241,7 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
             kind = question_kind(q)
             k = len(q.substantive_codes)
             if kind is None or k < 2:
-                if mi == 0:
+                if mi == 0 and q.kind != "multi_select":  # multi_select: selection rates below
                     diag["notes"].append(f"question '{q.id}': kind {q.kind} with {k} substantive options: not scored")
                 continue
             s_idx = np.flatnonzero(persona_rows & (sil.q == qi))
@@ -266,6 +268,11 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                         np.random.default_rng([seed, 3, mi, qi]))
         if cfg.pairs:
             _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
+        # Battery internal consistency and multi_select selection rates (simsurvey.analysis.battery_rows).
+        battery_metrics(out, diag, model, sil, persona_rows, hum, instrument, cfg,
+                        lambda i, mi=mi: np.random.default_rng([seed, 5, mi, i]))
+        selection_metrics(out, diag, model, sil, persona_rows, hum, instrument, cfg,
+                          lambda i, mi=mi: np.random.default_rng([seed, 6, mi, i]))
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
     te = treatment_effects(sil, hum, instrument, use_probs=modes, ci=cfg.ci, n_permutations=cfg.n_permutations,

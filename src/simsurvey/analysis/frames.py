@@ -53,6 +53,8 @@ class Rows:
     arm: np.ndarray | None = None  #: survey-experiment arm code per row into arm_names (int64, -1 = none)
     arm_names: list[str] = field(default_factory=list)  #: arm ids, in order of first appearance
     value: np.ndarray | None = None  #: ``answer_value`` (float64, NaN = none): a numeric answer's raw value
+    #: the raw ``answer_code`` per row (object, None for null): multi_select sets (``"a|c"``) have no position
+    answer: np.ndarray | None = None
 
 
 def _all_codes(instrument: Instrument) -> list[str]:
@@ -262,6 +264,7 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
     else:
         rows.n_displayed = np.zeros(n, dtype=np.int64)
         rows.rank = np.full((n, k_max(instrument)), -1, dtype=np.int8)
+    rows.answer = responses["answer_code"].astype(object).where(responses["answer_code"].notna(), None).to_numpy()
     rows.deterministic = (responses["elicitation"].astype(object).to_numpy() == "logprobs"
                           if "elicitation" in responses.columns else np.zeros(n, bool))
     if "probs" in responses.columns and responses["probs"].notna().any():
@@ -314,7 +317,8 @@ def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars
             groups[var], group_cats[var] = _present(*coded)
     n = len(ref)
     rows = Rows(q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
-                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats)
+                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats,
+                answer=ref["answer_code"].astype(object).where(ref["answer_code"].notna(), None).to_numpy())
     return add_experiment_columns(rows, ref), {str(k): str(v) for k, v in chosen.items()}
 
 

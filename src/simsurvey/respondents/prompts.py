@@ -79,7 +79,9 @@ def render_question(
         line.format(label=lbl, text=question.option(code).label) for lbl, code in zip(labels, option_order)
     )
     instruction = _instruction(prompt, label_style, question.kind == "multi_select")
-    return prompt.question_template.format(question=question.text, options=options, instruction=instruction).strip()
+    # A battery item shows the battery's shared stem above its own text (the grid's question).
+    text = f"{question.stem.strip()}\n\n{question.text}" if question.stem else question.text
+    return prompt.question_template.format(question=text, options=options, instruction=instruction).strip()
 
 
 def render_messages(
@@ -159,6 +161,7 @@ def render_request(
         "substantive_codes": question.substantive_codes,
         "nonsubstantive_codes": tuple(o.code for o in question.options if o.non_substantive),
         "kind": question.kind,
+        "battery": question.battery,
         "persona": None,
         **context,
     }
