@@ -43,7 +43,7 @@ def effects_figure(frame: pd.DataFrame, colors: dict[str, str]) -> Figure:
         ax.axvline(0.0, color="#555", lw=1, ls="--", zorder=0)
         ax.set_yticks(range(len(labels)), labels)
         ax.set_ylim(len(labels) - 0.5, -0.5)
-        ax.set_xlabel("treatment effect (arm − control): share difference, or mean difference")
+        ax.set_xlabel("effect of the arm vs the control (share or mean difference)")
         ax.grid(axis="x", color="#eee")
         handles, hl = ax.get_legend_handles_labels()
         if handles:
@@ -51,9 +51,9 @@ def effects_figure(frame: pd.DataFrame, colors: dict[str, str]) -> Figure:
     return fig
 
 
-def _label(ctx: Ctx, r: pd.Series) -> str:
+def _label(ctx: Ctx, r: pd.Series, one_question: bool) -> str:
     what = "mean" if r["statistic"] == "mean" else option_label(ctx.data, str(r["question_id"]), str(r["option"]))
-    return f"{r['question_id']}: {r['arm']} vs {r['control']} — {what}"
+    return f"{r['arm']}: {what}" if one_question else f"{r['question_id']} · {r['arm']}: {what}"
 
 
 def agreement_line(rows: pd.DataFrame) -> str:
@@ -105,19 +105,20 @@ def experiments(ctx: Ctx) -> str:
             continue
         eff = sub[sub["statistic"].isin(["share", "mean"])]
         pts = []
+        one = eff["question_id"].nunique() == 1
         first = eff[eff["model"].astype(str) == models[0]] if models else eff.iloc[0:0]
         for _, r in first.iterrows():
             if np.isfinite(r["human"]):
-                pts.append({"label": _label(ctx, r), "who": "human", "value": r["human"], "low": r["human_low"],
+                pts.append({"label": _label(ctx, r, one), "who": "human", "value": r["human"], "low": r["human_low"],
                             "high": r["human_high"]})
         for m in models:
             for _, r in eff[eff["model"].astype(str) == m].iterrows():
-                pts.append({"label": _label(ctx, r), "who": m, "value": r["silicon"], "low": r["silicon_low"],
+                pts.append({"label": _label(ctx, r, one), "who": m, "value": r["silicon"], "low": r["silicon_low"],
                             "high": r["silicon_high"]})
         if pts:
             fig = effects_figure(pd.DataFrame(pts), ctx.colors)
             out.append(H.figure(ctx.fig(fig, f"treatment_effects_{exp.id}", f"treatment effects of {exp.id}"),
-                                f"{exp.id}: effect of each arm against the control arm ({exp.control}) on each "
+                                f"{exp.id}: effect of each arm against the control arm ({exp.control_arm}) on each "
                                 "option's share, human (black squares) and silicon (dots), with 95% CIs. A silicon "
                                 "sample that reproduces the experiment puts its dots on the human squares; dots "
                                 "at 0 beside a human effect mean the model does not react to the manipulation."))
