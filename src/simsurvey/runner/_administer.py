@@ -168,7 +168,11 @@ class _Run:
         self.rng = random.Random(seed)  # backoff jitter only; never touches answers
         # Everything in the model config that can change an answer besides the request itself
         # (the same model name on another server may be another model).
-        self.key_params = {"top_logprobs": model.top_logprobs, "api_base": model.api_base, "params": model.params}
+        # A backend's `identity` (what it resolved from the config, e.g. the local dtype under
+        # `auto`) stands in for the configured values: a cache entry made in bf16 is not an fp32 answer.
+        self.identity: dict[str, Any] = dict(getattr(backend, "identity", None) or {})
+        self.key_params = {"top_logprobs": model.top_logprobs, "api_base": model.api_base,
+                           "params": {**model.params, **self.identity}}
         self.inflight: dict[str, asyncio.Future[Result]] = {}
         self.c = dict(rows=0, cached=0, reasked=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0, errors=0)
         # Circuit breaker: rows in a row that ended in an error; set `stopping` to stop the run.
@@ -450,6 +454,7 @@ class _Run:
             "cost_usd_cached_original": round(self.cost_cached, 6),
             "seconds": round(secs, 3),
             "requests_per_s": round(c["rows"] / secs, 2) if secs > 0 else None,
+            **({"backend_identity": self.identity} if self.identity else {}),
         }
 
 
