@@ -236,7 +236,7 @@ def test_persona_in_user_message_reuses_the_common_prefix(backend):
 
 
 def test_dtype_auto_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
-    import simsurvey.respondents.local as local
+    from simsurvey.respondents import local
 
     monkeypatch.setattr(local, "cpu_supports_bf16", lambda: True)
     b = LocalBackend(cfg())
@@ -269,7 +269,7 @@ def test_cpuinfo_flags_are_read_on_x86_and_arm(tmp_path):
 def test_bf16_detection_asks_torch_first_then_proc_cpuinfo(monkeypatch):
     import torch
 
-    import simsurvey.respondents.local as local
+    from simsurvey.respondents import local
 
     def broken():
         raise RuntimeError("cpuinfo failed")
