@@ -40,7 +40,9 @@ litellm, reading its price map: ``warm_up``) runs in a thread before the first c
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import itertools
 import random
 import signal
 import threading
@@ -67,6 +69,7 @@ from simsurvey.respondents.base import (
 from simsurvey.respondents.cache import ResponseCache, cache_key, canonical_json
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.runner import _conversation
 from simsurvey.runner._checkpoint import (
     KEY_COLUMNS,
     SORT_COLUMNS,
@@ -380,8 +383,9 @@ class _Run:
             "error": error,
         }
 
-    async def work(self, batch: list[dict[str, Any]]) -> None:
-        reqs = [self.render(t) for t in batch]
+    async def work(self, batch: list[dict[str, Any]], reqs: list[Request] | None = None) -> list[Result]:
+        """Ask a batch of trials (rendered here unless ``reqs`` is given) and buffer their rows."""
+        reqs = reqs if reqs is not None else [self.render(t) for t in batch]
         results, cached = await self.resolve(reqs)
         for t, req, res, hit in zip(batch, reqs, results, cached):
             self.buf.append(self.row(t, req, res, hit))
@@ -403,6 +407,7 @@ class _Run:
             self._last_progress = now
             self.progress.update(self.c["rows"], rate=self.c["rows"] / max(now - self.t0, 1e-9),
                                  tokens=self.c["prompt_tokens"] + self.c["completion_tokens"], cost=self.cost)
+        return results
 
     # -- checkpoint parts, written off the event loop ----------------------------------
     def _write(self, rows: list[dict[str, Any]]) -> None:
@@ -456,6 +461,14 @@ class _Run:
             "requests_per_s": round(c["rows"] / secs, 2) if secs > 0 else None,
             **({"backend_identity": self.identity} if self.identity else {}),
         }
+
+
+def _final_rows(done: pd.DataFrame, final: pd.Series, done_keys: set[tuple]) -> dict[tuple, dict[str, Any]]:
+    """The final checkpointed rows by row key (the latest of a key), for conversation histories."""
+    if not done_keys:
+        return {}
+    rows = done.loc[final, [*KEY_COLUMNS, "raw_text", "answer_code"]].to_dict("records")
+    return {row_key(r): {k: _none_if_na(v) for k, v in r.items()} for r in rows}
 
 
 def _batches(records: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -533,8 +546,12 @@ async def administer_async(
         t["replicate"] = int(t["replicate"])
         t["neutral_option"] = bool(t["neutral_option"])
     wanted = {(t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) for t in records}
-    pending = [t for t in records
-               if (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) not in done_keys]
+    # Sequential designs: conversations are asked turn by turn from their first unfinished turn
+    # (simsurvey.runner._conversation); every other row as before.
+    singles, conversations = _conversation.plan(records, _final_rows(done, final, done_keys), model.name)
+    pending_singles = [t for t in singles
+                       if (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) not in done_keys]
+    pending = pending_singles + [t for c in conversations for t in c.turns[c.start:]]
 
     if backend is None:
         from simsurvey.respondents.registry import make_backend
@@ -573,13 +590,15 @@ async def administer_async(
         except (NotImplementedError, RuntimeError):  # not Unix, or not the main thread's loop
             sigterm = False
 
-    batches = _batches(pending, max(1, int(getattr(backend, "batch_size", 1) or 1)))
+    batches = _batches(pending_singles, max(1, int(getattr(backend, "batch_size", 1) or 1)))
+    jobs = itertools.chain(((state.work, b) for b in batches),
+                           ((functools.partial(_conversation.run_conversation, state), c) for c in conversations))
 
     async def worker() -> None:
-        for batch in batches:  # one shared iterator: no await inside it, so no races
+        for fn, job in jobs:  # one shared iterator: no await inside it, so no races
             if state.stopping:  # the circuit breaker tripped: start nothing new
                 return
-            await state.work(batch)
+            await fn(job)
 
     async def ticker() -> None:
         while True:
