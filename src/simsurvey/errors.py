@@ -38,6 +38,8 @@ def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "<config>"
     msg = first["msg"]
+    if first["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")  # our own validators' messages stand alone
     from simsurvey.secrets import is_secret_key  # a leaf module; errors.py stays import-free
 
     secret = any(is_secret_key(p) for p in first["loc"])

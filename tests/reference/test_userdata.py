@@ -126,7 +126,7 @@ def test_provenance_of_a_user_file(tmp_path: Path) -> None:
         ({"demographics": {"sex": {"column": "gender", "codes": {1: "male"}}}}, DATA.assign(gender=[None] * 5),
          r"demographics.sex: column 'gender' has no mapped value"),
         ({"demographics": {"sex": {"column": "gender", "codes": {1: "male"}, "missing": [1]}}}, None,
-         r"mine.yaml: demographics.sex: Value error, value '1' is both in codes and in missing"),
+         r"mine.yaml: demographics.sex: value '1' is both in codes and in missing"),
         ({"demographics": {"religion": {"column": "gender", "codes": {1: "x"}}}}, None,
          r"demographics.religion: unknown demographic"),
         ({"demographics": {"region": {"column": "st", "states": True}}}, DATA.assign(st=["TX"] * 4 + ["Narnia"]),

@@ -113,3 +113,51 @@ def test_variable_names():
     again = variable_name("a" * 40, taken)
     assert again != long and len(again) == 27
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n) for n in taken | {long, again})
+
+
+def test_new_design_factors_exported_with_labels(tmp_path):
+    """Numeric answers on the raw scale, multi_select as 0/1 per option, positions, arms (issue 10)."""
+    from simsurvey.instruments.load import parse_instrument
+
+    inst = parse_instrument({
+        "id": "i", "title": "t",
+        "questions": [
+            {"id": "therm", "kind": "numeric", "text": "Warmth?", "scale": {"min": 0, "max": 100, "unit": "degrees"}},
+            {"id": "why", "kind": "multi_select", "text": "Which?", "options": [
+                {"code": "a", "label": "Alpha"}, {"code": "b", "label": "Beta"}, {"code": "c", "label": "Gamma"}]},
+            {"id": "q", "kind": "single_choice", "text": "Approve?", "options": [
+                {"code": "y", "label": "Approve"}, {"code": "n", "label": "Disapprove"}]},
+        ],
+        "experiments": [{"id": "mandate", "arms": [
+            {"id": "first", "label": "Penalty first", "questions": {"q": {"text": "One?"}}},
+            {"id": "second", "questions": {"q": {"text": "Two?"}}}]}],
+    })
+    resp = pd.DataFrame({
+        "persona_id": pd.array([0, 0, 0, 1, 1, 1], dtype="Int64"),
+        "question_id": ["therm", "why", "q", "therm", "why", "q"],
+        "condition_id": ["as_is|letters", "as_is|letters", "as_is|letters|arm:second",
+                         "as_is|letters", "as_is|letters", "as_is|letters|arm:first"],
+        "replicate": 0, "model": "m",
+        "answer_code": ["70-80", "a|c", "y", None, "b", "n"],
+        "answer_value": [72.0, None, None, 250.0, None, None],
+        "valid": [True, True, True, False, True, True],
+        "arm": [None, None, "second", None, None, "first"],
+        "question_position": pd.array([2, 0, 1, 0, 1, 2], dtype="Int64"),
+        "item_position": pd.array([None] * 6, dtype="Int64"),
+    })
+    run = tmp_path / "run"
+    run.mkdir()
+    resp.to_parquet(run / "responses.parquet")
+    path = export_wide(run, inst, formats=["dta"])[0]
+    df, meta = pyreadstat.read_dta(path)
+    df = df.set_index("persona_id").sort_index()
+    assert df.loc[0, "therm"] == 72.0 and np.isnan(df.loc[1, "therm"])  # out of range: invalid -> missing
+    assert [df.loc[0, f"why_{i}"] for i in (1, 2, 3)] == [1, 0, 1]
+    assert [df.loc[1, f"why_{i}"] for i in (1, 2, 3)] == [0, 1, 0]
+    assert meta.variable_value_labels["why_2"] == {0: "not selected", 1: "selected"}
+    assert "Beta" in meta.column_names_to_labels["why_2"]
+    assert df["therm_pos"].tolist() == [2, 0] and df["q_pos"].tolist() == [1, 2]
+    assert "therm_ipos" not in df  # no battery items
+    assert df["arm_mandate"].tolist() == [2, 1]
+    assert meta.variable_value_labels["arm_mandate"] == {1: "Penalty first", 2: "second"}
+    assert "therm" not in meta.variable_value_labels and "degrees" in meta.column_names_to_labels["therm"]

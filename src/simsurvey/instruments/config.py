@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 OrderMode = Literal["as_is", "reversed", "shuffled"]
 LabelStyle = Literal["letters", "numbers", "text"]
@@ -79,6 +79,24 @@ class DesignConfig(BaseModel):
     no_persona_replicates: int = Field(
         default=10, ge=1, description="No-persona calls per question x condition."
     )
+    context: Literal["independent", "sequential"] = Field(
+        default="independent",
+        description=(
+            "independent: every question in a fresh conversation; sequential: one conversation per "
+            "persona x replicate, the questions asked in turn with the earlier answers in context."
+        ),
+    )
+    question_order: Literal["fixed", "randomized"] = Field(
+        default="fixed",
+        description=(
+            "sequential only: fixed (instrument order) or randomized per conversation (a battery "
+            "moves as one block); recorded as question_position / previous_question."
+        ),
+    )
+    item_order: Literal["fixed", "randomized"] = Field(
+        default="randomized",
+        description="sequential only: order of a battery's items within it; recorded as item_position.",
+    )
 
     @field_validator("orders", "labels")
     @classmethod
@@ -87,3 +105,12 @@ class DesignConfig(BaseModel):
         if dup:
             raise ValueError(f"'{dup[0]}' is listed twice")
         return v
+
+    @model_validator(mode="after")
+    def _context(self) -> DesignConfig:
+        if self.context == "sequential" and self.assignment == "within":
+            # A conversation would ask every question once per condition.
+            raise ValueError("assignment 'within' cannot be combined with context 'sequential'; use between")
+        if self.context == "independent" and self.question_order == "randomized":
+            raise ValueError("question_order 'randomized' needs context 'sequential' (independent questions have no order)")
+        return self

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from simsurvey.errors import UserError
-from simsurvey.instruments.models import Instrument
+from simsurvey.instruments.models import Instrument, expand_batteries
 from simsurvey.io import read_yaml
 
 
@@ -21,6 +21,13 @@ def _question_label(data: Any, loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ..
         except (KeyError, IndexError, TypeError):
             pass
         return f"question '{qid}'", loc[2:]
+    if len(loc) >= 2 and loc[0] == "experiments" and isinstance(loc[1], int):
+        eid: Any = loc[1]
+        try:
+            eid = data["experiments"][loc[1]]["id"]
+        except (KeyError, IndexError, TypeError):
+            pass
+        return f"experiment '{eid}'", loc[2:]
     return "", loc
 
 
@@ -32,9 +39,11 @@ def format_instrument_error(err: ValidationError, data: Any, *, prefix: str) -> 
         # Our own validators already name the question; pydantic prepends "Value error, ".
         msg = msg.removeprefix("Value error, ")
         head, _ = _question_label(data, tuple(first["loc"]))
-        if msg.startswith("question '") or not head:
+        if msg.startswith(("question '", "experiment '", "battery '")) or not head:
             return f"{prefix}{msg}"
-        return f"{prefix}{head}: {msg}"
+        _, rest = _question_label(data, tuple(first["loc"]))
+        key = ".".join(str(p) for p in rest)
+        return f"{prefix}{head}: {key}: {msg}" if key else f"{prefix}{head}: {msg}"
     head, rest = _question_label(data, tuple(first["loc"]))
     key = ".".join(str(p) for p in rest)
     if first["type"] == "extra_forbidden":
@@ -55,6 +64,12 @@ def parse_instrument(data: Any, *, name: str = "<instrument>") -> Instrument:
     """
     if not isinstance(data, dict):
         raise UserError(f"{name}: expected a mapping with id, title and questions (got {type(data).__name__})")
+    if "questions" in data:
+        # Batteries expand first, so an error's location names the item question it is in.
+        try:
+            data = {**data, "questions": expand_batteries(data["questions"])}
+        except ValueError as err:
+            raise UserError(f"{name}: {err}") from None
     try:
         return Instrument.model_validate(data)
     except ValidationError as err:

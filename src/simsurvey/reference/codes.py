@@ -28,7 +28,9 @@ DEMOGRAPHIC_CODES: dict[str, tuple[str, ...]] = {
 }
 DEMOGRAPHICS: tuple[str, ...] = tuple(DEMOGRAPHIC_CODES)
 
-#: Columns of ``reference.parquet`` (shared contract), in order.
+#: Columns of ``reference.parquet`` (shared contract), in order. ``answer_value``: a numeric
+#: question's answer on the raw scale (null otherwise); ``experiment`` / ``arm``: the arm the
+#: respondent was assigned in a survey experiment the data set records (null otherwise).
 REFERENCE_COLUMNS: tuple[str, ...] = (
     "source",
     "respondent_id",
@@ -36,6 +38,9 @@ REFERENCE_COLUMNS: tuple[str, ...] = (
     *DEMOGRAPHICS,
     "question_id",
     "answer_code",
+    "answer_value",
+    "experiment",
+    "arm",
 )
 
 # US Census Bureau regions (https://www2.census.gov/geo/pdfs/maps-data/maps/reference/us_regdiv.pdf).

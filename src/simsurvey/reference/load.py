@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from simsurvey.config import resolve_path
@@ -95,6 +96,9 @@ def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Ser
         out[col] = pd.array(sub[col].astype("string").to_numpy() if col in sub else [None] * len(sub), dtype="string")
     out["question_id"] = pd.array([question_id] * len(sub), dtype="string")
     out["answer_code"] = pd.array(answers[keep].astype(str).to_numpy(), dtype="string")
+    out["answer_value"] = np.full(len(sub), np.nan, dtype="float64")
+    out["experiment"] = pd.array([None] * len(sub), dtype="string")
+    out["arm"] = pd.array([None] * len(sub), dtype="string")
     return out
 
 
@@ -167,6 +171,7 @@ def empty_reference() -> pd.DataFrame:
     """A reference-schema frame with no rows (right columns and dtypes)."""
     cols: dict[str, Any] = {c: pd.array([], dtype="string") for c in REFERENCE_COLUMNS}
     cols["weight"] = pd.array([], dtype="float64")
+    cols["answer_value"] = pd.array([], dtype="float64")
     return pd.DataFrame(cols)
 
 

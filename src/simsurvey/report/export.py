@@ -7,8 +7,16 @@ designs); in a between-persona design every row is form 1. Columns:
 - ``model`` (string), ``persona_id``, ``replicate``, ``form``, ``weight``;
 - each demographic as a labelled integer (value labels = the contract's codes);
 - one labelled integer per question (the answer; value labels = option labels; missing when the
-  answer was invalid or refused), its variable label the question text;
-- ``<question>_cond``: the design condition the question was shown under (string).
+  answer was invalid or refused), its variable label the question text; a numeric question's
+  variable is the answer on its raw scale (``answer_value``, measure scale; a non-substantive
+  answer such as Don't know is missing); a multi_select question gets one 0/1 variable per option
+  (``<question>_1`` ... in canonical order, labelled with the option), missing when invalid;
+- ``<question>_cond``: the design condition the question was shown under (string);
+- ``<question>_pos``: in a sequential questionnaire, the question's 0-based position in the
+  conversation (``question_position``), and for a battery item ``<question>_ipos``, its 0-based
+  position within the battery (``item_position``); absent under ``context: independent``;
+- ``arm_<experiment>``: per survey experiment, the persona's arm (labelled integer, 1..A in the
+  experiment's declared order).
 
 Answer integers are the option codes themselves when every code of a question is an integer
 (``pid7`` 1..7 keeps its meaning), else 1..K in canonical order.
@@ -101,19 +109,55 @@ def wide_frame(
     measures: dict[str, str] = {"weight": "scale", "persona_id": "nominal", "replicate": "ordinal",
                                 "form": "nominal", "model": "nominal"}
     wide = r[[*keys, "form"]].drop_duplicates().set_index([*keys, "form"]).sort_index()
+    arm_of: dict[str, pd.Series] = {}
     for q in questions:
         var = variable_name(q.id, taken)
-        values = code_values(q)
-        rows = r[r["question_id"] == q.id].set_index([*keys, "form"])
-        ok = valid.loc[r["question_id"] == q.id].to_numpy()
-        answer = rows["answer_code"].astype(object).map(values).where(ok)
-        wide[var] = answer.astype(float)
+        sel = (r["question_id"] == q.id).to_numpy()
+        rows = r[sel].set_index([*keys, "form"])
+        ok = valid.loc[sel].to_numpy()
+        if q.kind == "multi_select":
+            for i, o in enumerate(q.options, start=1):
+                col = variable_name(f"{var}_{i}", taken)
+                chosen = rows["answer_code"].astype(object).map(
+                    lambda a, c=o.code: float(c in str(a).split("|")) if isinstance(a, str) else float("nan"))
+                wide[col] = chosen.where(ok).astype(float)
+                labels[col] = f"{q.text} [{o.label}]"
+                value_labels[col] = {0: "not selected", 1: "selected"}
+                measures[col] = "nominal"
+        elif q.is_numeric and "answer_value" in rows:
+            wide[var] = pd.to_numeric(rows["answer_value"], errors="coerce").where(ok).astype(float)
+            labels[var] = q.text + (f" ({q.scale.unit})" if q.scale is not None and q.scale.unit else "")
+            measures[var] = "scale"
+        else:
+            values = code_values(q)
+            wide[var] = rows["answer_code"].astype(object).map(values).where(ok).astype(float)
+            labels[var] = q.text
+            value_labels[var] = {v: q.option(c).label for c, v in values.items()}
+            measures[var] = "ordinal" if q.kind == "ordinal" else "nominal"
         wide[var + COND_SUFFIX] = rows["condition_id"].astype(object)
-        labels[var] = q.text
         labels[var + COND_SUFFIX] = f"Condition shown for {q.id}"
-        value_labels[var] = {v: q.option(c).label for c, v in values.items()}
-        measures[var] = "ordinal" if q.kind == "ordinal" else "nominal"
         measures[var + COND_SUFFIX] = "nominal"
+        for column, suffix, what in (("question_position", "_pos", "Position in the conversation (0 = first)"),
+                                     ("item_position", "_ipos", "Position within its battery (0 = first)")):
+            if column in rows and rows[column].notna().any():
+                wide[var + suffix] = pd.to_numeric(rows[column], errors="coerce").astype(float)
+                labels[var + suffix] = f"{what}: {q.id}"
+                measures[var + suffix] = "ordinal"
+        if "arm" in rows and rows["arm"].notna().any():
+            exp = instrument.experiment_of(q.id)
+            if exp is not None:
+                arm_of.setdefault(exp.id, rows["arm"].astype(object))
+    for exp in instrument.experiments:
+        if exp.id not in arm_of:
+            continue
+        col = variable_name(f"arm_{exp.id}", taken)
+        codes = {a.id: i + 1 for i, a in enumerate(exp.arms)}
+        arm = arm_of[exp.id].map(codes).astype(float)
+        # A persona's arm holds for every row of the persona (its other forms and questions).
+        wide[col] = arm.groupby(level=[0, 1, 2]).first().reindex(wide.index.droplevel("form")).to_numpy()
+        labels[col] = f"Arm of experiment {exp.id}"
+        value_labels[col] = {v: (exp.arm(a).label or a) for a, v in codes.items()}
+        measures[col] = "nominal"
     wide = wide.reset_index()
     if personas is not None and "persona_id" in personas.columns:
         demo = [d for d in DEMOGRAPHICS if d in personas.columns]
@@ -135,7 +179,7 @@ def wide_frame(
     # pyreadstat writes object strings and floats; pandas 3's string dtype and nullable ints
     # are converted explicitly.
     for c in wide.columns:
-        if c in value_labels or c == "weight":
+        if c in value_labels or c == "weight" or pd.api.types.is_float_dtype(wide[c]):
             wide[c] = wide[c].astype(float)
         elif c in ("persona_id", "replicate", "form"):
             wide[c] = wide[c].astype("int64")

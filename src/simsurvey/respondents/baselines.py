@@ -38,7 +38,7 @@ from simsurvey.errors import UserError
 from simsurvey.respondents.base import Request, Result
 from simsurvey.respondents.config import ModelConfig
 
-REFERENCE_COLUMNS = ("source", "respondent_id", "weight", "question_id", "answer_code")
+NEEDED_COLUMNS = ("source", "respondent_id", "weight", "question_id", "answer_code")
 BACKOFF: tuple[tuple[str, ...], ...] = (
     ("race_ethnicity", "education", "age", "sex", "region", "household_income"),
     ("race_ethnicity", "education", "age", "sex", "region"),

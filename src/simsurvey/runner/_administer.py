@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from simsurvey.errors import RunFailedError, UserError
+from simsurvey.instruments.design import CONTEXT_COLUMNS, DESIGN_COLUMNS
 from simsurvey.instruments.models import Instrument, Question
 from simsurvey.respondents.base import (
     Backend,
@@ -83,10 +84,8 @@ from simsurvey.secrets import known_secrets, scrub
 from simsurvey.runner._progress import Progress, progress_enabled
 from simsurvey.seeds import derive_seed
 
-TRIAL_COLUMNS: tuple[str, ...] = (
-    "persona_id", "question_id", "condition_id", "replicate", "order_mode", "label_style",
-    "neutral_option", "cue_style", "option_order",
-)
+#: The trial columns a response row copies (the design's; the context columns may be absent).
+TRIAL_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS
 DEMOGRAPHICS: tuple[str, ...] = ("sex", "age", "race_ethnicity", "education", "college", "region", "household_income")
 
 
@@ -128,7 +127,7 @@ def row_seed(seed: int, pid: int | None, qid: str, cond: str, rep: int) -> int:
 
 
 def _check_inputs(trials: pd.DataFrame, personas: pd.DataFrame | None, instrument: Instrument) -> None:
-    missing = [c for c in TRIAL_COLUMNS if c not in trials.columns]
+    missing = [c for c in TRIAL_COLUMNS if c not in trials.columns and c not in CONTEXT_COLUMNS]
     if missing:
         raise UserError(f"trials: missing column(s) {', '.join(missing)}")
     known = {q.id for q in instrument.questions}
@@ -370,6 +369,7 @@ class _Run:
             "prompt_hash": prompt_hash(req),
             "raw_text": raw,
             "answer_code": answer,
+            "answer_value": None,  # numeric questions: the answer on the raw scale
             "valid": valid,
             "refusal": refusal,
             "invalid_reason": reason,
@@ -540,11 +540,14 @@ async def administer_async(
         final &= done["valid"].astype(bool)
     done_keys = {row_key(r) for r in done.loc[final, list(KEY_COLUMNS)].to_dict("records")}
 
-    records = trials[list(TRIAL_COLUMNS)].to_dict("records")
+    records = trials[[c for c in TRIAL_COLUMNS if c in trials.columns]].to_dict("records")
     for t in records:
         t["persona_id"] = None if pd.isna(t["persona_id"]) else int(t["persona_id"])
         t["replicate"] = int(t["replicate"])
         t["neutral_option"] = bool(t["neutral_option"])
+        for c in CONTEXT_COLUMNS:
+            v = t.get(c)
+            t[c] = None if v is None or pd.isna(v) else (int(v) if c.endswith("_position") else str(v))
     wanted = {(t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) for t in records}
     # Sequential designs: conversations are asked turn by turn from their first unfinished turn
     # (simsurvey.runner._conversation); every other row as before.
