@@ -46,6 +46,7 @@ from simsurvey.analysis.inference import design_n, null_summary, null_tables, sh
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
+from simsurvey.analysis.context import context_effects
 from simsurvey.analysis.order import order_effects
 from simsurvey.instruments.models import Instrument, Question
 
@@ -64,11 +65,14 @@ class AnalysisResult:
         metrics: one row per model × question × group × metric (``metrics.parquet`` contract).
         order_effects: one row per model × question × pair of conditions (``order_effects.parquet``).
         diagnostics: JSON-able notes: distribution mode per model, skipped variables/groups, counts.
+        context_effects: question-order effects of sequential questionnaires, one row per side ×
+            model × question × contrast (``context_effects.parquet``; :mod:`simsurvey.analysis.context`).
     """
 
     metrics: pd.DataFrame
     order_effects: pd.DataFrame
     diagnostics: dict[str, Any]
+    context_effects: pd.DataFrame | None = None
 
 
 def question_kind(q: Question) -> M.Kind | None:
@@ -254,7 +258,8 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
             _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
-    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag)
+    ce = context_effects(responses, reference, instrument, cfg, seed=seed)
+    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag, context_effects=ce)
 
 
 def _recode(codes: np.ndarray, own: list[str], shared: list[str]) -> np.ndarray:
