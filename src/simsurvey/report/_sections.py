@@ -17,6 +17,7 @@ from simsurvey.analysis.metrics import cramers_v
 from simsurvey.report import _figures as F
 from simsurvey.report import _html as H
 from simsurvey.report._context import METRIC_HELP, MIN_GROUP_N, RATIO_METRICS, Ctx
+from simsurvey.report._question_order import question_order
 from simsurvey.report._data import (
     DEMOGRAPHICS,
     answer_matrix,
@@ -373,4 +374,5 @@ SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("homogenization", "Homogenization", homogenization),
     ("structure", "Structure: subgroup differences", structure),
     ("order-effects", "Order and label effects", order_effects),
+    ("question-order", "Question-order (context) effects", question_order),
 )
