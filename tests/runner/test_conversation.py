@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from runner_data import make_personas
 
 from simsurvey.instruments import build_design
@@ -146,3 +152,51 @@ def test_an_answer_is_reused_only_under_the_identical_history(tmp_path, server, 
     assert (b.frame["cached"] == hit).all()
     # Each miss is one new call, each hit none.
     assert b.stats["calls"] == int((~hit).sum())
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path[:0] = [{here!r}, {support!r}]
+from test_conversation import _run, _trials
+url, tmp = sys.argv[1], Path(sys.argv[2])
+_run(tmp, url, _trials(replicates=2), timeout_s=120, flush_seconds=0.2)
+print("DONE")
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_conversation_then_resume_rebuilds_the_history(tmp_path, server, fake):
+    # Killed with 4 turns in flight: the resume rebuilds each half-finished conversation's history
+    # from the checkpoint and sends exactly the requests of an uninterrupted run; every answered
+    # call is answered once, only the calls in flight at the kill are asked again.
+    here = Path(__file__).resolve().parent
+    script = tmp_path / "run_seq.py"
+    script.write_text(KILL_SCRIPT.format(here=str(here), support=str(here.parent / "support")))
+    fake.stall_after = 12
+    env = {**os.environ, "CI": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc = subprocess.Popen([sys.executable, str(script), server.url, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, text=True)
+    deadline = time.monotonic() + 90
+    while len(fake.log) < 12 + 4:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the runner did not reach the stall"
+        time.sleep(0.05)
+    time.sleep(1.0)  # > flush_seconds: the answered rows reach a part
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    stalled = {e.key for e in fake.log if e.fault == "stall"}
+    assert len(stalled) == 4
+    fake.stall_after = None
+    trials = _trials(replicates=2)
+    resumed = _run(tmp_path, server.url, trials)
+    assert resumed.stats["resumed_rows"] == 12 and len(resumed.frame) == len(trials)
+    answered = Counter(e.key for e in fake.log if e.answered)
+    assert set(answered.values()) == {1} and len(answered) == len(trials)
+    assert {k for k, n in Counter(e.key for e in fake.log).items() if n > 1} <= stalled
+    sent = _answered_messages(fake)
+    fake.log.clear()
+    fresh = _run(tmp_path, server.url, trials, run="fresh", cache="fresh-cache")
+    assert _answered_messages(fake) == sent
+    cols = ["persona_id", "question_id", "condition_id", "replicate", "question_position", "raw_text", "prompt_hash"]
+    assert resumed.frame[cols].equals(fresh.frame[cols])

