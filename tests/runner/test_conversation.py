@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fake_openai import GARBAGE_TEXT
 from runner_data import make_personas
 
 from simsurvey.instruments import build_design
@@ -200,3 +201,29 @@ def test_sigkill_mid_conversation_then_resume_rebuilds_the_history(tmp_path, ser
     assert _answered_messages(fake) == sent
     cols = ["persona_id", "question_id", "condition_id", "replicate", "question_position", "raw_text", "prompt_hash"]
     assert resumed.frame[cols].equals(fresh.frame[cols])
+
+
+def test_retry_invalid_reasks_the_turn_and_every_later_turn_of_its_conversation(tmp_path, server, fake):
+    # An unparseable answer stays in the history (the conversation goes on). retry=invalid asks that
+    # turn again; its new answer changes the history of the later turns, so they are asked again
+    # too (under the new history), and nothing of the other conversations is asked.
+    trials = _trials()
+    fake.schedule = {1: "garbage"}
+    first = _run(tmp_path, server.url, trials)
+    bad = first.frame[~first.frame["valid"]]
+    assert len(bad) == 1 and bad["raw_text"].iloc[0] == GARBAGE_TEXT and first.frame["error"].isna().all()
+    pid, pos = int(bad["persona_id"].iloc[0]), int(bad["question_position"].iloc[0])
+    conv = first.frame[first.frame["persona_id"] == pid].sort_values("question_position")
+    later = conv[conv["question_position"] > pos]
+    assert len(later) and all(GARBAGE_TEXT in json.dumps(e.messages) for e in fake.log
+                              if _persona_of(e.messages) == pid and len(e.messages) > 2 * pos + 2)
+    n = len(fake.log)
+    again = _run(tmp_path, server.url, trials, retry="invalid")
+    asked = fake.log[n:]
+    assert len(asked) == len(conv) - pos and {_persona_of(e.messages) for e in asked} == {pid}
+    assert again.frame["valid"].all()
+    new = again.frame[again.frame["persona_id"] == pid].set_index("question_position")
+    old = conv.set_index("question_position")
+    assert (new.loc[later["question_position"], "prompt_hash"] != old.loc[later["question_position"], "prompt_hash"]).all()
+    others = again.frame["persona_id"] != pid
+    assert again.frame.loc[others, "prompt_hash"].tolist() == first.frame.loc[first.frame["persona_id"] != pid, "prompt_hash"].tolist()
