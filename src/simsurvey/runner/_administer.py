@@ -32,6 +32,10 @@ Baseline backends are never cached (free, and they answer from reference data no
 Every answer is committed to the cache the moment it arrives, before its row is used, so a
 killed run re-pays at most the calls in flight (``concurrency`` x the backend's batch size).
 
+Under ``design.context: sequential`` each conversation (persona, replicate) is asked turn by
+turn, every request carrying the conversation so far; the rules (order, failures, resume) are in
+:mod:`simsurvey.runner._conversation`.
+
 Nothing blocks the event loop: cache reads and writes run on the cache's own thread, parquet
 parts are written on a part-writer thread, and the backend's one-off start-up (importing
 litellm, reading its price map: ``warm_up``) runs in a thread before the first call.
@@ -103,7 +107,9 @@ class AdministerResult:
             (cache entries bypassed by ``runner.retry: invalid``), calls (backend calls incl.
             retries), retries,
             prompt_tokens, completion_tokens, cost_usd (spent now), cost_usd_cached_original
-            (what the cached rows cost when first made), seconds, requests_per_s (new rows/s).
+            (what the cached rows cost when first made), seconds, requests_per_s (new rows/s);
+            backend_identity: what the backend resolved from its config (e.g. the local dtype
+            under ``auto``), when it says.
     """
 
     frame: pd.DataFrame
