@@ -11,9 +11,10 @@ with :class:`~simsurvey.analysis.context_sim.PreviousQuestionBackend` (q1's firs
 it with :func:`simsurvey.analysis.context_effects`. Prints the markdown of VALIDATION.md's
 ``## Question-order (context) effects`` section.
 
-Size: the share of p < 0.05 over every contrast with no effect (at effect 0 every row; otherwise
-every row but q1's ``after:q0``), and the family-wise share: studies in which some row of a question
-without an effect has Holm ``p_adjusted`` < 0.05. Power: the share of studies whose q1 ``after:q0``
+Size: the share of p < 0.05 over the rows other than the target (at effect 0 every row is null;
+with an effect, q1's other contrasts are not: their "otherwise" pool holds the shifted answers), and
+the family-wise share: studies in which some row of a question without an effect (q0, q2, q3) has
+Holm ``p_adjusted`` < 0.05. Power: the share of studies whose q1 ``after:q0``
 row has ``p_adjusted`` < 0.05.
 """
 
@@ -38,7 +39,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    print("| personas | effect | studies | size: rows without effect, p < 0.05 (n rows) | size: family-wise, Holm (questions without effect) | power: q1 after q0, Holm p < 0.05 | mean JS of q1 after q0 |")
+    print("| personas | effect | studies | size: rows other than the target, p < 0.05 (n rows) | size: family-wise, Holm (questions without effect) | power: q1 after q0, Holm p < 0.05 | mean JS of q1 after q0 |")
     print("|---|---|---|---|---|---|---|")
     for n in args.personas:
         for effect in args.effects:
