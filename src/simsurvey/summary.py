@@ -3,7 +3,8 @@
 One row per model × question: the verdict of the calibrated test of "silicon = human" (JS against
 its sampling null at the run's effective sizes), the excess JS over that null, representativeness,
 the entropy and variance ratios (silicon / human) with their CIs, the mean order-effect JS between
-conditions and the invalid rate. Read from ``metrics.parquet`` and ``order_effects.parquet``, so
+conditions and the invalid rate; then, for survey experiments, each arm's headline treatment
+effect, silicon beside human (``treatment_effects.parquet``). Read from the run's parquet files, so
 it can be reprinted for any run directory with ``python -m simsurvey.summary <run_dir>``.
 """
 
@@ -77,7 +78,25 @@ def print_summary(run_dir: str | Path, *, file=None) -> None:
     for (model, qid), row in table.iterrows():
         out.add_row(str(model), str(qid), *(v if isinstance(v, str) else "—" if pd.isna(v) else f"{v:.3f}"
                                             for v in row))
-    Console(file=file or sys.stdout, width=200).print(out)
+    console = Console(file=file or sys.stdout, width=200)
+    console.print(out)
+    lines = experiment_lines(run_dir)
+    if lines:
+        console.print("survey experiments: treatment effect of each arm vs the control (95% CIs)", highlight=False)
+        for line in lines:
+            console.print(f"  {line}", highlight=False, markup=False)
+
+
+def experiment_lines(run_dir: str | Path) -> list[str]:
+    """Headline treatment effects of the run's survey experiments (none without experiments)."""
+    from simsurvey.analysis.treatment import headlines
+    from simsurvey.io import require_current
+
+    path = Path(run_dir) / "treatment_effects.parquet"
+    if not path.exists():
+        return []
+    require_current(path, "treatment_effects")
+    return headlines(pd.read_parquet(path))
 
 
 if __name__ == "__main__":  # pragma: no cover - thin CLI

@@ -117,7 +117,7 @@ def test_registry_is_complete_and_documented():
         assert spec.name == name
         assert spec.formula and spec.source and spec.description
         assert spec.direction in ("lower", "higher", "near_one", "none")
-        assert spec.level in ("group", "variable", "question", "pair", "model")
+        assert spec.level in ("group", "variable", "question", "pair", "model", "option")
     for kind in ("nominal", "ordinal"):
         names = M.group_metrics(np.ones(3), np.ones(3), kind, eps=1e-3)
         for name in names:

@@ -242,3 +242,18 @@ def test_exact_cell_draws_match_row_permutation_and_sign_flips():
     wj = (1 + 1e-9 * rng.random(150))[:, None]
     signs = design_p_value(wj * xa, wj * xb, empty, np.zeros(0, bool), 2000, np.random.default_rng(4))
     assert cells == pytest.approx(signs, abs=0.04)
+
+
+def test_conditions_of_an_experiment_pair_only_within_their_arm():
+    # Two arms x two orders: the 2 within-arm pairs are order effects; the 4 cross-arm pairs are
+    # the treatment (treatment_effects.parquet), never an order-effect row.
+    orders = {f"{o}|letters|arm:{a}": ORDERS[f"{o}|letters"] for o in ("as_is", "reversed") for a in ("t", "c")}
+    answers = {c: (["c0", "c1", "c2", "c0"] if c.endswith("arm:t") else ["c2", "c2", "c1", "c2"]) for c in orders}
+    responses, personas = _frame(answers, orders)
+    oe = _oe(responses, personas, _instrument())
+    pairs = oe[oe.level == "pair"]
+    assert sorted(zip(pairs.condition_a, pairs.condition_b)) == [
+        ("as_is|letters|arm:c", "reversed|letters|arm:c"), ("as_is|letters|arm:t", "reversed|letters|arm:t")]
+    # Conditions without an arm tag still pair with each other.
+    from simsurvey.analysis.order import arm_of
+    assert arm_of("as_is|letters|arm:penalty_second") == "penalty_second" and arm_of("as_is|letters") is None

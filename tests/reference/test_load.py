@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import yaml
 
 from simsurvey.config import PROJECT_ROOT
 from simsurvey.errors import UserError
@@ -100,3 +101,38 @@ def test_errors_name_the_variable() -> None:
     )
     with pytest.raises(UserError, match="no respondent has a mapped answer"):
         load_reference(Instrument(id="x", title="x", questions=(empty,)), SurveyConfig())
+
+
+HEALTHCARE = load_instrument(PROJECT_ROOT / "surveys" / "healthcare.yaml")
+HC_CFG = SurveyConfig(instrument="surveys/healthcare.yaml", reference=["pew2012_healthcare"])
+
+
+def test_the_reference_carries_the_arm_of_the_experiment() -> None:
+    ref = load_reference(HEALTHCARE, HC_CFG)
+    assert tuple(ref.columns) == REFERENCE_COLUMNS
+    # Independent count: the raw split-ballot table (order x response) of the committed data.
+    raw = pd.read_parquet(BUILTIN["pew2012_healthcare"].path)
+    expected = pd.crosstab(raw["order"], raw["response"].map({"approve": "approve", "disapprove": "disapprove",
+                                                              "other": "dont_know"}))
+    got = pd.crosstab(ref["arm"].astype(object), ref["answer_code"].astype(object))
+    assert got.to_dict() == expected.to_dict()
+    assert set(ref["experiment"]) == {"mandate_order"}
+    # Each respondent keeps their own arm (row-aligned with the raw data, not shuffled).
+    both = ref.merge(raw, on="respondent_id")
+    assert (both["arm"] == both["order"]).all()
+
+
+def test_a_question_outside_any_experiment_has_no_arm() -> None:
+    ref = load_reference(POLITICS, SurveyConfig())
+    assert ref["arm"].isna().all() and ref["experiment"].isna().all()
+
+
+def test_an_arm_value_with_no_arm_id_is_one_line(tmp_path) -> None:
+    from simsurvey.instruments.load import parse_instrument
+
+    data = yaml.safe_load((PROJECT_ROOT / "surveys" / "healthcare.yaml").read_text())
+    data["experiments"][0]["reference"]["codes"].pop("penalty_second")
+    inst = parse_instrument(data, name="hc.yaml")
+    with pytest.raises(UserError, match="experiment 'mandate_order': reference pew2012_healthcare.order: "
+                                        "value 'penalty_second' has no option code"):
+        load_reference(inst, HC_CFG)

@@ -147,3 +147,59 @@ def test_mapping_errors_are_one_line(tmp_path: Path, changes: dict, data, match:
 def test_mapping_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="survey.reference: file not found"):
         load_reference(INST, SurveyConfig(reference=[str(tmp_path / "x.yaml")]))
+
+
+def _exp_instrument(reference: dict | None = None) -> Instrument:
+    from simsurvey.instruments.load import parse_instrument
+
+    exp = {"id": "wording", "arms": [{"id": "plain", "questions": {"trust": {"text": "Trust?"}}},
+                                     {"id": "framed", "questions": {"trust": {"vignette": "Times are hard."}}}]}
+    if reference is not None:
+        exp["reference"] = reference
+    return parse_instrument({"id": "t", "title": "t", "questions": [
+        {"id": "trust", "text": "?", "kind": "ordinal",
+         "options": [{"code": "low", "label": "Low"}, {"code": "high", "label": "High"}]},
+        {"id": "pid3", "text": "?", "kind": "single_choice", "options": [{"code": "dem", "label": "D"},
+                                                                         {"code": "rep", "label": "R"}]}],
+        "experiments": [exp]}, name="t.yaml")
+
+
+def _arm_files(tmp_path: Path, experiments: dict | None) -> Path:
+    data = pd.DataFrame({"q2": [1, 2, 1, 2, 1], "q1": [1, 2, 1, 1, 2], "form": [1, 2, 2, 9, None]})
+    data.to_csv(tmp_path / "data.csv", index=False)
+    mapping = {"id": "mine", "file": "data.csv",
+               "questions": {"trust": {"column": "q2", "codes": {1: "low", 2: "high"}},
+                             "pid3": {"column": "q1", "codes": {1: "dem", 2: "rep"}}}}
+    if experiments is not None:
+        mapping["experiments"] = experiments
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(mapping))
+    return tmp_path / "m.yaml"
+
+
+def test_user_data_carries_the_arm_through_its_mapping(tmp_path: Path) -> None:
+    path = _arm_files(tmp_path, {"wording": {"column": "form", "codes": {1: "plain", 2: "framed"}, "missing": [9]}})
+    ref = load_reference(_exp_instrument(), SurveyConfig(reference=[str(path)]))
+    trust = ref[ref.question_id == "trust"].sort_values("respondent_id")
+    assert trust["arm"].tolist()[:3] == ["plain", "framed", "framed"]
+    assert trust["arm"].isna().tolist() == [False, False, False, True, True]  # 9 = missing, empty cell
+    assert trust["experiment"].tolist()[:3] == ["wording"] * 3 and trust["experiment"].isna().sum() == 2
+    assert ref[ref.question_id == "pid3"]["arm"].isna().all()  # not a question of the experiment
+
+
+def test_user_data_arm_through_the_experiments_reference(tmp_path: Path) -> None:
+    path = _arm_files(tmp_path, None)
+    inst = _exp_instrument({"dataset": "mine", "variable": "form", "codes": {1: "plain", 2: "framed"}})
+    with pytest.raises(UserError, match="value '9' has no option code"):
+        load_reference(inst, SurveyConfig(reference=[str(path)]))
+
+
+@pytest.mark.parametrize("experiments, match", [
+    ({"nope": {"column": "form", "codes": {1: "plain"}}}, r"experiments.nope: no such experiment in instrument 't'"),
+    ({"wording": {"column": "form", "codes": {1: "plane"}}}, r"experiments.wording: unknown arm 'plane'"),
+    ({"wording": {"column": "frm", "codes": {1: "plain"}}}, r"experiments.wording: column 'frm' is not in the data file"),
+    ({"wording": {"column": "form", "codes": {1: "plain", 2: "framed"}}}, r"value '9' has no option code"),
+])
+def test_user_data_arm_mistakes_are_one_line(tmp_path: Path, experiments: dict, match: str) -> None:
+    path = _arm_files(tmp_path, experiments)
+    with pytest.raises(UserError, match=match):
+        load_reference(_exp_instrument(), SurveyConfig(reference=[str(path)]))

@@ -151,7 +151,8 @@ def test_new_design_factors_exported_with_labels(tmp_path):
     path = export_wide(run, inst, formats=["dta"])[0]
     df, meta = pyreadstat.read_dta(path)
     df = df.set_index("persona_id").sort_index()
-    assert df.loc[0, "therm"] == 72.0 and np.isnan(df.loc[1, "therm"])  # out of range: invalid -> missing
+    assert df.loc[0, "therm_val"] == 72.0 and np.isnan(df.loc[1, "therm_val"])  # out of range: invalid -> missing
+    assert meta.variable_value_labels["therm"][df.loc[0, "therm"]] == "70-79"  # the labelled bin
     assert [df.loc[0, f"why_{i}"] for i in (1, 2, 3)] == [1, 0, 1]
     assert [df.loc[1, f"why_{i}"] for i in (1, 2, 3)] == [0, 1, 0]
     assert meta.variable_value_labels["why_2"] == {0: "not selected", 1: "selected"}
@@ -160,4 +161,4 @@ def test_new_design_factors_exported_with_labels(tmp_path):
     assert "therm_ipos" not in df  # no battery items
     assert df["arm_mandate"].tolist() == [2, 1]
     assert meta.variable_value_labels["arm_mandate"] == {1: "Penalty first", 2: "second"}
-    assert "therm" not in meta.variable_value_labels and "degrees" in meta.column_names_to_labels["therm"]
+    assert "therm_val" not in meta.variable_value_labels and "degrees" in meta.column_names_to_labels["therm_val"]

@@ -139,3 +139,35 @@ def test_bad_templates_are_one_line_config_errors(key, value, match):
         PromptConfig.model_validate({key: value})
     line = format_validation_error(exc.value, prefix="prompt.")
     assert re.search(match, line) and "\n" not in line, line
+
+
+def _experiment():
+    from simsurvey.instruments.models import Arm, ArmChange, Experiment
+
+    return Experiment(id="wording", arms=(
+        Arm(id="control", questions={}),
+        Arm(id="reworded", questions={"capital": ArmChange(text="Which city is the capital of France?")}),
+        Arm(id="primed", questions={"capital": ArmChange(vignette="France is a country in Europe.")}),
+    ))
+
+
+def test_each_arm_words_the_question_its_own_way():
+    exp = _experiment()
+    control, reworded, primed = (req(experiment=exp, arm=a).messages[1]["content"]
+                                 for a in ("control", "reworded", "primed"))
+    assert control.startswith(Q.text)
+    assert reworded.startswith("Which city is the capital of France?") and Q.text not in reworded
+    # The vignette comes before the question, which keeps its wording.
+    assert primed.startswith("France is a country in Europe.\n\n" + Q.text)
+    # Options and instruction are the same in every arm; the system (persona) message too.
+    for body in (reworded, primed):
+        assert body.endswith("Answer with the letter of one option.") and "A. Rome\nB. Paris" in body
+    assert req(experiment=exp, arm="primed").messages[0] == req().messages[0]
+    assert req(experiment=exp, arm="reworded").context["question_id"] == "capital"
+    # No experiment, or no arm: the question as written.
+    assert req(arm="reworded").messages == req().messages == req(experiment=exp).messages
+
+
+def test_an_unknown_arm_is_a_user_error():
+    with pytest.raises(UserError, match="arm 'nope' is not an arm of experiment 'wording'"):
+        req(experiment=_experiment(), arm="nope")

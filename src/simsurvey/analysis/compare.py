@@ -33,7 +33,7 @@ than once (conditions, replicates) and always for probability vectors; the rates
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,8 +46,11 @@ from simsurvey.analysis.inference import design_n, null_summary, null_tables, sh
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
+from simsurvey.analysis.battery_rows import battery_metrics, selection_metrics
 from simsurvey.analysis.context import context_effects
+from simsurvey.analysis.numeric import numeric_block
 from simsurvey.analysis.order import order_effects
+from simsurvey.analysis.treatment import empty_treatment_effects, treatment_effects
 from simsurvey.instruments.models import Instrument, Question
 
 METRIC_COLUMNS = ["model", "question_id", "group_var", "group_value", "metric", "value", "ci_low",
@@ -64,6 +67,8 @@ class AnalysisResult:
     Attributes:
         metrics: one row per model × question × group × metric (``metrics.parquet`` contract).
         order_effects: one row per model × question × pair of conditions (``order_effects.parquet``).
+        treatment_effects: survey experiments' arm effects, silicon beside human
+            (:mod:`simsurvey.analysis.treatment`).
         diagnostics: JSON-able notes: distribution mode per model, skipped variables/groups, counts.
         context_effects: question-order effects of sequential questionnaires, one row per side ×
             model × question × contrast (``context_effects.parquet``; :mod:`simsurvey.analysis.context`).
@@ -72,12 +77,15 @@ class AnalysisResult:
     metrics: pd.DataFrame
     order_effects: pd.DataFrame
     diagnostics: dict[str, Any]
+    #: one row per model × experiment × question × arm × statistic (``treatment_effects.parquet``).
+    treatment_effects: pd.DataFrame = field(default_factory=empty_treatment_effects)
     context_effects: pd.DataFrame | None = None
 
 
 def question_kind(q: Question) -> M.Kind | None:
-    """nominal for single_choice, ordinal for ordinal, None (not scored) for multi_select."""
-    return {"single_choice": "nominal", "ordinal": "ordinal"}.get(q.kind)  # type: ignore[return-value]
+    """nominal for single_choice, ordinal for ordinal and numeric (its bins are in scale order),
+    None for multi_select (scored per option by :mod:`simsurvey.analysis.battery_rows` instead)."""
+    return {"single_choice": "nominal", "ordinal": "ordinal", "numeric": "ordinal"}.get(q.kind)  # type: ignore[return-value]
 
 
 class _Out:
@@ -210,6 +218,15 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
         cats[var] = sorted(set(sil.group_cats[var]) | set(hum.group_cats[var]))
         scode[var] = _recode(sil.groups[var], sil.group_cats[var], cats[var])
         hcode[var] = _recode(hum.groups[var], hum.group_cats[var], cats[var])
+    # Survey experiments: each arm is also a group, so an experiment question's silicon answers in
+    # an arm are compared with the human answers in the same arm (like with like), beside the pooled row.
+    if instrument.experiments and sil.arm is not None and hum.arm is not None and (hum.arm >= 0).any():
+        cats["arm"] = sorted((set(sil.arm_names) | set(hum.arm_names)) - {"None", "<NA>"})
+        scode["arm"] = _recode(sil.arm, sil.arm_names, cats["arm"], missing_ok=True)
+        hcode["arm"] = _recode(hum.arm, hum.arm_names, cats["arm"], missing_ok=True)
+        gvars_rows = [*gvars, "arm"]
+    else:
+        gvars_rows = gvars
 
     out = _Out(cfg.ci)
     models = sil.model_names
@@ -229,7 +246,7 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
             kind = question_kind(q)
             k = len(q.substantive_codes)
             if kind is None or k < 2:
-                if mi == 0:
+                if mi == 0 and q.kind != "multi_select":  # multi_select: selection rates below
                     diag["notes"].append(f"question '{q.id}': kind {q.kind} with {k} substantive options: not scored")
                 continue
             s_idx = np.flatnonzero(persona_rows & (sil.q == qi))
@@ -248,23 +265,51 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                 a_ok, a_x = answer_vectors(sil, s_idx, k, False)
                 ans = _Side.of(sil, s_idx[a_ok], a_x, False)
             human = _Side.of(hum, h_rows, onehot(hum.pos[h_rows], k), False, units_are_rows=True)
-            for vi, var in enumerate(["all", *gvars]):
+            for vi, var in enumerate(["all", *gvars_rows]):
                 rng = np.random.default_rng([seed, 1, mi, qi, vi])
                 _group_block(out, diag, model, q, kind, var, cats[var], scode[var], hcode[var], sil,
                              s_idx, side, ans, human, cfg, rng)
             _no_persona(out, model, q, sil, in_model, qi, k, use_probs, side, human, hcode, cfg,
                         np.random.default_rng([seed, 3, mi, qi]))
+            if q.kind == "numeric":
+                _numeric(out, model, q, sil, hum, s_idx, h_idx, ["all", *gvars], cats, scode, hcode, cfg,
+                         [seed, 5, mi, qi])
         if cfg.pairs:
             _pattern(out, model, instrument, persona_dists, sil, hum, cfg, np.random.default_rng([seed, 4, mi]))
+        # Battery internal consistency and multi_select selection rates (simsurvey.analysis.battery_rows).
+        battery_metrics(out, diag, model, sil, persona_rows, hum, instrument, cfg,
+                        lambda i, mi=mi: np.random.default_rng([seed, 5, mi, i]))
+        selection_metrics(out, diag, model, sil, persona_rows, hum, instrument, cfg,
+                          lambda i, mi=mi: np.random.default_rng([seed, 6, mi, i]))
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
+    te = treatment_effects(sil, hum, instrument, use_probs=modes, ci=cfg.ci, n_permutations=cfg.n_permutations,
+                           bootstrap=cfg.bootstrap, seed=seed)
     ce = context_effects(responses, reference, instrument, cfg, seed=seed)
-    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag, context_effects=ce)
+    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag, treatment_effects=te,
+                          context_effects=ce)
 
 
-def _recode(codes: np.ndarray, own: list[str], shared: list[str]) -> np.ndarray:
-    """Codes into one side's categories -> codes into the shared categories (-1 stays -1)."""
-    lut = np.array([shared.index(c) for c in own] + [-1], dtype=np.int64)
+def _numeric(out: _Out, model: str, q: Question, sil: Rows, hum: Rows, s_idx: np.ndarray, h_idx: np.ndarray,
+             gvars: list[str], cats: dict[str, list[str]], scode: dict[str, np.ndarray],
+             hcode: dict[str, np.ndarray], cfg: AnalysisConfig, seed: list[int]) -> None:
+    """The raw-scale value_* rows of a numeric question (:mod:`simsurvey.analysis.numeric`):
+    valid, non-refusal persona rows with an answer_value, and the human rows with one."""
+    if sil.value is None or hum.value is None or q.scale is None:
+        return
+    s = s_idx[sil.valid[s_idx] & ~sil.refusal[s_idx] & np.isfinite(sil.value[s_idx])]
+    h = h_idx[np.isfinite(hum.value[h_idx]) & (hum.w[h_idx] > 0)]
+    numeric_block(out, model, q.id, q.scale.min, q.scale.max,
+                  s_value=sil.value[s], s_unit=sil.unit[s], s_w=sil.w[s], s_groups={v: scode[v][s] for v in gvars},
+                  h_value=hum.value[h], h_unit=hum.unit[h], h_w=hum.w[h], h_groups={v: hcode[v][h] for v in gvars},
+                  cats={v: cats[v] for v in gvars}, min_group_n=cfg.min_group_n, bootstrap=cfg.bootstrap,
+                  null_draws=cfg.null_draws, seed=seed)
+
+
+def _recode(codes: np.ndarray, own: list[str], shared: list[str], missing_ok: bool = False) -> np.ndarray:
+    """Codes into one side's categories -> codes into the shared categories (-1 stays -1; with
+    ``missing_ok`` a category absent from ``shared`` maps to -1 too)."""
+    lut = np.array([shared.index(c) if (c in shared or not missing_ok) else -1 for c in own] + [-1], dtype=np.int64)
     return lut[codes]
 
 

@@ -18,8 +18,9 @@ rows are:
   built-in studies records it — or no sequential rows at all).
 
 Statistics: ``js_divergence`` (base 2) between the two weighted answer distributions (valid,
-non-refusal, substantive answers; one-hot, answers mode), ``mean_difference`` (ordinal questions:
-mean scale position a − b, positions 0..K−1 of the substantive options; NaN otherwise), and a
+non-refusal, substantive answers; one-hot, answers mode; a numeric question by its bins),
+``mean_difference`` (ordinal and numeric questions: mean scale position a − b, positions 0..K−1 of
+the substantive options or bins; NaN otherwise), and a
 randomization ``p_value`` of the JS statistic that follows the design: the order is drawn per
 conversation, so the labels are permuted across conversations, a conversation's rows of one label
 moving together (its cluster: a within design asks a question several times in one conversation);
@@ -68,7 +69,8 @@ def context_effects(responses: pd.DataFrame, reference: pd.DataFrame | None, ins
     if "question_position" not in responses.columns or responses["question_position"].notna().sum() == 0:
         return _frame(out)
     seq = responses[responses["question_position"].notna() & responses["persona_id"].notna()]
-    questions = [q for q in instrument.questions if q.kind in ("single_choice", "ordinal") and len(q.substantive_codes) >= 2]
+    questions = [q for q in instrument.questions
+                 if q.kind in ("single_choice", "ordinal", "numeric") and len(q.substantive_codes) >= 2]
     for mi, (model, rows) in enumerate(sorted(seq.groupby("model", sort=True), key=lambda kv: str(kv[0]))):
         units = _silicon_units(rows)
         for qi, q in enumerate(questions):
@@ -149,7 +151,7 @@ def _contrast(side: str, model: str | None, q: Question, level: str, ca: str, cb
     da, db = wx[in_a].sum(0), wx[~in_a].sum(0)
     js = float(M.js_divergence(da, db)) if da.sum() > 0 and db.sum() > 0 else float("nan")
     mean_diff = float("nan")
-    if q.kind == "ordinal" and da.sum() > 0 and db.sum() > 0:
+    if q.kind in ("ordinal", "numeric") and da.sum() > 0 and db.sum() > 0:  # numeric: bins in scale order
         score = np.arange(x.shape[1], dtype=float)
         mean_diff = float(da @ score / da.sum() - db @ score / db.sum())
     # Clusters: a conversation's units of one label move together.

@@ -50,6 +50,11 @@ class Rows:
     #: options (0 = shown first), -1 when not displayed or the order is unknown (int8)
     rank: np.ndarray | None = None
     deterministic: np.ndarray | None = None  #: bool, elicitation is ``logprobs`` (a copy answers alike)
+    arm: np.ndarray | None = None  #: survey-experiment arm code per row into arm_names (int64, -1 = none)
+    arm_names: list[str] = field(default_factory=list)  #: arm ids, in order of first appearance
+    value: np.ndarray | None = None  #: ``answer_value`` (float64, NaN = none): a numeric answer's raw value
+    #: the raw ``answer_code`` per row (object, None for null): multi_select sets (``"a|c"``) have no position
+    answer: np.ndarray | None = None
 
 
 def _all_codes(instrument: Instrument) -> list[str]:
@@ -259,11 +264,12 @@ def encode_responses(responses: pd.DataFrame, personas: pd.DataFrame, instrument
     else:
         rows.n_displayed = np.zeros(n, dtype=np.int64)
         rows.rank = np.full((n, k_max(instrument)), -1, dtype=np.int8)
+    rows.answer = responses["answer_code"].astype(object).where(responses["answer_code"].notna(), None).to_numpy()
     rows.deterministic = (responses["elicitation"].astype(object).to_numpy() == "logprobs"
                           if "elicitation" in responses.columns else np.zeros(n, bool))
     if "probs" in responses.columns and responses["probs"].notna().any():
         rows.x, rows.has_probs = _map_probs(responses["probs"], qidx, codes, lut, k_max(instrument))
-    return rows
+    return add_experiment_columns(rows, responses)
 
 
 def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars: list[str],
@@ -311,8 +317,19 @@ def encode_reference(reference: pd.DataFrame, instrument: Instrument, group_vars
             groups[var], group_cats[var] = _present(*coded)
     n = len(ref)
     rows = Rows(q=qidx, pos=_positions(qidx, cidx, lut), w=w, unit=unit, groups=groups,
-                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats)
-    return rows, {str(k): str(v) for k, v in chosen.items()}
+                valid=np.ones(n, bool), refusal=np.zeros(n, bool), code=cidx, group_cats=group_cats,
+                answer=ref["answer_code"].astype(object).where(ref["answer_code"].notna(), None).to_numpy())
+    return add_experiment_columns(rows, ref), {str(k): str(v) for k, v in chosen.items()}
+
+
+def add_experiment_columns(rows: Rows, frame: pd.DataFrame) -> Rows:
+    """Set ``rows.arm`` / ``arm_names`` / ``value`` from a frame row-aligned with ``rows`` (its
+    ``arm`` and ``answer_value`` columns; absent columns leave them None)."""
+    if "arm" in frame.columns:
+        rows.arm, rows.arm_names = factorize_str(frame["arm"])
+    if "answer_value" in frame.columns:
+        rows.value = pd.to_numeric(frame["answer_value"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return rows
 
 
 def onehot(pos: np.ndarray, k: int) -> np.ndarray:

@@ -13,7 +13,9 @@ Levels: ``group`` — one value per (model, question, group_var, group_value), i
 ``all/all``; ``variable`` — one per (model, question, group_var), written with group_value
 ``"*"``; ``question`` — one per (model, question), written as ``all/all``; ``pair`` — one per
 (model, pair of questions), question_id ``"q1|q2"``; ``model`` — one per model,
-question_id ``"*"``.
+question_id ``"*"``; ``option`` — one per (model, multi_select question, option), written with
+group_var ``"option"`` and group_value the option code. Battery-level metrics are ``question``
+level rows whose question_id is the battery id.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Literal
 import numpy as np
 
 Direction = Literal["lower", "higher", "near_one", "none"]
-Level = Literal["group", "variable", "question", "pair", "model"]
-Kind = Literal["nominal", "ordinal"]
+Level = Literal["group", "variable", "question", "pair", "model", "option"]
+Kind = Literal["nominal", "ordinal", "numeric"]
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -349,6 +351,75 @@ def _ratios(suffix: str = "", extra: str = "") -> tuple[MetricSpec, ...]:
     )
 
 
+_CRONBACH = "Cronbach 1951, Coefficient alpha and the internal structure of tests"
+_HALL_WILSON = ("; p_value: Hall & Wilson 1991 bootstrap test (null = the centred bootstrap errors of both "
+                "sides, two-sided; simsurvey.analysis.battery)")
+_BAT = ("Battery rows (question_id = the battery id): units are a persona's complete battery in one "
+        "replicate (answers; a persona is one bootstrap cluster) and human respondents with every item "
+        "answered; reverse-keyed items reflected")
+_MS = ("multi_select rows (group_var 'option', group_value the option code): a row's answer set "
+       "('a|c'); weighted over valid sets, personas resampled as clusters")
+_BATTERY_METRICS = (
+    MetricSpec("cronbach_alpha_silicon", "none", "question", _ORD, "k/(k−1)·(1 − tr C/1ᵀC1), C weighted item covariance",
+               _CRONBACH, f"Cronbach's alpha of the silicon answers. {_BAT}.", (-_INF, 1.0)),
+    MetricSpec("cronbach_alpha_human", "none", "question", _ORD, "k/(k−1)·(1 − tr C/1ᵀC1)", _CRONBACH,
+               f"Cronbach's alpha of the human answers. {_BAT}.", (-_INF, 1.0)),
+    MetricSpec("cronbach_alpha_diff", "none", "question", _ORD, "alpha_silicon − alpha_human", _CRONBACH,
+               f"Silicon minus human internal consistency; > 0: the silicon answers hang together more "
+               f"tightly than people's{_HALL_WILSON}.", (-_INF, _INF), "two"),
+    MetricSpec("standardized_alpha_silicon", "none", "question", _ORD, "k r̄/(1 + (k−1) r̄)", _CRONBACH,
+               f"Standardized alpha (mean inter-item correlation r̄) of the silicon answers. {_BAT}.", (-_INF, 1.0)),
+    MetricSpec("standardized_alpha_human", "none", "question", _ORD, "k r̄/(1 + (k−1) r̄)", _CRONBACH,
+               f"Standardized alpha of the human answers. {_BAT}.", (-_INF, 1.0)),
+    MetricSpec("standardized_alpha_diff", "none", "question", _ORD, "standardized_alpha_silicon − _human",
+               _CRONBACH, f"Silicon minus human standardized alpha{_HALL_WILSON}.", (-_INF, _INF), "two"),
+    MetricSpec("inter_item_corr_mad", "lower", "question", _ORD, "mean_{i<j} |R_s,ij − R_h,ij| (weighted Pearson)",
+               _ARGYLE, "Mean absolute difference of the inter-item correlations; null_mean/null_q95/p_value: its "
+               "sampling null, the MAD of both sides' centred bootstrap errors (simsurvey.analysis.battery). "
+               f"{_BAT}.", (0.0, 2.0), "upper", "span"),
+    MetricSpec("inter_item_corr_silicon", "none", "pair", _ORD, "weighted Pearson r of two battery items",
+               "Pearson 1896", f"Correlation of two items of a battery among personas (question_id 'item1|item2'). {_BAT}.",
+               (-1.0, 1.0)),
+    MetricSpec("inter_item_corr_human", "none", "pair", _ORD, "weighted Pearson r of two battery items",
+               "Pearson 1896", f"Correlation of two items of a battery among human respondents. {_BAT}.", (-1.0, 1.0)),
+    MetricSpec("selection_rate_silicon", "none", "option", (), "Σ w·[option ∈ set] / Σ w", "—",
+               f"Share of silicon answers selecting the option. {_MS}."),
+    MetricSpec("selection_rate_human", "none", "option", (), "Σ w·[option ∈ set] / Σ w", "—",
+               f"Share of human answers selecting the option. {_MS}."),
+    MetricSpec("selection_rate_diff", "none", "option", (), "selection_rate_silicon − selection_rate_human", "—",
+               f"Silicon minus human selection rate{_HALL_WILSON}. {_MS}.", (-1.0, 1.0), "two"),
+)
+
+
+_NUM: tuple[Kind, ...] = ("numeric",)
+_VAL = " on the raw scale (answer_value; valid rows with a number: simsurvey.analysis.numeric)"
+
+
+def _numeric() -> tuple[MetricSpec, ...]:
+    """The raw-scale metrics of numeric questions (their binned answers get the ordinal ones)."""
+    return (
+        MetricSpec("value_mean_silicon", "none", "group", _NUM, "Σ w x / Σ w", "standard",
+                   f"Weighted mean of the silicon answers{_VAL}.", (-_INF, _INF)),
+        MetricSpec("value_mean_human", "none", "group", _NUM, "Σ w x / Σ w", "standard",
+                   f"Weighted mean of the human answers{_VAL}.", (-_INF, _INF)),
+        MetricSpec("value_mean_diff", "none", "group", _NUM, "value_mean_silicon − value_mean_human", "standard",
+                   f"Difference of means silicon − human{_VAL}{_RATIO_P}.", (-_INF, _INF), "two"),
+        MetricSpec("value_sd_silicon", "none", "group", _NUM, "sqrt(n_eff/(n_eff−1) · Σ p_v (x_v−μ)²)", _DASMAN,
+                   f"Weighted SD of the silicon answers (Bessel-corrected at n_eff){_VAL}.", (0.0, _INF)),
+        MetricSpec("value_sd_human", "none", "group", _NUM, "sqrt(n_eff/(n_eff−1) · Σ q_v (x_v−μ)²)", _DASMAN,
+                   f"Weighted SD of the human answers (Bessel-corrected at n_eff){_VAL}.", (0.0, _INF)),
+        MetricSpec("value_variance_ratio", "near_one", "group", _NUM, "value_sd_silicon² / value_sd_human²", _DASMAN,
+                   f"Silicon/human variance; < 1 is homogenization{_VAL}{_RATIO_P}.", (0.0, _INF), "two"),
+        MetricSpec("value_wasserstein_norm", "lower", "group", _NUM,
+                   "Σ_v |F_p(x_v)−F_q(x_v)|(x_{v+1}−x_v) / (max−min of the scale)", "Vallender 1974",
+                   f"Wasserstein-1 between the silicon and human answers divided by the scale's range, "
+                   f"in [0,1]{_VAL}{_NULL}.", test="upper", ci="span"),
+        MetricSpec("value_ks", "lower", "group", _NUM, "sup_v |F_p(x_v) − F_q(x_v)|", "Smirnov 1939",
+                   f"Kolmogorov–Smirnov statistic silicon vs human, in [0,1]{_VAL}{_NULL}.",
+                   test="upper", ci="span"),
+    )
+
+
 #: The one registry of metric names (public contract), in report order.
 METRICS: dict[str, MetricSpec] = {
     s.name: s
@@ -413,6 +484,7 @@ METRICS: dict[str, MetricSpec] = {
                    "Demographic Probing Lacks Construct Validity; " + _DASMAN,
                    "The persona-free answer vs the human answers: is the model's unconditioned "
                    "answer the population's?" + _NULL + ".", test="upper", ci="shifted"),
+        *_BATTERY_METRICS,
         MetricSpec("invalid_rate", "lower", "group", _BOTH, "Σ w·[¬valid] / Σ w", "—",
                    "Weighted share of persona rows whose answer could not be parsed (valid=False)."),
         MetricSpec("refusal_rate", "lower", "group", _BOTH, "Σ w·[refusal] / Σ w", "—",
@@ -420,6 +492,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("nonsubstantive_rate", "none", "group", _BOTH, "Σ w·[code ∉ substantive] / Σ w·[valid]",
                    "—", "Weighted share of valid answers on non-substantive or neutral options; "
                    "they are kept out of every distribution."),
+        *_numeric(),
     )
 }
 

@@ -1,7 +1,10 @@
 """Instability: order and label effects between design conditions (``order_effects.parquet``).
 
 Two kinds of rows (column ``level``), per model and question, computed separately for persona
-conditions and for the ``no_persona`` control (conditions are only paired within their kind):
+conditions and for the ``no_persona`` control (conditions are only paired within their kind). The
+conditions of a question in a survey experiment end with ``|arm:<id>``; they are paired only within
+one arm (two arms word the question differently: their difference is the treatment effect, in
+``treatment_effects.parquet``, not an order effect):
 
 **Pair rows** (``level="pair"``: one per pair of conditions, ``condition_a`` < ``condition_b``):
 
@@ -92,6 +95,16 @@ _FLOATS = ("js_divergence", "flip_rate", "primacy", "recency", "p_value", "retes
            "excess_flip_rate", "p_adjusted")
 _STRINGS = ("model", "question_id", "condition_a", "condition_b", "level", "permutation", "note")
 _INTS = ("n_a", "n_b", "n_units_a", "n_units_b")
+
+
+#: Conditions of a question in a survey experiment end with this tag and the arm's id.
+ARM_TAG = "|arm:"
+
+
+def arm_of(condition_id: str) -> str | None:
+    """The experiment arm a condition id belongs to (its ``|arm:<id>`` suffix), or None."""
+    head, sep, arm = condition_id.rpartition(ARM_TAG)
+    return arm if sep else None
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -326,6 +339,8 @@ def order_effects(rows: Rows, instrument: Instrument, cfg: AnalysisConfig, *, se
                 conds = sorted((rows.condition_names[c], int(c)) for c in present if c >= 0)
                 for i, ca in enumerate(conds):
                     for cb in conds[i + 1:]:
+                        if arm_of(ca[0]) != arm_of(cb[0]):
+                            continue  # another arm words the question differently: a treatment, not an order effect
                         rng = np.random.default_rng([seed, 5, mi, qi, len(out)])
                         out.append(_pair(sub, ca, cb, cfg.n_permutations, rng)
                                    | {"model": model, "question_id": q.id})

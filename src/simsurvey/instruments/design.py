@@ -6,6 +6,8 @@ shown) when ``design.neutral`` is on and the question has one. Rules:
 
 - Ordinal questions are never shuffled: a scrambled scale is a different question, so
   ``shuffled`` is skipped for them (they get ``as_is``/``reversed`` only).
+- A numeric question shows no options (its range is in the instruction), so it has one
+  condition, ``as_is|value``, under every design: option order and label style do not apply.
 - Non-substantive options (don't know, did not vote) stay last in every order, as on paper
   questionnaires; only the substantive options (and a shown neutral option, which sits at its
   canonical place in the scale) are reversed or shuffled.
@@ -90,8 +92,16 @@ def _stream(seed: int, *names: object) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big"))
 
 
+#: The one condition of a numeric question: no option list is shown, so neither option order nor
+#: label style applies; its label style ``value`` says the answer is a value on the scale.
+NUMERIC_CONDITION = ("as_is", "value")
+
+
 def question_conditions(question: Question, cfg: DesignConfig) -> list[Condition]:
-    """The conditions a question is shown under (ordinal questions skip ``shuffled``)."""
+    """The conditions a question is shown under (ordinal questions skip ``shuffled``; a numeric
+    question has the one condition ``as_is|value``: orders and labels do not apply to it)."""
+    if question.kind == "numeric":
+        return [Condition(*NUMERIC_CONDITION, False)]
     orders = [o for o in cfg.orders if not (o == "shuffled" and question.kind == "ordinal")]
     neutrals = [False, True] if cfg.neutral and question.has_neutral else [False]
     return [Condition(o, lab, n) for o in orders for lab in cfg.labels for n in neutrals]

@@ -60,21 +60,74 @@ def _to_code_list(value: Any) -> Any:
 Code = Annotated[str, BeforeValidator(_to_code)]
 
 
+class SelectedItem(BaseModel):
+    """One option of a multi_select question answered by a yes/no variable of the data set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variable: str = Field(min_length=1, description="The yes/no variable (column) for this option.")
+    yes: Annotated[tuple[str, ...], BeforeValidator(_to_code_list)] = Field(
+        min_length=1, description="Values meaning the option is selected (e.g. [1]).")
+    no: Annotated[tuple[str, ...], BeforeValidator(_to_code_list)] = Field(
+        min_length=1, description="Values meaning it is not selected (e.g. [0]).")
+
+
 class ReferenceMapping(BaseModel):
-    """Where a question's human answers come from in one reference data set."""
+    """Where a question's human answers come from in one reference data set.
+
+    A single variable mapped by ``codes``, or, for a multi_select question, one yes/no variable
+    per option (``selected``): a respondent's answer is the set of options answered yes, as the
+    ``"a|c"`` code, and ``none`` the option code of the empty set (e.g. "None of these").
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str = Field(description="Reference data set id, e.g. 'cces2016' or 'anes1996'.")
-    variable: str = Field(description="Variable (column) in that data set.")
+    variable: str = Field(default="", description="Variable (column) in that data set (not with `selected`).")
     codes: Annotated[dict[str, str], BeforeValidator(_to_code_map)] = Field(
-        description="Map from the data set's value (as a string, '1' not '1.0') to this question's option code."
+        default_factory=dict,
+        description="Map from the data set's value (as a string, '1' not '1.0') to this question's option code. "
+        "Required except for numeric questions, whose variable's value is the answer (codes may then map "
+        "special values to the question's non-substantive options, e.g. 998 -> dk).",
     )
     missing: Annotated[tuple[str, ...], BeforeValidator(_to_code_list)] = Field(
         default=(),
         description="Data set values that mean 'no answer' (dropped and counted, like NaN).",
     )
+    selected: dict[str, SelectedItem] = Field(
+        default_factory=dict,
+        description="multi_select only: option code -> its yes/no variable. A respondent missing any "
+                    "of them is dropped and counted.",
+    )
+    none: Code | None = Field(
+        default=None, description="With `selected`: the option code of a respondent who selected none.")
+    where: dict[str, Annotated[tuple[str, ...], BeforeValidator(_to_code_list)]] = Field(
+        default_factory=dict,
+        description="Keep only respondents whose variable has one of these values, e.g. {year: [2018]}.",
+    )
     note: str = Field(default="", description="How the data set's coding maps onto the options, and why.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ReferenceMapping:
+        if self.selected:
+            if self.variable or self.codes:
+                raise ValueError(f"reference {self.dataset}: give either variable/codes or selected, not both")
+            for code, item in self.selected.items():
+                both = set(item.yes) & set(item.no)
+                if both:
+                    raise ValueError(f"reference {self.dataset}: selected.{code}: value '{sorted(both)[0]}' is in"
+                                     " both yes and no")
+        else:
+            if not self.variable:
+                raise ValueError(f"reference {self.dataset}: variable is missing (or give selected)")
+            if self.none is not None:
+                raise ValueError(f"reference {self.dataset}.{self.variable}: none is only for selected")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The variable(s) the answers come from, for messages and provenance."""
+        return self.variable or "+".join(item.variable for item in self.selected.values())
 
 
 class Option(BaseModel):
@@ -271,7 +324,24 @@ class Question(BaseModel):
             if ref.dataset in datasets:
                 raise ValueError(f"question '{self.id}': two reference mappings for dataset '{ref.dataset}'")
             datasets.add(ref.dataset)
+            if ref.selected:
+                where = f"question '{self.id}': reference {ref.dataset}"
+                if self.kind != "multi_select":
+                    raise ValueError(f"{where}: selected is only for multi_select questions (kind is {self.kind})")
+                for code in ref.selected:
+                    if code not in seen:
+                        raise ValueError(f"{where}: selected names unknown option code '{code}'")
+                if ref.none is not None and (ref.none not in seen or ref.none in ref.selected):
+                    raise ValueError(f"{where}: none must be an option code not in selected (got '{ref.none}')")
+            if not ref.codes and not ref.selected and self.kind != "numeric":
+                # A numeric question's variable holds the answer itself; every other kind maps codes.
+                raise ValueError(f"question '{self.id}': reference {ref.dataset}.{ref.variable}: codes is missing")
             for value, code in ref.codes.items():
+                if self.kind == "numeric" and code in seen and not self.option(code).non_substantive:
+                    raise ValueError(
+                        f"question '{self.id}': reference {ref.dataset}.{ref.variable} maps value '{value}' to"
+                        f" bin '{code}'; a numeric question's values are the answers (map only non-substantive codes)"
+                    )
                 if code not in seen:
                     raise ValueError(
                         f"question '{self.id}': reference {ref.dataset}.{ref.variable} maps value"

@@ -5,6 +5,11 @@
 (a canonical option code of the instrument's question). A missing answer (NaN, or a value the
 mapping lists under ``missing``) is dropped for that question and counted in the provenance,
 never coded as an answer; a value with no code is a user error, never silently dropped.
+
+Survey experiments: for a question of an experiment whose ``reference`` names the data set (or,
+for a user's data, whose mapping has an ``experiments:`` entry), ``arm`` is the respondent's arm
+(the data set's value mapped through the codes, data value -> arm id) and ``experiment`` the
+experiment's id; both are null where the data set does not record the arm (a missing value too).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 from simsurvey.config import resolve_path
 from simsurvey.errors import UserError
 from simsurvey.instruments.config import SurveyConfig
-from simsurvey.instruments.models import Instrument, Question
+from simsurvey.instruments.models import Experiment, Instrument, Question, ReferenceMapping
 from simsurvey.reference.builtin import BUILTIN
 from simsurvey.reference.codes import DEMOGRAPHICS, REFERENCE_COLUMNS, value_keys
 from simsurvey.reference.userdata import UserDataset, load_user_dataset
@@ -83,7 +88,8 @@ def map_answers(
     return mapped, ~is_missing
 
 
-def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Series, keep: pd.Series) -> pd.DataFrame:
+def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Series, keep: pd.Series,
+              arms: pd.Series | None = None, experiment: str | None = None) -> pd.DataFrame:
     sub = data.loc[keep.to_numpy()]
     out = pd.DataFrame(
         {
@@ -97,34 +103,177 @@ def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Ser
     out["question_id"] = pd.array([question_id] * len(sub), dtype="string")
     out["answer_code"] = pd.array(answers[keep].astype(str).to_numpy(), dtype="string")
     out["answer_value"] = np.full(len(sub), np.nan, dtype="float64")
-    out["experiment"] = pd.array([None] * len(sub), dtype="string")
-    out["arm"] = pd.array([None] * len(sub), dtype="string")
+    arm = [None] * len(sub) if arms is None else arms[keep].to_numpy(dtype=object)
+    out["arm"] = pd.array(arm, dtype="string")
+    out["experiment"] = pd.array(np.where(out["arm"].notna(), experiment, None), dtype="string")
     return out
 
 
-def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question) -> _Answers | None:
+def map_arms(values: pd.Series, codes: dict[str, str], missing: tuple[str, ...] | list[str], *,
+             what: str) -> pd.Series:
+    """Map the values of a data set's arm variable onto arm ids (None where missing).
+
+    A respondent with no recorded arm keeps their answer with a null arm (it still counts in
+    the question's pooled distribution, not in the treatment effects).
+
+    Raises:
+        UserError: a non-missing value has no arm.
+    """
+    arms, keep = map_answers(values, codes, missing, what=what)
+    return arms.where(keep, None).astype(object)
+
+
+def _arms_of(exp: Experiment | None, frame: pd.DataFrame, dataset: str,
+             spec: Any = None) -> pd.Series | None:
+    """Arm id per row of ``frame`` from the experiment's reference for ``dataset`` (or a user
+    mapping's ``experiments`` entry ``spec``); None when the data set does not record the arm."""
+    if exp is None:
+        return None
+    if spec is not None:
+        column, codes, missing = spec.column, spec.codes, spec.missing
+        what = f"{dataset}: experiments.{exp.id}: column '{column}'"
+    else:
+        ref = exp.reference_for(dataset)
+        if ref is None:
+            return None
+        column, codes, missing = ref.variable, ref.codes, ()
+        what = f"experiment '{exp.id}': reference {dataset}.{ref.variable}"
+    if column not in frame.columns:
+        raise UserError(f"{what}: no such variable in the data set")
+    return map_arms(frame[column], codes, missing, what=what)
+
+
+def _require_column(data: pd.DataFrame, variable: str, what: str) -> None:
+    if variable not in data.columns:
+        raw = [c for c in data.columns if c not in ("respondent_id", "weight", "age_years", *DEMOGRAPHICS)]
+        raise UserError(f"{what}: no such variable in the data set (it has: {', '.join(raw)})")
+
+
+def _where(data: pd.DataFrame, ref: ReferenceMapping, what: str) -> pd.DataFrame:
+    """The respondents a mapping's ``where`` keeps (all of them without one)."""
+    keep = pd.Series(True, index=data.index)
+    for variable, values in ref.where.items():
+        _require_column(data, variable, f"{what}: where")
+        keep &= value_keys(data[variable]).isin(list(values))
+    if not keep.any():
+        raise UserError(f"{what}: where {dict(ref.where)} keeps no respondent")
+    return data.loc[keep.to_numpy()].reset_index(drop=True) if ref.where else data
+
+
+def map_selected(data: pd.DataFrame, q: Question, ref: ReferenceMapping, *, what: str) -> tuple[pd.Series, pd.Series]:
+    """A multi_select answer from one yes/no variable per option (``ReferenceMapping.selected``).
+
+    Returns:
+        (answer codes: the selected options joined by ``|`` in canonical order, or ``ref.none`` for
+        none, None where missing; boolean mask of kept rows). A respondent missing any of the
+        variables (NaN or a value in ``missing``) is dropped, since an answer set with an unknown
+        member is unknown.
+
+    Raises:
+        UserError: a value in neither yes, no nor missing; a respondent who selected nothing when
+            the mapping names no ``none`` option.
+    """
+    n = len(data)
+    chosen = {}
+    keep = pd.Series(True, index=data.index)
+    for code, item in ref.selected.items():
+        _require_column(data, item.variable, f"{what}: selected.{code}")
+        keys = value_keys(data[item.variable])
+        miss = keys.isna() | keys.isin(list(ref.missing))
+        yes, no = keys.isin(list(item.yes)), keys.isin(list(item.no))
+        bad = ~miss & ~yes & ~no
+        if bad.any():
+            raise UserError(f"{what}: selected.{code}: {item.variable} value '{sorted(set(keys[bad]))[0]}' is in"
+                            " neither yes nor no; add it to one of them, or to missing")
+        chosen[code] = yes.to_numpy()
+        keep &= ~miss
+    order = [c for c in q.codes if c in chosen]
+    sets = ["|".join(c for c in order if chosen[c][i]) for i in range(n)]
+    answers = pd.Series(sets, index=data.index, dtype=object)
+    empty = keep & (answers == "")
+    if empty.any():
+        if ref.none is None:
+            raise UserError(f"{what}: {int(empty.sum())} respondents selected none of the options; name the"
+                            " question's 'none of these' option code in the mapping's none")
+        answers[empty] = ref.none
+    return answers.where(keep, None), keep
+
+
+def map_numeric(values: pd.Series, q: Question, codes: dict[str, str], missing: tuple[str, ...] | list[str], *,
+                what: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """A numeric question's raw values -> (answer codes, answer values, boolean mask of kept rows).
+
+    The value is the answer: its code is its bin (``Question.bin_code``). ``codes`` may map special
+    values to non-substantive options (998 -> dk: a code and no value); ``missing`` values and NaN
+    are dropped. A value off the scale that is neither is a user error, never silently dropped.
+    """
+    keys = value_keys(values)
+    num = pd.to_numeric(values, errors="coerce").astype("float64")
+    is_missing = keys.isna() | keys.isin(list(missing))
+    special = keys.map(codes)
+    coded = ~is_missing & special.notna()
+    bins = pd.Series([q.bin_code(v) if np.isfinite(v) else None for v in num.to_numpy()], index=values.index, dtype=object)
+    bad = ~is_missing & ~coded & bins.isna()
+    if bad.any():
+        shown = sorted({str(k) for k in keys[bad]})
+        scale = q.scale
+        raise UserError(
+            f"{what}: value '{shown[0]}' is outside the scale {scale.min:g}-{scale.max:g}"  # type: ignore[union-attr]
+            + (f" (and {len(shown) - 1} more)" if len(shown) > 1 else "")
+            + "; add it to missing, or map it to a non-substantive option under codes"
+        )
+    answer = bins.where(~coded, special)
+    value = num.where(~coded & ~is_missing)
+    return answer, value, ~is_missing
+
+
+def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question, exp: Experiment | None = None) -> _Answers | None:
     ref = q.reference_for(dataset)
     if ref is None:
         return None
-    what = f"question '{q.id}': {dataset}.{ref.variable}"
-    if ref.variable not in data.columns:
-        raw = [c for c in data.columns if c not in ("respondent_id", "weight", "age_years", *DEMOGRAPHICS)]
-        raise UserError(f"{what}: no such variable in the data set (it has: {', '.join(raw)})")
-    answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
+    what = f"question '{q.id}': {dataset}.{ref.label}"
+    # Respondents outside `where` are not this question's sample (not "missing").
+    data = _where(data, ref, what)
+    values = None
+    if ref.selected:
+        answers, keep = map_selected(data, q, ref, what=what)
+    else:
+        _require_column(data, ref.variable, what)
+        if q.kind == "numeric":
+            answers, values, keep = map_numeric(data[ref.variable], q, ref.codes, ref.missing, what=what)
+        else:
+            answers, keep = map_answers(data[ref.variable], ref.codes, ref.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
-    return _Answers(_assemble(data, dataset, q.id, answers, keep), int((~keep).sum()), ref.variable)
+    arms = _arms_of(exp, data, dataset)
+    frame = _assemble(data, dataset, q.id, answers, keep, arms, exp.id if exp else None)
+    if values is not None:
+        frame["answer_value"] = values[keep].to_numpy(dtype="float64")
+    return _Answers(frame, int((~keep).sum()), ref.label)
 
 
-def _user_answers(ds: UserDataset, q: Question) -> _Answers | None:
+def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None) -> _Answers | None:
     spec = ds.mapping.questions.get(q.id)
     if spec is None:
         return None
     what = f"{ds.name}: question '{q.id}': column '{spec.column}'"
-    answers, keep = map_answers(ds.raw[spec.column], spec.codes, spec.missing, what=what)
+    values = None
+    if q.kind == "numeric":
+        if not spec.numeric:
+            raise UserError(f"{what}: '{q.id}' is a numeric question; set numeric: true (its value is the answer)")
+        answers, values, keep = map_numeric(ds.raw[spec.column], q, spec.codes, spec.missing, what=what)
+    else:
+        if spec.numeric:
+            raise UserError(f"{what}: numeric: true is only for numeric questions ('{q.id}' is {q.kind})")
+        answers, keep = map_answers(ds.raw[spec.column], spec.codes, spec.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
-    return _Answers(_assemble(ds.data, ds.mapping.id, q.id, answers, keep), int((~keep).sum()), spec.column)
+    arm_spec = ds.mapping.experiments.get(exp.id) if exp is not None else None
+    arms = _arms_of(exp, ds.raw, ds.mapping.id if arm_spec is None else ds.name, arm_spec)
+    frame = _assemble(ds.data, ds.mapping.id, q.id, answers, keep, arms, exp.id if exp else None)
+    if values is not None:
+        frame["answer_value"] = values[keep].to_numpy(dtype="float64")
+    return _Answers(frame, int((~keep).sum()), spec.column)
 
 
 def _collect(instrument: Instrument, cfg: SurveyConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -138,13 +287,13 @@ def _collect(instrument: Instrument, cfg: SurveyConfig) -> tuple[pd.DataFrame, d
             source = entry
 
             def get(q: Question, data: pd.DataFrame = data, source: str = source) -> _Answers | None:
-                return _builtin_answers(data, source, q)
+                return _builtin_answers(data, source, q, instrument.experiment_of(q.id))
         else:
             ds = load_user_dataset(resolve_path(entry, key="survey.reference"), instrument)
             source = ds.mapping.id
 
             def get(q: Question, ds: UserDataset = ds) -> _Answers | None:
-                return _user_answers(ds, q)
+                return _user_answers(ds, q, instrument.experiment_of(q.id))
 
         for q in instrument.questions:
             if cfg.combine == "first" and per_question[q.id]:

@@ -14,6 +14,8 @@ Mapping file format (paths relative to the mapping file)::
       education: {column: educ, codes: {1: less_than_high_school, ...}}
     questions:
       pid7: {column: q12, codes: {1: strong_democrat, ...}, missing: [98, 99]}
+    experiments:                 # optional: the arm each respondent got in an instrument experiment
+      mandate_order: {column: form, codes: {1: cannot_afford_second, 2: penalty_second}, missing: [9]}
 
 Values are matched as strings (1.0 reads as '1'); .dta/.sav are read with their numeric codes,
 not their value labels. ``college`` is derived from ``education`` when only education is given.
@@ -67,13 +69,18 @@ class ColumnMap(BaseModel):
     )
     years: bool = Field(default=False, description="Demographic 'age' only: the column is age in years.")
     states: bool = Field(default=False, description="Demographic 'region' only: the column is a US state.")
+    numeric: bool = Field(
+        default=False,
+        description="A numeric question's column: its value is the answer (codes may map special values to "
+        "non-substantive options, e.g. 998 -> dk).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ColumnMap:
         if self.years and self.states:
             raise ValueError("years and states cannot both be set")
-        if not (self.codes or self.years or self.states):
-            raise ValueError("needs codes (or years: true for age, states: true for region)")
+        if not (self.codes or self.years or self.states or self.numeric):
+            raise ValueError("needs codes (or years: true for age, states: true for region, numeric: true for a numeric question)")
         both = sorted(set(self.codes) & set(self.missing))
         if both:
             raise ValueError(f"value '{both[0]}' is both in codes and in missing")
@@ -92,6 +99,10 @@ class Mapping(BaseModel):
     weight: str | None = Field(default=None, description="Weight column (weight 1 if absent).")
     demographics: dict[str, ColumnMap] = Field(default_factory=dict, description="Shared demographic -> column map.")
     questions: dict[str, ColumnMap] = Field(min_length=1, description="Instrument question id -> column map.")
+    experiments: dict[str, ColumnMap] = Field(
+        default_factory=dict,
+        description="Instrument experiment id -> the column holding each respondent's arm (codes: value -> arm id).",
+    )
 
 
 @dataclass(frozen=True)
@@ -197,6 +208,16 @@ def load_user_dataset(path: str | os.PathLike, instrument: Instrument) -> UserDa
             raise UserError(f"{name}: questions.{qid}: unknown option code '{bad[0]}' (allowed: {', '.join(q.codes)})")
         if spec.years or spec.states:
             raise UserError(f"{name}: questions.{qid}: years/states are only for demographics")
+    known = {e.id: e for e in instrument.experiments}
+    for eid, spec in mapping.experiments.items():
+        if eid not in known:
+            raise UserError(f"{name}: experiments.{eid}: no such experiment in instrument '{instrument.id}'"
+                            + (f" (it has: {', '.join(known)})" if known else ""))
+        bad = sorted(set(spec.codes.values()) - set(known[eid].arm_ids))
+        if bad:
+            raise UserError(f"{name}: experiments.{eid}: unknown arm '{bad[0]}' (arms: {', '.join(known[eid].arm_ids)})")
+        if spec.years or spec.states:
+            raise UserError(f"{name}: experiments.{eid}: years/states are only for demographics")
     for var in mapping.demographics:
         if var not in DEMOGRAPHICS:
             raise UserError(f"{name}: demographics.{var}: unknown demographic (allowed: {', '.join(DEMOGRAPHICS)})")
@@ -207,6 +228,8 @@ def load_user_dataset(path: str | os.PathLike, instrument: Instrument) -> UserDa
         raise UserError(f"{name}: file: {mapping.file} has no rows")
     for qid, spec in mapping.questions.items():
         _need(raw, spec.column, what=f"{name}: questions.{qid}")
+    for eid, spec in mapping.experiments.items():
+        _need(raw, spec.column, what=f"{name}: experiments.{eid}")
 
     if mapping.respondent_id:
         rid = value_keys(_need(raw, mapping.respondent_id, what=f"{name}: respondent_id"))

@@ -50,6 +50,14 @@ METRIC_HELP: dict[str, str] = {
     "invalid_rate": "share of unparseable answers; lower is better",
     "refusal_rate": "share of refusals",
     "nonsubstantive_rate": "share of don't know / no opinion answers",
+    "value_mean_silicon": "mean silicon answer on the raw scale",
+    "value_mean_human": "mean human answer on the raw scale",
+    "value_mean_diff": "silicon - human mean on the raw scale; 0 = same level",
+    "value_sd_silicon": "SD of silicon answers on the raw scale",
+    "value_sd_human": "SD of human answers on the raw scale",
+    "value_variance_ratio": "silicon/human variance on the raw scale; below 1 = homogenized",
+    "value_wasserstein_norm": "earth mover's distance on the raw scale / its range, 0..1; lower is better",
+    "value_ks": "largest gap between the silicon and human CDFs (Kolmogorov-Smirnov), 0..1; lower is better",
 }
 RATIO_METRICS = ("entropy_ratio", "variance_ratio", "gini_simpson_ratio", "entropy_ratio_answers",
                  "variance_ratio_answers", "gini_simpson_ratio_answers")

@@ -24,7 +24,7 @@ from simsurvey.reference.codes import DEMOGRAPHIC_CODES
 #: Demographic columns shared by personas and the human reference, with their codes in order.
 DEMOGRAPHICS: dict[str, tuple[str, ...]] = DEMOGRAPHIC_CODES
 
-FILES = ("personas", "responses", "reference", "metrics", "order_effects")
+FILES = ("personas", "responses", "reference", "metrics", "order_effects", "treatment_effects")
 
 
 def is_baseline(model: str) -> bool:
@@ -45,6 +45,7 @@ class RunData:
     order_effects: pd.DataFrame | None
     instrument: Instrument | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    treatment_effects: pd.DataFrame | None = None  #: survey experiments (absent without experiments)
 
     @property
     def models(self) -> list[str]:
@@ -343,14 +344,16 @@ def load_run(run_dir: Path, instrument: Instrument | None = None) -> RunData:
             notes.append(f"manifest.json could not be read ({err}).")
     else:
         notes.append("manifest.json is missing: run settings, time, tokens and cost are unknown.")
-    for kind in ("metrics", "order_effects"):
+    for kind in ("metrics", "order_effects", "treatment_effects"):
         path = run_dir / f"{kind}.parquet"
         if path.exists():
             try:
                 require_current(path, kind)
             except (OSError, pa.ArrowException):
                 pass  # an unreadable file is reported by _read_parquet
-    frames = {name: _read_parquet(run_dir / f"{name}.parquet", notes) for name in FILES}
+    # treatment_effects.parquet exists only for instruments with experiments: its absence is no news.
+    frames = {name: _read_parquet(run_dir / f"{name}.parquet", notes) for name in FILES
+              if name != "treatment_effects" or (run_dir / f"{name}.parquet").exists()}
     if instrument is None:
         instrument = _load_instrument(manifest, notes)
     return RunData(run_dir=run_dir, manifest=manifest, instrument=instrument, notes=tuple(notes), **frames)

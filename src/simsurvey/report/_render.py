@@ -48,6 +48,8 @@ def render_report(
         except Exception as err:  # noqa: BLE001 - one broken section must not cost the report
             log.exception("report section %s failed", anchor)
             body = H.note(f"{SECTION_FAILED}: {type(err).__name__}: {err}")
+        if body == "":  # a section with nothing to say for this run (e.g. no survey experiments)
+            continue
         sections.append((anchor, title, body))
     model = ", ".join(m for m in data.models if not m.startswith("baseline/")) or "no model"
     subtitle = f"{run_dir.name} · {model} · {data.manifest.get('started_at', 'start time unknown')}"

@@ -31,6 +31,9 @@ from simsurvey.report._data import (
     weighted_distribution,
     weighted_mean,
 )
+from simsurvey.report._experiments import experiments
+from simsurvey.report._batteries import batteries
+from simsurvey.report._numeric import numeric_questions
 from simsurvey.report._overview import overview
 
 
@@ -371,8 +374,11 @@ def order_effects(ctx: Ctx) -> str:
 SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("overview", "Overview", overview),
     ("questions", "Questions: human vs silicon", questions),
+    ("numeric", "Numeric questions: the raw scale", numeric_questions),
     ("homogenization", "Homogenization", homogenization),
     ("structure", "Structure: subgroup differences", structure),
     ("order-effects", "Order and label effects", order_effects),
+    ("experiments", "Survey experiments: treatment effects", experiments),
+    ("batteries", "Batteries and multi-select questions", batteries),
     ("question-order", "Question-order (context) effects", question_order),
 )

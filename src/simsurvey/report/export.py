@@ -7,11 +7,12 @@ designs); in a between-persona design every row is form 1. Columns:
 - ``model`` (string), ``persona_id``, ``replicate``, ``form``, ``weight``;
 - each demographic as a labelled integer (value labels = the contract's codes);
 - one labelled integer per question (the answer; value labels = option labels; missing when the
-  answer was invalid or refused), its variable label the question text; a numeric question's
-  variable is the answer on its raw scale (``answer_value``, measure scale; a non-substantive
-  answer such as Don't know is missing); a multi_select question gets one 0/1 variable per option
-  (``<question>_1`` ... in canonical order, labelled with the option), missing when invalid;
+  answer was invalid or refused), its variable label the question text; a multi_select question
+  gets one 0/1 variable per option (``<question>_1`` ... in canonical order, labelled with the
+  option), missing when invalid;
 - ``<question>_cond``: the design condition the question was shown under (string);
+- ``<question>_val``: a numeric question's answer on the raw scale (``answer_value``; its bin is
+  the labelled integer), missing when invalid or not a number (Don't know);
 - ``<question>_pos``: in a sequential questionnaire, the question's 0-based position in the
   conversation (``question_position``), and for a battery item ``<question>_ipos``, its 0-based
   position within the battery (``item_position``); absent under ``context: independent``;
@@ -43,6 +44,7 @@ RESERVED = frozenset({
 })
 STATA_NAME_MAX = 32
 COND_SUFFIX = "_cond"
+VALUE_SUFFIX = "_val"  # not longer than COND_SUFFIX: variable_name leaves room for that
 #: Variable-label and value-label lengths each format accepts (Stata 80; SPSS 256 and 120 bytes).
 LABEL_MAX = {"dta": (80, 80), "sav": (256, 120)}
 
@@ -124,10 +126,6 @@ def wide_frame(
                 labels[col] = f"{q.text} [{o.label}]"
                 value_labels[col] = {0: "not selected", 1: "selected"}
                 measures[col] = "nominal"
-        elif q.is_numeric and "answer_value" in rows:
-            wide[var] = pd.to_numeric(rows["answer_value"], errors="coerce").where(ok).astype(float)
-            labels[var] = q.text + (f" ({q.scale.unit})" if q.scale is not None and q.scale.unit else "")
-            measures[var] = "scale"
         else:
             values = code_values(q)
             wide[var] = rows["answer_code"].astype(object).map(values).where(ok).astype(float)
@@ -137,6 +135,10 @@ def wide_frame(
         wide[var + COND_SUFFIX] = rows["condition_id"].astype(object)
         labels[var + COND_SUFFIX] = f"Condition shown for {q.id}"
         measures[var + COND_SUFFIX] = "nominal"
+        if q.kind == "numeric" and "answer_value" in rows.columns:
+            wide[var + VALUE_SUFFIX] = pd.to_numeric(rows["answer_value"], errors="coerce").where(ok).astype(float)
+            labels[var + VALUE_SUFFIX] = f"{q.id} on the raw scale" + (f" ({q.scale.unit})" if q.scale and q.scale.unit else "")
+            measures[var + VALUE_SUFFIX] = "scale"
         for column, suffix, what in (("question_position", "_pos", "Position in the conversation (0 = first)"),
                                      ("item_position", "_ipos", "Position within its battery (0 = first)")):
             if column in rows and rows[column].notna().any():
@@ -179,7 +181,7 @@ def wide_frame(
     # pyreadstat writes object strings and floats; pandas 3's string dtype and nullable ints
     # are converted explicitly.
     for c in wide.columns:
-        if c in value_labels or c == "weight" or pd.api.types.is_float_dtype(wide[c]):
+        if c in value_labels or c == "weight" or measures.get(c) == "scale" or pd.api.types.is_float_dtype(wide[c]):
             wide[c] = wide[c].astype(float)
         elif c in ("persona_id", "replicate", "form"):
             wide[c] = wide[c].astype("int64")

@@ -18,6 +18,14 @@ Human answers outside the displayed options (a Don't know the condition does not
 dropped and their share reported as ``missing_mass``. For multi_select questions the reference
 answers are sets (``"a|c"``): majority/reference draw whole sets and give no ``label_probs``.
 
+Numeric questions (``context["kind"] == "numeric"``; ``context["scale"]`` has min, max, step)
+are answered with a number as text, always (it is read by the numeric parser like a model's
+answer), plus ``label_probs`` over the bins when the request has value labels (logprob
+elicitation of a small scale): ``uniform`` draws uniformly over the scale's values (a continuous
+scale: uniformly over [min, max]); ``majority`` answers the weighted modal human value
+(``answer_value``; ties to the smallest); ``reference`` draws a human value of the persona's cell.
+Human answers without a value (Don't know) are not drawn: their share is ``missing_mass``.
+
 Reference back-off (``baseline/reference``): the cell matches the persona on every variable
 available both in the reference rows of that question and in the persona, starting from
 ``race_ethnicity, education, age, sex, region, household_income``, and, while the cell has
@@ -25,10 +33,21 @@ fewer than ``min_cell`` respondents (``model.params.min_cell``, default 5), drop
 ``household_income``, ``region``, coarsens ``education`` to ``college``, drops ``sex``, ``age``,
 ``college``, ``race_ethnicity`` (the last level is the question's whole sample). Each result's
 ``extra`` records ``match_vars`` and ``cell_n``.
+
+Battery items (``Request.context['battery']``) are answered by one human respondent per persona
+and battery, so the reference baseline keeps the human inter-item structure (its Cronbach's alpha
+is the human one, not that of independent draws): each respondent r of the reference gets a key
+−log(U_r)/w_r with U_r uniform from a generator seeded by the backend seed, the battery and the
+persona (``Request.prefix_key``), and every item is answered by the respondent with the smallest
+key in that item's matched cell — a weighted draw (Efraimidis & Spirakis 2006) that picks the same
+respondent for every item whose cell holds them. Their logprob answer is that respondent's answer
+(one-hot), and a persona answers the battery alike in every replicate. The no-persona control
+draws items independently.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -85,6 +104,29 @@ def _emit(r: Request, probs: np.ndarray | None, draw: str | None, *, missing: fl
     )
 
 
+def _fmt_value(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.6g}"
+
+
+def _emit_value(r: Request, value: float, probs: np.ndarray | None, *, missing: float = 0.0,
+                extra: dict | None = None) -> Result:
+    """A numeric answer: the value as text whatever the elicitation (the runner parses it), and
+    probabilities over the bins when the request has value labels and asks for them."""
+    want_probs = r.elicitation in ("logprobs", "both") and probs is not None and len(r.labels) == len(probs)
+    return Result(text=_fmt_value(value), label_probs=tuple(float(p) for p in probs) if want_probs else None,
+                  missing_mass=float(missing) if want_probs else None, prompt_tokens=0, completion_tokens=0,
+                  cost_usd=0.0, extra=extra or {})
+
+
+def _value_probs(r: Request, values: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """Weighted shares of ``values`` over the request's value labels (None without labels)."""
+    if not r.labels:
+        return None
+    labels = np.array([float(lbl) for lbl in r.labels])
+    p = np.array([weights[np.isclose(values, v)].sum() for v in labels])
+    return p / p.sum() if p.sum() > 0 else None
+
+
 def _labels_of(code: str, r: Request) -> str:
     order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
     return ", ".join(r.labels[i] for i in sorted(order.index(c) for c in code.split("|") if c in order))
@@ -118,6 +160,15 @@ class UniformBackend:
         return [self._one(r) for r in requests]
 
     def _one(self, r: Request) -> Result:
+        if r.context.get("kind") == "numeric":
+            scale = _ctx(r, "scale")
+            rng = _rng(self.seed, r)
+            lo, hi, step = float(scale["min"]), float(scale["max"]), scale.get("step")  # type: ignore[index]
+            if step is None:
+                return _emit_value(r, float(rng.uniform(lo, hi)), None)
+            n = int(round((hi - lo) / float(step))) + 1
+            probs = np.full(len(r.labels), 1.0 / len(r.labels)) if r.labels else None
+            return _emit_value(r, lo + int(rng.integers(n)) * float(step), probs)
         order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
         nonsub = set(r.context.get("nonsubstantive_codes", ()))
         ok = np.array([c not in nonsub for c in order], dtype=float)
@@ -146,6 +197,8 @@ class MajorityBackend:
         df = _check_reference(reference, "baseline/majority")
         self._totals = df.groupby(["question_id", "answer_code"], observed=True)["weight"].sum()
         self._questions = {str(q) for q in self._totals.index.get_level_values(0)}
+        valued = df[df["answer_value"].notna()] if "answer_value" in df.columns else df.assign(answer_value=np.nan).iloc[0:0]
+        self._values = valued.groupby(["question_id", "answer_value"], observed=True)["weight"].sum()
 
     async def generate(self, requests: Sequence[Request]) -> list[Result]:
         """Answer each request with the modal human answer among the displayed options."""
@@ -156,6 +209,16 @@ class MajorityBackend:
         order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
         if qid not in self._questions:
             return Result(error=f"baseline/majority: no reference answers for question '{qid}'")
+        if r.context.get("kind") == "numeric":
+            if qid not in self._values.index.get_level_values(0):
+                return Result(error=f"baseline/majority: no numeric reference answers for question '{qid}'")
+            vw = self._values.loc[qid]
+            vals, wts = vw.index.to_numpy(float), vw.to_numpy(float)
+            mode = float(vals[np.lexsort((vals, -wts))[0]])  # ties: the smallest value
+            onehot = None
+            if r.labels:
+                onehot = np.array([1.0 if np.isclose(float(lbl), mode) else 0.0 for lbl in r.labels])
+            return _emit_value(r, mode, onehot, missing=1.0 - wts.sum() / float(self._totals.loc[qid].sum()))
         w = self._totals.loc[qid]
         shown = {c: float(v) for c, v in w.items() if all(x in order for x in str(c).split("|"))}
         if not shown:
@@ -184,19 +247,27 @@ class ReferenceBackend:
         source = cfg.params.get("source")
         if source is not None:
             df = df[df["source"] == source]
+        # A global respondent index (source, respondent_id) for the battery draws.
+        df = df.assign(_rix=pd.factorize(df["source"].astype(str) + "\x00" + df["respondent_id"].astype(str))[0]
+                       if "source" in df.columns else pd.factorize(df["respondent_id"].astype(str))[0])
+        self._n_resp = int(df["_rix"].max()) + 1 if len(df) else 0
         self._by_q = {str(q): g for q, g in df.groupby("question_id", observed=True)}
         self._cells: dict[tuple, tuple[pd.Series, tuple[str, ...], int]] = {}
+        self._cell_rows: dict[tuple, pd.DataFrame] = {}
+        self._keys: dict[tuple[str, str], np.ndarray] = {}
 
     async def generate(self, requests: Sequence[Request]) -> list[Result]:
         """Answer each request from the persona's matched cell of human answers."""
         return [self._one(r) for r in requests]
 
-    def cell(self, question_id: str, persona: dict | None) -> tuple[pd.Series, tuple[str, ...], int]:
-        """Weighted answer totals of the matched cell, the variables matched, and its size."""
+    def cell(self, question_id: str, persona: dict | None,
+             by: str = "answer_code") -> tuple[pd.Series, tuple[str, ...], int]:
+        """Weighted answer totals of the matched cell (by answer code, or ``by="answer_value"``
+        for a numeric question's values), the variables matched, and its size."""
         persona = dict(persona or {})
         if "college" not in persona and persona.get("education") is not None:
             persona["college"] = _college(persona["education"])
-        key = (question_id, tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))
+        key = (question_id, by, tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))
         if key in self._cells:
             return self._cells[key]
         df = self._by_q[question_id]
@@ -212,8 +283,9 @@ class ReferenceBackend:
                 mask &= (df[v].astype("string") == str(persona[v])).fillna(False).to_numpy(dtype=bool)
             n = int(mask.sum())
             if n >= self.min_cell or not match:
-                totals = df.loc[mask].groupby("answer_code", observed=True)["weight"].sum()
+                totals = df.loc[mask].groupby(by, observed=True)["weight"].sum()
                 self._cells[key] = (totals, match, n)
+                self._cell_rows[key] = df.loc[mask, ["_rix", "weight", "answer_code"]]
                 return self._cells[key]
         raise AssertionError("unreachable: the last back-off level matches everyone")
 
@@ -222,6 +294,8 @@ class ReferenceBackend:
         order = list(_ctx(r, "option_order"))  # type: ignore[arg-type]
         if qid not in self._by_q:
             return Result(error=f"baseline/reference: no reference answers for question '{qid}'")
+        if r.context.get("kind") == "numeric":
+            return self._one_value(r, qid)
         totals, match, n = self.cell(qid, r.context.get("persona"))  # type: ignore[arg-type]
         extra = {"match_vars": list(match), "cell_n": n}
         rng = _rng(self.seed, r)
@@ -229,6 +303,9 @@ class ReferenceBackend:
         if shown.sum() <= 0:
             return Result(error=f"baseline/reference: no reference answer of question '{qid}' is among the displayed options", extra=extra)
         missing = 1.0 - float(shown.sum()) / float(totals.sum())
+        battery, persona = r.context.get("battery"), r.context.get("persona")
+        if battery and persona is not None and r.prefix_key is not None:
+            return self._battery_answer(r, qid, str(battery), order, extra)
         if r.context.get("kind") == "multi_select" or any("|" in str(c) for c in shown.index):
             p = shown.to_numpy(dtype=float) / shown.sum()
             code = str(shown.index[int(rng.choice(len(p), p=p))])
@@ -237,3 +314,40 @@ class ReferenceBackend:
         probs = probs / probs.sum()
         draw = r.labels[int(rng.choice(len(order), p=probs))]
         return _emit(r, probs, draw, missing=missing, extra=extra)
+
+    def _battery_answer(self, r: Request, qid: str, battery: str, order: list, extra: dict) -> Result:
+        """The answer of the persona's respondent for this battery (see the module docstring)."""
+        persona = dict(r.context.get("persona") or {})
+        if "college" not in persona and persona.get("education") is not None:
+            persona["college"] = _college(persona["education"])
+        ckey = (qid, tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))
+        rows = self._cell_rows[ckey]
+        rows = rows[[all(x in order for x in str(c).split("|")) for c in rows["answer_code"]]]
+        if rows.empty:
+            return Result(error=f"baseline/reference: no reference answer of question '{qid}' is among the displayed options", extra=extra)
+        kkey = (battery, str(r.prefix_key))
+        if kkey not in self._keys:
+            h = int.from_bytes(hashlib.sha256("\x00".join(kkey).encode()).digest()[:8], "little")
+            u = np.random.default_rng([self.seed, h]).random(self._n_resp)
+            self._keys[kkey] = -np.log(np.maximum(u, 1e-300))
+        keys = self._keys[kkey][rows["_rix"].to_numpy()] / rows["weight"].to_numpy(dtype=float)
+        pick = rows.iloc[int(np.argmin(keys))]
+        code = str(pick["answer_code"])
+        extra = {**extra, "battery_respondent": int(pick["_rix"])}
+        probs = np.array([1.0 if c == code else 0.0 for c in order])
+        return _emit(r, probs, _labels_of(code, r), extra=extra)
+
+    def _one_value(self, r: Request, qid: str) -> Result:
+        """A human value drawn from the persona's cell (cells are matched on respondents with a value)."""
+        df = self._by_q[qid]
+        if "answer_value" not in df.columns or df["answer_value"].isna().all():
+            return Result(error=f"baseline/reference: no numeric reference answers for question '{qid}'")
+        totals, match, n = self.cell(qid, r.context.get("persona"), by="answer_value")  # type: ignore[arg-type]
+        extra = {"match_vars": list(match), "cell_n": n}
+        if totals.sum() <= 0:
+            return Result(error=f"baseline/reference: no numeric reference answer in the cell of question '{qid}'",
+                          extra=extra)
+        vals, wts = totals.index.to_numpy(float), totals.to_numpy(float)
+        p = wts / wts.sum()
+        value = float(vals[int(_rng(self.seed, r).choice(len(p), p=p))])
+        return _emit_value(r, value, _value_probs(r, vals, wts), extra=extra)

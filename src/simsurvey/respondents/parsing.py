@@ -22,7 +22,8 @@ canonical order.
 
 Why a row is not valid is recorded in the ``invalid_reason`` column with one of the codes in
 :data:`INVALID_REASONS` (the parser gives ``empty``, ``refusal``, ``ambiguous`` and
-``unparseable``; the runner adds ``no_mass_on_options`` and ``error``).
+``unparseable``; the numeric parser, :mod:`simsurvey.respondents.numeric`, adds ``out_of_range``;
+the runner adds ``no_mass_on_options`` and ``error``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ INVALID_REASONS: dict[str, str] = {
     "ambiguous": "the answer names several options",
     "unparseable": "no option label or text was found in the answer",
     "no_mass_on_options": "logprob elicitation: none of the top tokens is an option label",
+    "out_of_range": "numeric question: the number is outside the scale (see simsurvey.respondents.numeric)",
     "error": "the call failed (see the error column); a resume asks again",
 }
 
@@ -55,6 +57,8 @@ class ParsedAnswer:
         refusal: True when the model declined to answer.
         reason: Why the answer is not valid, in words (None when valid).
         kind: The same as a code of :data:`INVALID_REASONS` (None when valid).
+        value: A numeric question's number on the raw scale (None otherwise; set for an
+            ``out_of_range`` answer too, for inspection).
     """
 
     code: str | None
@@ -62,6 +66,7 @@ class ParsedAnswer:
     refusal: bool
     reason: str | None
     kind: str | None = None
+    value: float | None = None
 
 
 _REFUSALS = re.compile(
@@ -73,6 +78,13 @@ _REFUSALS = re.compile(
     r"|i(?:'d| would) (?:prefer|rather) not (?:to )?(?:answer|say|share)"
     r"|i'm sorry,? but|i apologi[sz]e,? but|not appropriate for me to)\b"
 )
+
+
+def is_refusal(text: str) -> bool:
+    """True when the text declines to answer (``As an AI``, ``I can't answer``...)."""
+    return bool(_REFUSALS.search(_clean(text).casefold()))
+
+
 _MARKERS = (
     r"(?:answer|choice|response|selection|option|pick)\s*(?:is|would be|will be|=|:|-)?"
     r"|(?:i(?:'d| would| will|'ll)?|let's|lets)\s+(?:say|choose|pick|select|go with|answer|opt for|vote for)"
@@ -224,7 +236,7 @@ def parse_answer(
     exact = [i for i, o in enumerate(option_texts) if _norm(o) == _norm(clean)]
     if exact:
         return _result(exact, option_order, question, "option text")
-    if _REFUSALS.search(clean.casefold()):
+    if is_refusal(clean):
         return ParsedAnswer(code=None, valid=False, refusal=True, reason="refusal", kind="refusal")
 
     if letters_or_numbers:

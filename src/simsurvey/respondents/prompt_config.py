@@ -27,6 +27,8 @@ ALLOWED_FIELDS: dict[str, frozenset[str]] = {
     "instruction_multi_letters": frozenset(),
     "instruction_multi_numbers": frozenset(),
     "instruction_multi_text": frozenset(),
+    "question_template_numeric": frozenset({"question", "instruction"}),
+    "instruction_numeric": frozenset({"number", "min", "max", "unit", "nonsubstantive"}),
 }
 
 
@@ -37,6 +39,8 @@ REQUIRED_FIELDS: dict[str, frozenset[str]] = {
     "option_template_letters": frozenset({"label", "text"}),
     "option_template_numbers": frozenset({"label", "text"}),
     "option_template_text": frozenset({"text"}),
+    "question_template_numeric": frozenset({"question"}),
+    "instruction_numeric": frozenset({"min", "max"}),
 }
 
 
@@ -120,6 +124,16 @@ class PromptConfig(BaseModel):
     instruction_multi_text: str = Field(
         default="Select all that apply. Answer with the exact texts of the options you select, separated by commas.",
         description="Instruction line, text style, multi_select questions.",
+    )
+    question_template_numeric: str = Field(
+        default="{question}\n\n{instruction}",
+        description="Question part of a numeric question (no option list). Placeholders: {question}, {instruction}.",
+    )
+    instruction_numeric: str = Field(
+        default="Answer with {number} from {min} to {max}{unit}{nonsubstantive}.",
+        description="Instruction line of a numeric question. Placeholders: {number} ('a whole number', 'a "
+        "number', 'a number in steps of 0.5'), {min}, {max}, {unit} (' degrees' or empty), {nonsubstantive} "
+        "(', or say \"Don't know\"' when the question has such options, else empty).",
     )
 
     @field_validator(*ALLOWED_FIELDS, mode="after")

@@ -11,6 +11,12 @@ Label styles:
 - ``numbers``: ``1. Strongly agree`` ... the answer is a number;
 - ``text``: options listed as bullets, the answer is the option text itself (labels are the
   option texts).
+
+A numeric question shows no option list: its range, unit and any non-substantive options are
+named in ``instruction_numeric`` ("Answer with a whole number from 0 to 100."), whatever the
+trial's label style (the design gives it one condition). Its request's ``labels`` are the scale's
+values when logprob elicitation can read it (:func:`simsurvey.respondents.numeric.logprob_labels`),
+else empty.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import string
 from collections.abc import Sequence
 
 from simsurvey.errors import UserError
-from simsurvey.instruments.models import Question
+from simsurvey.instruments.models import Experiment, Question
 from simsurvey.respondents.base import Request
 from simsurvey.respondents.config import ModelConfig
 from simsurvey.respondents.prompt_config import PromptConfig
@@ -69,17 +75,42 @@ def _instruction(prompt: PromptConfig, label_style: str, multi: bool) -> str:
     return getattr(prompt, key)
 
 
+def _fmt_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def numeric_instruction(question: Question, prompt: PromptConfig) -> str:
+    """The instruction of a numeric question: its range, unit and non-substantive options."""
+    scale = question.scale
+    assert scale is not None  # a numeric question always has one (validated)
+    if scale.step is None:
+        number = "a number"
+    elif scale.step == 1:
+        number = "a whole number"
+    else:
+        number = f"a number in steps of {_fmt_number(scale.step)}"
+    nonsub = [o.label for o in question.options if o.non_substantive]
+    extra = (", or say " + " or ".join(f'"{lbl}"' for lbl in nonsub)) if nonsub else ""
+    return prompt.instruction_numeric.format(number=number, min=_fmt_number(scale.min), max=_fmt_number(scale.max),
+                                             unit=f" {scale.unit}" if scale.unit else "", nonsubstantive=extra)
+
+
 def render_question(
     question: Question, option_order: Sequence[str], label_style: str, prompt: PromptConfig
 ) -> str:
     """The question part of the prompt (question text, option lines, instruction)."""
+    if question.kind == "numeric":
+        return prompt.question_template_numeric.format(
+            question=question.text, instruction=numeric_instruction(question, prompt)).strip()
     labels = display_labels(option_order, label_style, question)
     line = getattr(prompt, f"option_template_{label_style}")
     options = prompt.option_separator.join(
         line.format(label=lbl, text=question.option(code).label) for lbl, code in zip(labels, option_order)
     )
     instruction = _instruction(prompt, label_style, question.kind == "multi_select")
-    return prompt.question_template.format(question=question.text, options=options, instruction=instruction).strip()
+    # A battery item shows the battery's shared stem above its own text (the grid's question).
+    text = f"{question.stem.strip()}\n\n{question.text}" if question.stem else question.text
+    return prompt.question_template.format(question=text, options=options, instruction=instruction).strip()
 
 
 def render_messages(
@@ -116,6 +147,8 @@ def render_request(
     seed: int | None,
     prefix_key: str | None,
     context: dict,
+    experiment: Experiment | None = None,
+    arm: str | None = None,
 ) -> Request:
     """Render one design trial into a backend request.
 
@@ -131,11 +164,32 @@ def render_request(
         context: What baselines answer from; the runner supplies at least ``persona`` (dict of
             demographic codes, or None). ``question_id``, ``option_order``, ``substantive_codes``,
             ``nonsubstantive_codes`` and ``kind`` are filled in here when absent.
+        experiment: The survey experiment the question belongs to, or None.
+        arm: The trial's arm of ``experiment``: the question is asked as that arm words it
+            (:meth:`~simsurvey.instruments.models.Experiment.apply`: its text replaced, its vignette
+            shown before it); ignored without an experiment.
 
     Returns:
         The request, with ``labels`` = the displayed labels in display order.
+
+    Raises:
+        UserError: an arm the experiment does not have.
     """
-    labels = display_labels(option_order, label_style, question)
+    if experiment is not None and arm is not None:
+        if arm not in experiment.arm_ids:
+            raise UserError(f"question '{question.id}': arm '{arm}' is not an arm of experiment "
+                            f"'{experiment.id}' ({', '.join(experiment.arm_ids)})")
+        question = experiment.apply(question, arm)
+    if question.kind == "numeric":
+        from simsurvey.respondents.numeric import logprob_labels
+
+        # Logprob elicitation reads the scale's values (one bin each); the answer is text otherwise.
+        value_labels = logprob_labels(question)
+        labels = value_labels or ()
+        if value_labels:
+            option_order = question.substantive_codes
+    else:
+        labels = display_labels(option_order, label_style, question)
     messages = render_messages(
         cue=cue, question=question, option_order=option_order, label_style=label_style, prompt=prompt
     )
@@ -145,6 +199,8 @@ def render_request(
         "substantive_codes": question.substantive_codes,
         "nonsubstantive_codes": tuple(o.code for o in question.options if o.non_substantive),
         "kind": question.kind,
+        "battery": question.battery,
+        "scale": question.scale.model_dump() if question.scale is not None else None,
         "persona": None,
         **context,
     }

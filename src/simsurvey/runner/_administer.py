@@ -161,6 +161,7 @@ class _Run:
                  cache: ResponseCache | None, writer: PartWriter, progress: Progress, total: int) -> None:
         self.backend, self.model, self.runner, self.prompt = backend, model, runner, prompt
         self.questions: dict[str, Question] = {q.id: q for q in instrument.questions}
+        self.experiments = {q.id: e for q in instrument.questions if (e := instrument.experiment_of(q.id))}
         self.seed = seed
         self.cache, self.writer, self.progress, self.total = cache, writer, progress, total
         self.cues: dict[int, str] = {}
@@ -211,6 +212,7 @@ class _Run:
             seed=row_seed(self.seed, pid, t["question_id"], t["condition_id"], t["replicate"]),
             prefix_key=f"persona-{pid}" if pid is not None else None,
             context={"persona": self.demo.get(pid) if pid is not None else None},
+            experiment=self.experiments.get(t["question_id"]), arm=t.get("arm"),
         )
 
     # -- calling the backend -----------------------------------------------------------
@@ -324,8 +326,14 @@ class _Run:
         return results, cached  # type: ignore[return-value]
 
     # -- result -> response row ----------------------------------------------------------
-    def answer(self, req: Request, res: Result) -> tuple[str | None, bool, bool, str | None, dict | None]:
-        """``(answer_code, valid, refusal, invalid_reason, probs)`` of one result."""
+    def answer(self, req: Request, res: Result) -> tuple[str | None, bool, bool, str | None, dict | None, float | None]:
+        """``(answer_code, valid, refusal, invalid_reason, probs, answer_value)`` of one result.
+
+        A numeric question's text is read by :func:`~simsurvey.respondents.numeric.parse_numeric_answer`
+        (``answer_value`` the number, ``answer_code`` its bin; a non-substantive answer has a code and
+        no value); with logprobs only, the most probable value (``probs`` over the bins).
+        ``answer_value`` is set for valid numeric answers only.
+        """
         from simsurvey.respondents.parsing import parse_answer
 
         question = self.questions[req.context["question_id"]]
@@ -334,21 +342,38 @@ class _Run:
         if res.label_probs is not None:
             probs = {code: float(p) for code, p in zip(order, res.label_probs)}
         if res.error is not None:
-            return None, False, False, "error", probs
+            return None, False, False, "error", probs, None
+        if question.kind == "numeric":
+            return self._numeric(req, res, question, order, probs)
         if req.elicitation in ("sample", "both") or (question.kind == "multi_select" and res.text is not None):
             # A multi_select answer is a set: only text says which (baselines give text too).
             parsed = parse_answer(res.text, question, order, req.labels)
-            return parsed.code, parsed.valid, parsed.refusal, parsed.kind, probs
+            return parsed.code, parsed.valid, parsed.refusal, parsed.kind, probs, None
         if probs is not None and question.kind != "multi_select":
             best = order[max(range(len(order)), key=lambda i: (res.label_probs[i], -i))]  # type: ignore[index]
-            return best, True, False, None, probs
-        return None, False, False, "no_mass_on_options" if probs is None else "unparseable", probs
+            return best, True, False, None, probs, None
+        return None, False, False, "no_mass_on_options" if probs is None else "unparseable", probs, None
+
+    @staticmethod
+    def _numeric(req: Request, res: Result, question: Question, order: list[str],
+                 probs: dict | None) -> tuple[str | None, bool, bool, str | None, dict | None, float | None]:
+        from simsurvey.respondents.numeric import parse_numeric_answer
+
+        if req.elicitation in ("sample", "both") or res.text is not None:
+            parsed = parse_numeric_answer(res.text, question)
+            value = parsed.value if parsed.valid else None
+            return parsed.code, parsed.valid, parsed.refusal, parsed.kind, probs, value
+        if probs is not None and res.label_probs:
+            # Labels are the scale's values, one bin each (logprob_labels): the most probable value.
+            i = max(range(len(order)), key=lambda j: (res.label_probs[j], -j))  # type: ignore[index]
+            return order[i], True, False, None, probs, float(req.labels[i])
+        return None, False, False, "no_mass_on_options" if probs is None else "unparseable", probs, None
 
     def row(self, t: dict[str, Any], req: Request, res: Result, cached: bool) -> dict[str, Any]:
         from simsurvey.respondents.parsing import render_top_tokens
 
         order = list(t["option_order"])
-        answer, valid, refusal, reason, probs = self.answer(req, res)
+        answer, valid, refusal, reason, probs, value = self.answer(req, res)
         # What came back, readable: the generated text, else (logprob elicitation) the top tokens.
         raw = res.text
         if raw is None and res.top_tokens:
@@ -375,7 +400,7 @@ class _Run:
             "prompt_hash": prompt_hash(req),
             "raw_text": raw,
             "answer_code": answer,
-            "answer_value": None,  # numeric questions: the answer on the raw scale
+            "answer_value": value,  # numeric questions: the answer on the raw scale
             "valid": valid,
             "refusal": refusal,
             "invalid_reason": reason,
@@ -537,6 +562,17 @@ async def administer_async(
         if multi:
             raise UserError(f"model.elicitation: 'logprobs' cannot answer multi_select question '{multi[0]}' "
                             "(a set is not one next token); use sample or both")
+    if model.elicitation in ("logprobs", "both") and not model.backend.startswith("baseline/"):
+        from simsurvey.respondents.numeric import logprob_labels
+
+        asked = set(trials["question_id"])
+        wide = [q for q in instrument.questions if q.id in asked and q.kind == "numeric" and logprob_labels(q) is None]
+        if wide:
+            q = wide[0]
+            raise UserError(
+                f"model.elicitation: '{model.elicitation}' cannot answer numeric question '{q.id}' (a "
+                f"{q.scale.min:g}-{q.scale.max:g} scale is not one next token per value; logprobs read whole-number "
+                "scales of at most 11 values with default bins); use sample")
     run_dir = Path(run_dir)
     part_dir = run_dir / "parts" / "responses" / model_slug(model.name)
     done = read_parts(part_dir)

@@ -1,0 +1,147 @@
+"""Battery and multi_select rows of ``metrics.parquet``: encoded rows -> :mod:`.battery` -> rows.
+
+Called by :func:`simsurvey.analysis.compare.analyze` once per model. Each battery item is already
+scored as a question of its own there; this adds the battery-level rows (question_id = the
+battery id: ``cronbach_alpha_*``, ``standardized_alpha_*``, ``inter_item_corr_mad``) and the
+item-pair rows (question_id ``item1|item2``: ``inter_item_corr_silicon/human``), and for every
+multi_select question with human answers the per-option rows (group_var ``option``:
+``selection_rate_silicon/human/diff``). Definitions and calibration: :mod:`.battery`,
+VALIDATION.md.
+
+Units of a battery. Silicon: a persona's answers in one replicate (its conversation under
+``design.context: sequential``); a persona answering an item in several conditions of one
+replicate contributes the mean of its answer positions; only units with every item answered
+(valid, substantive) enter, and the bootstrap resamples personas. Human: a respondent with
+every item answered. Answers are the rows' ``answer_code`` positions (in probs mode too: a
+persona's drawn or argmax answer, since alpha is a property of answers). Batteries whose items
+are not ordinal or numeric (binned) are not scored: alpha needs an ordered scale.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simsurvey.analysis import battery as B
+from simsurvey.analysis.frames import Rows
+from simsurvey.instruments.models import Instrument, Question
+
+if TYPE_CHECKING:
+    from simsurvey.analysis.compare import _Out
+    from simsurvey.analysis.config import AnalysisConfig
+
+
+def _matrix(rows: Rows, idx: np.ndarray, items: list[int], key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n_units, k) mean answer positions per unit key and item (NaN where unanswered), and each
+    unit's first row index."""
+    keys, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    col = {qi: j for j, qi in enumerate(items)}
+    j = np.array([col[q] for q in rows.q[idx]], dtype=np.int64)
+    tot = np.zeros((len(keys), len(items)))
+    cnt = np.zeros((len(keys), len(items)))
+    np.add.at(tot, (inv, j), rows.pos[idx].astype(float))
+    np.add.at(cnt, (inv, j), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, tot / cnt, np.nan), idx[first]
+
+
+def battery_metrics(out: _Out, diag: dict[str, Any], model: str, sil: Rows, persona_rows: np.ndarray,
+                    hum: Rows, instrument: Instrument, cfg: AnalysisConfig, rng_of: Any) -> None:
+    """Add the battery-level and item-pair rows of one model (see the module docstring)."""
+    qindex = {q.id: i for i, q in enumerate(instrument.questions)}
+    for bi, (bid, item_ids) in enumerate(instrument.batteries.items()):
+        qs = [instrument.question(i) for i in item_ids]
+        if qs[0].kind not in ("ordinal", "numeric") or len(qs) < 2:
+            diag["notes"].append(f"battery '{bid}': {len(qs)} {qs[0].kind} items: internal consistency not scored")
+            continue
+        k_levels = len(qs[0].substantive_codes)
+        items = [qindex[i] for i in item_ids]
+        rev = [q.reverse_keyed for q in qs]
+        s_idx = np.flatnonzero(persona_rows & np.isin(sil.q, items) & sil.valid & ~sil.refusal & (sil.pos >= 0))
+        h_idx = np.flatnonzero(np.isin(hum.q, items) & (hum.pos >= 0) & (hum.w > 0))
+        if len(s_idx) == 0 or len(h_idx) == 0:
+            diag["notes"].append(f"model '{model}' battery '{bid}': no {'silicon' if len(s_idx) == 0 else 'human'} "
+                                 "answers: internal consistency not scored")
+            continue
+        rep = sil.replicate[s_idx] if sil.replicate is not None else np.zeros(len(s_idx), np.int64)
+        xs, fs = _matrix(sil, s_idx, items, sil.unit[s_idx] * (int(rep.max()) + 1) + rep)
+        xh, fh = _matrix(hum, h_idx, items, hum.unit[h_idx])
+        ok_s, ok_h = np.isfinite(xs).all(1), np.isfinite(xh).all(1)
+        if ok_s.sum() < 3 or ok_h.sum() < 3:
+            diag["notes"].append(f"model '{model}' battery '{bid}': {int(ok_s.sum())} silicon and {int(ok_h.sum())} "
+                                 "human complete batteries (need 3 each): not scored")
+            continue
+        c = B.compare_battery(B.reflect(xs[ok_s], rev, k_levels), B.reflect(xh[ok_h], rev, k_levels),
+                              ws=sil.w[fs][ok_s], wh=hum.w[fh][ok_h], cs=sil.unit[fs][ok_s], ch=None,
+                              b=cfg.bootstrap, rng=rng_of(bi))
+        ns, nh = np.array([c.silicon.n_units]), np.array([c.human.n_units])
+        neff = (np.array([float(c.silicon.n_clusters)]), np.array([float(c.human.n_clusters)]))
+        for name, est in (("cronbach_alpha_silicon", c.alpha_silicon), ("cronbach_alpha_human", c.alpha_human),
+                          ("cronbach_alpha_diff", c.alpha_diff), ("standardized_alpha_silicon", c.alpha_std_silicon),
+                          ("standardized_alpha_human", c.alpha_std_human),
+                          ("standardized_alpha_diff", c.alpha_std_diff), ("inter_item_corr_mad", c.corr_mad)):
+            out.add(model, bid, "all", ["all"], name, np.atleast_1d(est.point), est.reps.reshape(-1, 1), ns, nh,
+                    null=None if est.null is None else est.null.reshape(-1, 1), neff=neff)
+        iu = np.triu_indices(len(items), 1)
+        pairs = [f"{item_ids[i]}|{item_ids[j]}" for i, j in zip(*iu)]
+        for name, side in (("inter_item_corr_silicon", c.silicon), ("inter_item_corr_human", c.human)):
+            for p, (i, j) in zip(pairs, zip(*iu)):
+                out.add(model, p, "all", ["all"], name, np.array([side.corr[i, j]]), side.corr_b[:, i, j][:, None],
+                        ns, nh, neff=neff)
+
+
+def _none_code(q: Question) -> str | None:
+    for ref in q.reference:
+        if ref.none is not None:
+            return ref.none
+    return None
+
+
+def _sets(rows: Rows, idx: np.ndarray, codes: tuple[str, ...], none: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Selection indicators over ``codes`` and validity of the rows' answer sets. The question's
+    'none of these' option alone is the empty set; with other options it contradicts them: invalid."""
+    answers = rows.answer[idx] if rows.answer is not None else np.full(len(idx), None, object)
+    parsed = []
+    for a in answers:
+        if a is None:
+            parsed.append(None)
+            continue
+        parts = set(str(a).split("|"))
+        if none is not None and none in parts:
+            parsed.append("" if parts == {none} else "\x00contradiction")
+        else:
+            parsed.append(str(a))
+    return B.selection_matrix(parsed, codes)
+
+
+def selection_metrics(out: _Out, diag: dict[str, Any], model: str, sil: Rows, persona_rows: np.ndarray,
+                      hum: Rows, instrument: Instrument, cfg: AnalysisConfig, rng_of: Any) -> None:
+    """Add the per-option selection-rate rows of one model's multi_select questions."""
+    for qi, q in enumerate(instrument.questions):
+        if q.kind != "multi_select":
+            continue
+        none = _none_code(q)
+        codes = tuple(c for c in q.substantive_codes if c != none)
+        s_idx = np.flatnonzero(persona_rows & (sil.q == qi) & sil.valid & ~sil.refusal)
+        h_idx = np.flatnonzero((hum.q == qi) & (hum.w > 0))
+        if len(s_idx) == 0 or len(h_idx) == 0 or not codes:
+            continue
+        sel_s, ok_s = _sets(sil, s_idx, codes, none)
+        sel_h, ok_h = _sets(hum, h_idx, codes, none)
+        bad = int((~ok_s).sum())
+        if bad:
+            diag["notes"].append(f"model '{model}' question '{q.id}': {bad} valid silicon answer sets name a "
+                                 "non-substantive option or contradict 'none': left out of the selection rates")
+        if ok_s.sum() == 0 or ok_h.sum() == 0:
+            continue
+        s_rows, h_rows = s_idx[ok_s], h_idx[ok_h]
+        c = B.compare_selection(sel_s[ok_s], sel_h[ok_h], ws=sil.w[s_rows], wh=hum.w[h_rows], cs=sil.unit[s_rows],
+                                ch=hum.unit[h_rows], b=cfg.bootstrap, rng=rng_of(qi))
+        k = len(codes)
+        ns, nh = np.full(k, c.n_silicon), np.full(k, c.n_human)
+        neff = (np.full(k, float(c.n_clusters_silicon)), np.full(k, float(c.n_clusters_human)))
+        for name, est in (("selection_rate_silicon", c.silicon), ("selection_rate_human", c.human),
+                          ("selection_rate_diff", c.diff)):
+            out.add(model, q.id, "option", list(codes), name, est.point, est.reps, ns, nh, null=est.null, neff=neff)
