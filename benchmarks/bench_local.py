@@ -2,6 +2,15 @@
 
     python benchmarks/bench_local.py                    # 4 personas x 8 questions, default workers
     python benchmarks/bench_local.py --threads 2 --repeat 3
+    python benchmarks/bench_local.py --personas 2 --dtype bfloat16 float32   # the dtypes side by side
+    python benchmarks/bench_local.py --turns 10 --dtype auto    # a 10-turn conversation, KV cache on/off
+
+``--dtype`` is ``model.params.dtype`` (several: each is measured in the same process, one after
+the other, on the same requests; default ``auto``). ``--turns N`` measures a sequential
+conversation instead: turn k's request is the persona, the k-1 earlier questions each with an
+answer, then question k, sent one turn per ``generate`` call (as the runner does), with the
+conversation KV cache (turn k encodes only its new tokens) and without it (the persona prefix
+only: ``conversation_cache_tokens=0``), alternating, best of ``--repeat``.
 
 ``--threads`` is ``model.params.threads``: worker threads, each running its own forward passes
 with one torch thread (default: the cores this process may use).
@@ -15,6 +24,7 @@ alternating, after a warm-up; the best of ``--repeat`` rounds is reported (the m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -71,13 +81,63 @@ def build_requests(cfg: ModelConfig, n_personas: int) -> list:
     return reqs
 
 
+def conversation(cfg: ModelConfig, turns: int) -> list:
+    """The requests of one persona's sequential questionnaire, turn by turn."""
+    questions = build_requests(cfg, 1)
+    out, history = [], []
+    for k in range(turns):
+        r = questions[k % len(questions)]
+        out.append(dataclasses.replace(r, messages=(r.messages[0], *history, *r.messages[1:])))
+        history += [r.messages[1], {"role": "assistant", "content": "B"}]
+    return out
+
+
+def bench_conversation(args: argparse.Namespace, params: dict) -> None:
+    cfg = ModelConfig(backend="local", name="SmolLM2-135M-Instruct", elicitation="logprobs", params=params)
+    on = LocalBackend(cfg)
+    off = LocalBackend(cfg.model_copy(update={"params": {**params, "conversation_cache_tokens": 0}}))
+    on.load()
+    off.load()
+    turns = conversation(cfg, args.turns)
+    on.generate_sync(turns[:1])  # warm-up
+    times: dict[str, list[float]] = {"cache": [], "no cache": []}
+    results = {}
+    for _ in range(args.repeat):
+        for name, b in (("cache", on), ("no cache", off)):
+            b.clear_conversation_cache()
+            t = time.perf_counter()
+            results[name] = [b.generate_sync([r])[0] for r in turns]
+            times[name].append(time.perf_counter() - t)
+    same = all(a.label_probs == b.label_probs for a, b in zip(results["cache"], results["no cache"]))
+    diff = max(float(np.max(np.abs(np.array(a.label_probs) - np.array(b.label_probs))))
+               for a, b in zip(results["cache"], results["no cache"]))
+    print(f"dtype {on.dtype}; workers {on.threads}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{args.turns} turns, prompt tokens {len(on._prompt_ids(turns[0]))}..{len(on._prompt_ids(turns[-1]))}; "
+          f"tokens encoded with the cache {sum(r.prompt_tokens - r.extra['prefix_tokens_reused'] for r in results['cache'])}, "
+          f"without {sum(r.prompt_tokens - r.extra['prefix_tokens_reused'] for r in results['no cache'])}")
+    for name, ts in times.items():
+        print(f"{name:>8}: best {min(ts):.2f} s (rounds: {', '.join(f'{t:.2f}' for t in ts)})")
+    print(f"ratio {min(times['no cache']) / min(times['cache']):.2f}x; label probs bit-identical: {same} (max |diff| {diff:.2e})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--personas", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dtype", nargs="+", default=["auto"], choices=["auto", "bfloat16", "float32"])
+    ap.add_argument("--turns", type=int, default=0, help="measure a conversation of this many turns instead")
     args = ap.parse_args()
-    params = {} if args.threads is None else {"threads": args.threads}
+    base = {} if args.threads is None else {"threads": args.threads}
+    for dtype in args.dtype:
+        params = {**base, "dtype": dtype}
+        if args.turns:
+            bench_conversation(args, params)
+        else:
+            bench_prefix(args, params)
+
+
+def bench_prefix(args: argparse.Namespace, params: dict) -> None:
     cfg = ModelConfig(backend="local", name="SmolLM2-135M-Instruct", elicitation="logprobs", params=params)
     backend = LocalBackend(cfg)
     t0 = time.perf_counter()
@@ -89,15 +149,18 @@ def main() -> None:
     times: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(args.repeat):
         for reuse in (True, False):
+            backend.clear_conversation_cache()  # each round from cold: the same requests again would hit it
             t = time.perf_counter()
             res = backend.generate_sync(reqs, reuse_prefix=reuse)
             times[reuse].append(time.perf_counter() - t)
             assert all(r.error is None for r in res)
+    backend.clear_conversation_cache()
     with_p = backend.generate_sync(reqs)
     without = backend.generate_sync(reqs, reuse_prefix=False)
     diff = max(float(np.max(np.abs(np.array(a.label_probs) - np.array(b.label_probs)))) for a, b in zip(with_p, without))
     n = len(reqs)
-    print(f"load {load_s:.1f} s; workers {backend.threads} x 1 torch thread; load average {os.getloadavg()[0]:.1f}")
+    print(f"dtype {backend.dtype} (asked: {params['dtype']}); load {load_s:.1f} s; workers {backend.threads} x 1 torch thread; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{n} prompts ({args.personas} personas x 8 questions), tokens/prompt mean {np.mean([len(i) for i in ids]):.0f} "
           f"(min {min(len(i) for i in ids)}, max {max(len(i) for i in ids)}); prefix reused {with_p[0].extra['prefix_tokens_reused']} tokens")
     for reuse in (True, False):

@@ -29,7 +29,9 @@ SCHEMA_VERSION = "1"
 #: ``noise_floor`` column was replaced by the sampling null (null_mean, null_q95, p_value, excess,
 #: n_eff_*), diversity and association statistics became bias-corrected (issue 8).
 #: treatment_effects 1: new in issue 10 (survey experiments), listed so its version is explicit.
-KIND_SCHEMA_VERSIONS: dict[str, str] = {"metrics": "2", "order_effects": "2", "treatment_effects": "1"}
+#: context_effects 1: question-order effects of sequential questionnaires (issue 10).
+KIND_SCHEMA_VERSIONS: dict[str, str] = {"metrics": "2", "order_effects": "2", "treatment_effects": "1",
+                                        "context_effects": "1"}
 
 
 def kind_schema_version(kind: str) -> str:

@@ -47,6 +47,7 @@ _FIX = {
     "reference.parquet": "delete it and rerun: it is rebuilt from survey.reference (and checked against the run's fingerprint)",
     "metrics.parquet": "rerun with 'analyze' in stages to rebuild it",
     "order_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
+    "context_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
     "treatment_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
 }
 
@@ -248,6 +249,8 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
                              seed=derive_seed(cfg.seed, "analysis"))
         write_parquet(result.metrics, run_dir / "metrics.parquet", kind="metrics")
         write_parquet(result.order_effects, run_dir / "order_effects.parquet", kind="order_effects")
+        if result.context_effects is not None:
+            write_parquet(result.context_effects, run_dir / "context_effects.parquet", kind="context_effects")
         if instrument.experiments:
             write_parquet(result.treatment_effects, run_dir / "treatment_effects.parquet", kind="treatment_effects")
         timings["analyze"] = time.perf_counter() - t0

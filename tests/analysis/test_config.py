@@ -29,5 +29,5 @@ def test_bad_values_give_one_line_errors():
 
 def test_public_api_pinned():
     assert sorted(analysis.__all__) == ["AnalysisConfig", "AnalysisResult", "METRICS", "MetricSpec", "analyze",
-                                        "order_effects", "permutation_p_value"]
+                                        "context_effects", "order_effects", "permutation_p_value"]
     assert "js_divergence" in METRICS and "representativeness" in METRICS

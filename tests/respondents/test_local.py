@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -22,10 +23,14 @@ from simsurvey.respondents.local import (
     Cancelled,
     LocalBackend,
     _chunks,
+    _common_prefix,
+    _cpuinfo_flags,
     _load,
     convert_gguf,
     converted_dir,
+    cpu_supports_bf16,
     embedded_gguf,
+    resolve_dtype,
 )
 from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.respondents.prompts import render_request
@@ -59,7 +64,16 @@ def req(q=Q1, cue=CUES[0], style="letters", elicitation="logprobs", seed=1, orde
 
 @pytest.fixture(scope="module")
 def backend() -> LocalBackend:
-    b = LocalBackend(cfg())
+    # bf16 explicitly (not the machine-dependent `auto`): the bit-for-bit tests below hold in bf16,
+    # whose rounding absorbs the fp32 kernels' dependence on the padded length.
+    b = LocalBackend(cfg(params={"dtype": "bfloat16"}))
+    b.load()
+    return b
+
+
+@pytest.fixture(scope="module")
+def fp32() -> LocalBackend:
+    b = LocalBackend(cfg(params={"dtype": "float32"}))
     b.load()
     return b
 
@@ -72,7 +86,8 @@ def test_is_a_backend_with_the_documented_attributes():
     assert LocalBackend(cfg(params={"batch_size": 8})).batch_size == 8
 
 
-@pytest.mark.parametrize(("params", "match"), [({"colour": 1}, "model.params.colour"), ({"dtype": "int4"}, "model.params.dtype")])
+@pytest.mark.parametrize(("params", "match"), [({"colour": 1}, "model.params.colour"), ({"dtype": "int4"}, "model.params.dtype"),
+                                              ({"conversation_cache_tokens": -1}, "model.params.conversation_cache_tokens")])
 def test_bad_params_fail_clearly(params, match):
     with pytest.raises(FatalBackendError, match=match):
         LocalBackend(cfg(params=params))
@@ -173,7 +188,7 @@ def test_batched_group_equals_each_request_alone_exactly(backend):
     # alone (batch of one, no padding), in bf16, with one worker or two.
     reqs = _group()
     alone = [backend.generate_sync([r])[0] for r in reqs]
-    two = LocalBackend(cfg(params={"threads": 2}))
+    two = LocalBackend(cfg(params={"threads": 2, "dtype": "bfloat16"}))
     for together in (backend.generate_sync(reqs), two.generate_sync(reqs), two.generate_sync(reqs + [req(cue=CUES[1], key="p1")])[:5]):
         assert [r.error for r in together] == [None] * 5
         assert [r.label_probs for r in together] == [r.label_probs for r in alone]
@@ -218,6 +233,162 @@ def test_persona_in_user_message_reuses_the_common_prefix(backend):
     assert all(r.extra["prefix_tokens_reused"] > 20 for r in res)
     for r, plain in zip(res, backend.generate_sync(reqs, reuse_prefix=False)):
         np.testing.assert_allclose(r.label_probs, plain.label_probs, atol=0.05)
+
+
+def test_dtype_auto_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
+    from simsurvey.respondents import local
+
+    monkeypatch.setattr(local, "cpu_supports_bf16", lambda: True)
+    b = LocalBackend(cfg())
+    assert (b.dtype, b.identity) == ("bfloat16", {"dtype": "bfloat16"})
+    monkeypatch.setattr(local, "cpu_supports_bf16", lambda: False)
+    assert LocalBackend(cfg()).identity == {"dtype": "float32"}
+    assert LocalBackend(cfg(params={"dtype": "auto"})).dtype == "float32"
+    assert LocalBackend(cfg(params={"dtype": "bfloat16"})).dtype == "bfloat16"  # an explicit dtype is kept
+    assert resolve_dtype("float32") == "float32"
+
+
+CPUINFO_X86 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+flags\t\t: fpu sse2 avx avx2 avx512f avx512_bf16 amx_tile
+bogomips\t: 4000.00
+"""
+CPUINFO_ARM = """processor\t: 0
+Features\t: fp asimd evtstrm aes bf16 i8mm
+"""
+
+
+def test_cpuinfo_flags_are_read_on_x86_and_arm(tmp_path):
+    (tmp_path / "x86").write_text(CPUINFO_X86)
+    (tmp_path / "arm").write_text(CPUINFO_ARM)
+    assert {"avx2", "avx512_bf16", "amx_tile"} <= _cpuinfo_flags(str(tmp_path / "x86"))
+    assert "bf16" in _cpuinfo_flags(str(tmp_path / "arm"))
+    assert _cpuinfo_flags(str(tmp_path / "missing")) == set()
+
+
+def test_bf16_detection_asks_torch_first_then_proc_cpuinfo(monkeypatch):
+    import torch
+
+    from simsurvey.respondents import local
+
+    def broken():
+        raise RuntimeError("cpuinfo failed")
+
+    cases = [  # (torch's answer, /proc/cpuinfo flags, expected)
+        ({"avx2": True, "avx512_f": True, "avx512_bf16": False}, {"avx512_bf16"}, False),  # AVX-512 alone is not bf16
+        ({"avx2": True, "amx_bf16": True}, set(), True),
+        ({"architecture": "arm64", "bf16": True}, set(), True),
+        (broken, {"avx2", "avx512_bf16"}, True),
+        (broken, {"avx2"}, False),
+    ]
+    try:
+        for caps, flags, expected in cases:
+            cpu_supports_bf16.cache_clear()
+            monkeypatch.setattr(torch.cpu, "get_capabilities", caps if callable(caps) else (lambda c=caps: c))
+            monkeypatch.setattr(local, "_cpuinfo_flags", lambda path="/proc/cpuinfo", f=flags: f)
+            assert cpu_supports_bf16() is expected, (caps, flags)
+    finally:
+        monkeypatch.undo()
+        cpu_supports_bf16.cache_clear()
+    # On this machine: torch's answer agrees with the kernel's flags (an independent reading).
+    flags = _cpuinfo_flags()
+    if flags and "avx2" in flags:  # x86 Linux
+        assert cpu_supports_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def test_each_dtype_loads_its_own_converted_copy(backend, fp32):
+    import torch
+
+    gguf = embedded_gguf()
+    assert converted_dir(gguf, "bfloat16") != converted_dir(gguf, "float32")
+    assert backend.model_dir() == converted_dir(gguf, "bfloat16") and fp32.model_dir() == converted_dir(gguf, "float32")
+    assert next(backend._model.parameters()).dtype == torch.bfloat16
+    assert next(fp32._model.parameters()).dtype == torch.float32
+    # Same weights, two precisions: close answers, not the same bits.
+    a, b = backend.generate_sync([req()])[0], fp32.generate_sync([req()])[0]
+    assert 0.5 * np.abs(np.array(a.label_probs) - np.array(b.label_probs)).sum() < 0.1
+
+
+Q3 = Question(
+    id="news", text="How often do you follow the news?", kind="ordinal",
+    options=(Option(code="d", label="Every day"), Option(code="w", label="Every week"),
+             Option(code="r", label="Rarely"), Option(code="n", label="Never")),
+)
+
+
+def _conversation(turns: int, *, cue=CUES[0], key="p0", elicitations=("logprobs",)) -> list:
+    """Turn k's request: the persona, each earlier question with an answer, then question k
+    (the shape of a sequential questionnaire's requests)."""
+    out, history = [], []
+    for k in range(turns):
+        r = req(q=(Q1, Q2, Q3)[k % 3], cue=cue, key=key, elicitation=elicitations[k % len(elicitations)], seed=k)
+        out.append(dataclasses.replace(r, messages=(r.messages[0], *history, *r.messages[1:])))
+        history += [r.messages[1], {"role": "assistant", "content": ("B", "I would say A.", "C")[k % 3]}]
+    return out
+
+
+def _turn_by_turn(b: LocalBackend, turns: list) -> list:
+    return [b.generate_sync([t])[0] for t in turns]
+
+
+def test_conversation_turns_reuse_the_kv_cache_bit_for_bit_in_bf16(backend):
+    # Turn k encodes only the answer and question k on the stored KV of turn k-1, and gets the
+    # bits it gets without the conversation cache (persona prefix only). A sampled turn in the
+    # middle must leave the stored KV as it was (sampling extends a cache of its own).
+    turns = _conversation(3, elicitations=("logprobs", "both"))
+    backend.clear_conversation_cache()
+    cached = _turn_by_turn(backend, turns)
+    off = LocalBackend(cfg(params={"dtype": "bfloat16", "conversation_cache_tokens": 0}))
+    plain = _turn_by_turn(off, turns)
+    persona = plain[0].extra["prefix_tokens_reused"]
+    assert [r.extra["prefix_tokens_reused"] for r in plain] == [persona] * 3
+    reused = [r.extra["prefix_tokens_reused"] for r in cached]
+    assert reused[0] == persona
+    assert reused[1:] == [len(backend._prompt_ids(t)) for t in turns[:-1]]  # all of the previous prompt
+    assert [r.error for r in cached] == [None] * 3
+    assert [r.label_probs for r in cached] == [r.label_probs for r in plain]
+    assert [r.missing_mass for r in cached] == [r.missing_mass for r in plain]
+    assert [r.text for r in cached] == [r.text for r in plain] and cached[1].text
+    # Asked again (e.g. a retried turn): served from its own stored prompt, still the same bits.
+    assert backend.generate_sync([turns[2]])[0].label_probs == plain[2].label_probs
+
+
+def test_conversation_cache_in_float32_matches_within_rounding(fp32):
+    turns = _conversation(3) + _conversation(2, cue=CUES[1], key="p1")
+    turns = [turns[0], turns[3], turns[1], turns[4], turns[2]]  # two conversations interleaved
+    fp32.clear_conversation_cache()
+    cached = _turn_by_turn(fp32, turns)
+    assert [r.extra["prefix_tokens_reused"] for r in cached][2:] == [len(fp32._prompt_ids(turns[i])) for i in (0, 1, 2)]
+    plain = [fp32.generate_sync([t], reuse_prefix=False)[0] for t in turns]
+    for r, p in zip(cached, plain):
+        np.testing.assert_allclose(r.label_probs, p.label_probs, atol=1e-5)
+
+
+def test_conversation_cache_is_a_bounded_lru_of_clones():
+    import torch
+
+    b = LocalBackend(cfg(params={"conversation_cache_tokens": 10}))
+    batch = torch.zeros((3, 2, 8, 4))
+    kv = [(batch[1:2, :, :4], batch[1:2, :, :4])]
+    b._remember("a", [1, 2, 3, 4], kv)
+    b._remember("b", [5, 6, 7, 8], kv)
+    assert kv[0][0]._base is not None and all(t._base is None for t in b._conv["a"][1][0])  # not a view of the batch
+    b._conv.move_to_end("a")  # a was used since: b is the least recently used
+    b._remember("c", [9, 9, 9], kv)
+    assert list(b._conv) == ["a", "c"] and b._conv_tokens == 7
+    b._remember("a", list(range(11)), kv)  # longer than the whole budget: not kept, nor its old entry
+    assert list(b._conv) == ["c"] and b._conv_tokens == 3
+    b._remember("c", [1, 2], kv)  # replaced, not added
+    assert b._conv_tokens == 2
+    off = LocalBackend(cfg(params={"conversation_cache_tokens": 0}))
+    assert off._to_remember([req()]) == {}
+
+
+def test_common_prefix():
+    assert _common_prefix([1, 2, 3], [1, 2, 4], 10) == 2
+    assert _common_prefix([1, 2, 3], [1, 2, 3, 4], 3) == 3
+    assert _common_prefix([1, 2, 3], [1, 2, 3], 2) == 2
+    assert _common_prefix([], [1], 5) == 0
 
 
 def test_seeded_sampling_is_reproducible(backend):

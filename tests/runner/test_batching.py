@@ -59,3 +59,28 @@ def test_batches_share_a_persona_and_respect_the_size(tmp_path):
     assert len(bad) > 0 and not bad["valid"].any() and (bad["error"] == "scripted failure").all()
     assert res.stats["calls"] == len(backend.batches) and res.stats["retries"] == 0
     assert isinstance(df["persona_id"].dtype, pd.Int64Dtype)
+
+
+def test_a_backends_resolved_identity_is_part_of_the_cache_key(tmp_path):
+    # The local backend's dtype=auto resolves per machine (bf16 or fp32): an answer cached under
+    # one dtype must not be served to the other. Same config, other identity -> new calls; same
+    # identity -> served from the cache; identity recorded in the stats (the manifest).
+    inst = make_instrument()
+    trials = make_trials(inst, 2, no_persona=False)
+    model = ModelConfig(backend="local", name="scripted", elicitation="logprobs", params={"dtype": "auto"})
+
+    def run(identity, name):
+        backend = ScriptedBackend(batch_size=4)
+        backend.identity = identity
+        res = administer(trials, make_personas(2), inst, model=model, prompt=PromptConfig(),
+                         runner=RunnerConfig(concurrency=1, cache_dir=str(tmp_path / "cache")), run_dir=tmp_path / name,
+                         seed=2, progress=False, backend=backend)
+        return res, sum(len(b) for b in backend.batches)
+
+    first, asked = run({"dtype": "bfloat16"}, "a")
+    assert asked == len(trials) and first.stats["backend_identity"] == {"dtype": "bfloat16"}
+    _, asked = run({"dtype": "float32"}, "b")
+    assert asked == len(trials)  # the old code keyed on params={"dtype": "auto"} only: 0 calls
+    again, asked = run({"dtype": "float32"}, "c")
+    failed = again.frame["error"].notna()  # the scripted failures are not cached: asked again
+    assert asked == failed.sum() < len(trials) and again.frame.loc[~failed, "cached"].all()

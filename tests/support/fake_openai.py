@@ -88,6 +88,8 @@ class LogEntry:
     authorization: str | None = None
     #: True once the handler returned (an answer or an error was sent, or the client went away).
     finished: bool = False
+    #: The chat messages of the request, as received (tests of sequential conversations).
+    messages: list | None = None
 
 
 @dataclass
@@ -143,7 +145,7 @@ class FakeOpenAI:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         entry = LogEntry(index=len(self.log), key=request_key(body), fault="ok",
-                         authorization=request.headers.get("Authorization"))
+                         authorization=request.headers.get("Authorization"), messages=body.get("messages"))
         entry.fault = self._fault(entry.index)
         self.log.append(entry)
         self.times.append(time.monotonic())

@@ -13,20 +13,22 @@ from simsurvey.analysis.config import AnalysisConfig
 
 if TYPE_CHECKING:
     from simsurvey.analysis.compare import AnalysisResult, analyze
+    from simsurvey.analysis.context import context_effects
     from simsurvey.analysis.metrics import METRICS, MetricSpec
     from simsurvey.analysis.order import order_effects, permutation_p_value
 
 _LAZY = {
     "AnalysisResult": "simsurvey.analysis.compare",
     "analyze": "simsurvey.analysis.compare",
+    "context_effects": "simsurvey.analysis.context",
     "METRICS": "simsurvey.analysis.metrics",
     "MetricSpec": "simsurvey.analysis.metrics",
     "order_effects": "simsurvey.analysis.order",
     "permutation_p_value": "simsurvey.analysis.order",
 }
 
-__all__ = ["METRICS", "AnalysisConfig", "AnalysisResult", "MetricSpec", "analyze", "order_effects",
-           "permutation_p_value"]
+__all__ = ["METRICS", "AnalysisConfig", "AnalysisResult", "MetricSpec", "analyze", "context_effects",
+           "order_effects", "permutation_p_value"]
 
 
 def __getattr__(name: str) -> Any:

@@ -47,6 +47,7 @@ from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
 from simsurvey.analysis.battery_rows import battery_metrics, selection_metrics
+from simsurvey.analysis.context import context_effects
 from simsurvey.analysis.numeric import numeric_block
 from simsurvey.analysis.order import order_effects
 from simsurvey.analysis.treatment import empty_treatment_effects, treatment_effects
@@ -69,6 +70,8 @@ class AnalysisResult:
         treatment_effects: survey experiments' arm effects, silicon beside human
             (:mod:`simsurvey.analysis.treatment`).
         diagnostics: JSON-able notes: distribution mode per model, skipped variables/groups, counts.
+        context_effects: question-order effects of sequential questionnaires, one row per side ×
+            model × question × contrast (``context_effects.parquet``; :mod:`simsurvey.analysis.context`).
     """
 
     metrics: pd.DataFrame
@@ -76,6 +79,7 @@ class AnalysisResult:
     diagnostics: dict[str, Any]
     #: one row per model × experiment × question × arm × statistic (``treatment_effects.parquet``).
     treatment_effects: pd.DataFrame = field(default_factory=empty_treatment_effects)
+    context_effects: pd.DataFrame | None = None
 
 
 def question_kind(q: Question) -> M.Kind | None:
@@ -281,7 +285,9 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
     te = treatment_effects(sil, hum, instrument, use_probs=modes, ci=cfg.ci, n_permutations=cfg.n_permutations,
                            bootstrap=cfg.bootstrap, seed=seed)
-    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag, treatment_effects=te)
+    ce = context_effects(responses, reference, instrument, cfg, seed=seed)
+    return AnalysisResult(metrics=out.frame(), order_effects=oe, diagnostics=diag, treatment_effects=te,
+                          context_effects=ce)
 
 
 def _numeric(out: _Out, model: str, q: Question, sil: Rows, hum: Rows, s_idx: np.ndarray, h_idx: np.ndarray,

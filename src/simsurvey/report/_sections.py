@@ -17,6 +17,7 @@ from simsurvey.analysis.metrics import cramers_v
 from simsurvey.report import _figures as F
 from simsurvey.report import _html as H
 from simsurvey.report._context import METRIC_HELP, MIN_GROUP_N, RATIO_METRICS, Ctx
+from simsurvey.report._question_order import question_order
 from simsurvey.report._data import (
     DEMOGRAPHICS,
     answer_matrix,
@@ -379,4 +380,5 @@ SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("order-effects", "Order and label effects", order_effects),
     ("experiments", "Survey experiments: treatment effects", experiments),
     ("batteries", "Batteries and multi-select questions", batteries),
+    ("question-order", "Question-order (context) effects", question_order),
 )

@@ -320,7 +320,7 @@ class ReferenceBackend:
         persona = dict(r.context.get("persona") or {})
         if "college" not in persona and persona.get("education") is not None:
             persona["college"] = _college(persona["education"])
-        ckey = (qid, "answer_code", tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))
+        ckey = (qid, "answer_code", tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))  # as cell() keys it
         rows = self._cell_rows[ckey]
         rows = rows[[all(x in order for x in str(c).split("|")) for c in rows["answer_code"]]]
         if rows.empty:

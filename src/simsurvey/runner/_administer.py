@@ -32,6 +32,10 @@ Baseline backends are never cached (free, and they answer from reference data no
 Every answer is committed to the cache the moment it arrives, before its row is used, so a
 killed run re-pays at most the calls in flight (``concurrency`` x the backend's batch size).
 
+Under ``design.context: sequential`` each conversation (persona, replicate) is asked turn by
+turn, every request carrying the conversation so far; the rules (order, failures, resume) are in
+:mod:`simsurvey.runner._conversation`.
+
 Nothing blocks the event loop: cache reads and writes run on the cache's own thread, parquet
 parts are written on a part-writer thread, and the backend's one-off start-up (importing
 litellm, reading its price map: ``warm_up``) runs in a thread before the first call.
@@ -40,7 +44,9 @@ litellm, reading its price map: ``warm_up``) runs in a thread before the first c
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import itertools
 import random
 import signal
 import threading
@@ -68,6 +74,7 @@ from simsurvey.respondents.base import (
 from simsurvey.respondents.cache import ResponseCache, cache_key, canonical_json
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
+from simsurvey.runner import _conversation
 from simsurvey.runner._checkpoint import (
     KEY_COLUMNS,
     SORT_COLUMNS,
@@ -100,7 +107,9 @@ class AdministerResult:
             (cache entries bypassed by ``runner.retry: invalid``), calls (backend calls incl.
             retries), retries,
             prompt_tokens, completion_tokens, cost_usd (spent now), cost_usd_cached_original
-            (what the cached rows cost when first made), seconds, requests_per_s (new rows/s).
+            (what the cached rows cost when first made), seconds, requests_per_s (new rows/s);
+            backend_identity: what the backend resolved from its config (e.g. the local dtype
+            under ``auto``), when it says.
     """
 
     frame: pd.DataFrame
@@ -168,7 +177,11 @@ class _Run:
         self.rng = random.Random(seed)  # backoff jitter only; never touches answers
         # Everything in the model config that can change an answer besides the request itself
         # (the same model name on another server may be another model).
-        self.key_params = {"top_logprobs": model.top_logprobs, "api_base": model.api_base, "params": model.params}
+        # A backend's `identity` (what it resolved from the config, e.g. the local dtype under
+        # `auto`) stands in for the configured values: a cache entry made in bf16 is not an fp32 answer.
+        self.identity: dict[str, Any] = dict(getattr(backend, "identity", None) or {})
+        self.key_params = {"top_logprobs": model.top_logprobs, "api_base": model.api_base,
+                           "params": {**model.params, **self.identity}}
         self.inflight: dict[str, asyncio.Future[Result]] = {}
         self.c = dict(rows=0, cached=0, reasked=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0, errors=0)
         # Circuit breaker: rows in a row that ended in an error; set `stopping` to stop the run.
@@ -401,8 +414,9 @@ class _Run:
             "error": error,
         }
 
-    async def work(self, batch: list[dict[str, Any]]) -> None:
-        reqs = [self.render(t) for t in batch]
+    async def work(self, batch: list[dict[str, Any]], reqs: list[Request] | None = None) -> list[Result]:
+        """Ask a batch of trials (rendered here unless ``reqs`` is given) and buffer their rows."""
+        reqs = reqs if reqs is not None else [self.render(t) for t in batch]
         results, cached = await self.resolve(reqs)
         for t, req, res, hit in zip(batch, reqs, results, cached):
             self.buf.append(self.row(t, req, res, hit))
@@ -424,6 +438,7 @@ class _Run:
             self._last_progress = now
             self.progress.update(self.c["rows"], rate=self.c["rows"] / max(now - self.t0, 1e-9),
                                  tokens=self.c["prompt_tokens"] + self.c["completion_tokens"], cost=self.cost)
+        return results
 
     # -- checkpoint parts, written off the event loop ----------------------------------
     def _write(self, rows: list[dict[str, Any]]) -> None:
@@ -475,7 +490,16 @@ class _Run:
             "cost_usd_cached_original": round(self.cost_cached, 6),
             "seconds": round(secs, 3),
             "requests_per_s": round(c["rows"] / secs, 2) if secs > 0 else None,
+            **({"backend_identity": self.identity} if self.identity else {}),
         }
+
+
+def _final_rows(done: pd.DataFrame, final: pd.Series, done_keys: set[tuple]) -> dict[tuple, dict[str, Any]]:
+    """The final checkpointed rows by row key (the latest of a key), for conversation histories."""
+    if not done_keys:
+        return {}
+    rows = done.loc[final, [*KEY_COLUMNS, "raw_text", "answer_code"]].to_dict("records")
+    return {row_key(r): {k: _none_if_na(v) for k, v in r.items()} for r in rows}
 
 
 def _batches(records: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -567,8 +591,12 @@ async def administer_async(
             v = t.get(c)
             t[c] = None if v is None or pd.isna(v) else (int(v) if c.endswith("_position") else str(v))
     wanted = {(t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) for t in records}
-    pending = [t for t in records
-               if (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) not in done_keys]
+    # Sequential designs: conversations are asked turn by turn from their first unfinished turn
+    # (simsurvey.runner._conversation); every other row as before.
+    singles, conversations = _conversation.plan(records, _final_rows(done, final, done_keys), model.name)
+    pending_singles = [t for t in singles
+                       if (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) not in done_keys]
+    pending = pending_singles + [t for c in conversations for t in c.turns[c.start:]]
 
     if backend is None:
         from simsurvey.respondents.registry import make_backend
@@ -607,13 +635,15 @@ async def administer_async(
         except (NotImplementedError, RuntimeError):  # not Unix, or not the main thread's loop
             sigterm = False
 
-    batches = _batches(pending, max(1, int(getattr(backend, "batch_size", 1) or 1)))
+    batches = _batches(pending_singles, max(1, int(getattr(backend, "batch_size", 1) or 1)))
+    jobs = itertools.chain(((state.work, b) for b in batches),
+                           ((functools.partial(_conversation.run_conversation, state), c) for c in conversations))
 
     async def worker() -> None:
-        for batch in batches:  # one shared iterator: no await inside it, so no races
+        for fn, job in jobs:  # one shared iterator: no await inside it, so no races
             if state.stopping:  # the circuit breaker tripped: start nothing new
                 return
-            await state.work(batch)
+            await fn(job)
 
     async def ticker() -> None:
         while True:
