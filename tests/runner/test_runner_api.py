@@ -28,7 +28,8 @@ def test_administer_signature():
 def test_response_columns_follow_the_shared_contract():
     assert runner.RESPONSE_COLUMNS == (
         "persona_id", "question_id", "condition_id", "replicate", "order_mode", "label_style", "neutral_option",
-        "cue_style", "option_order", "model", "backend", "elicitation", "prompt_hash", "raw_text", "answer_code",
+        "cue_style", "option_order", "experiment", "arm", "question_position", "previous_question", "item_position",
+        "model", "backend", "elicitation", "prompt_hash", "raw_text", "answer_code", "answer_value",
         "valid", "refusal", "invalid_reason", "probs", "missing_mass", "latency_s", "prompt_tokens", "completion_tokens", "cost_usd",
         "cached", "error",
     )
