@@ -8,7 +8,6 @@ import pyarrow as pa
 import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, pearsonr, wasserstein_distance
-from scipy.stats.contingency import association
 
 from simsurvey.analysis import METRICS, AnalysisConfig, analyze
 from simsurvey.analysis.synthetic import synthetic_run
@@ -158,7 +157,7 @@ def test_every_metric_recomputed_with_scipy(run):
 def test_pairwise_and_no_persona_structure(run):
     personas, responses, reference, inst, res = run
     m = res.metrics
-    q0, q1 = inst.questions[0], inst.questions[1]
+    q0 = inst.questions[0]
     # Human: respondents who answered both substantively, weighted crosstab.
     h = reference[reference.answer_code.isin(q0.substantive_codes)]
     a = h[h.question_id == "q0"].set_index("respondent_id")

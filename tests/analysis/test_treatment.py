@@ -179,3 +179,14 @@ def test_no_experiments_no_rows_and_a_registered_schema() -> None:
     te = treatment_effects(empty, empty, inst, use_probs={}, ci=0.95, n_permutations=0, bootstrap=0, seed=0)
     assert te.empty and list(te.columns) == TREATMENT_COLUMNS
     assert kind_schema_version("treatment_effects") == "1"
+
+
+def test_a_sign_read_from_an_effect_indistinguishable_from_zero_says_so() -> None:
+    """'same sign' of a silicon effect of -0.000 [-0.012, 0.012] is the point estimates' only."""
+    from simsurvey.analysis.treatment import sign_phrase
+
+    weak = sign_phrase({"sign_agree": 1.0, "silicon_p": 0.97, "human_p": 1e-6})
+    assert weak.startswith("same sign of the point estimates only") and "silicon effect (p=0.970)" in weak
+    assert "human" not in weak
+    assert sign_phrase({"sign_agree": 0.0, "silicon_p": 0.01, "human_p": 0.001}) == "opposite sign"
+    assert sign_phrase({"sign_agree": float("nan"), "silicon_p": 0.5, "human_p": 0.5}) == "sign undefined"

@@ -228,6 +228,20 @@ def _ci(v: float, lo: float, hi: float) -> str:
     return f"{v:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) and np.isfinite(hi) else "")
 
 
+def sign_phrase(r: Any, alpha: float = 0.05) -> str:
+    """Sign agreement of one effect row in words; a sign read from an effect that is not
+    distinguishable from 0 (its p above ``alpha``) is said to be only the point estimates'."""
+    agree = r["sign_agree"]
+    if agree is None or not np.isfinite(agree):
+        return "sign undefined"
+    phrase = "same sign" if agree == 1.0 else "opposite sign"
+    weak = [f"the {side} effect (p={r[f'{side}_p']:.3f})" for side in ("silicon", "human")
+            if np.isfinite(r[f"{side}_p"]) and r[f"{side}_p"] > alpha]
+    if weak:
+        phrase += f" of the point estimates only: {' and '.join(weak)} is not distinguishable from 0"
+    return phrase
+
+
 def headlines(te: pd.DataFrame) -> list[str]:
     """One line per model × experiment × question × arm: the headline effect (the mean where the
     question has one, else the share of its first option), silicon beside human, and their agreement.
@@ -242,8 +256,7 @@ def headlines(te: pd.DataFrame) -> list[str]:
         line = (f"{model} · {exp} · {qid}: {arm} vs {r['control']} ({what}): silicon "
                 f"{_ci(r['silicon'], r['silicon_low'], r['silicon_high'])}")
         if np.isfinite(r["human"]):
-            sign = {1.0: "same sign", 0.0: "opposite sign"}.get(float(r["sign_agree"]), "sign undefined") \
-                if np.isfinite(r["sign_agree"]) else "sign undefined"
+            sign = sign_phrase(r)
             line += (f" vs human {_ci(r['human'], r['human_low'], r['human_high'])}; {sign}; silicon − human "
                      f"{_ci(r['diff'], r['diff_low'], r['diff_high'])} (p={r['diff_p']:.3f})")
         else:

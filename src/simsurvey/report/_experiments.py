@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from simsurvey.analysis.treatment import sign_phrase
 from simsurvey.report import _figures as F
 from simsurvey.report import _html as H
 from simsurvey.report._context import Ctx
@@ -71,7 +72,7 @@ def agreement_line(rows: pd.DataFrame) -> str:
     parts = []
     for _, r in use.iterrows():
         what = "mean" if r["statistic"] == "mean" else f"share of {r['option']}"
-        sign = {1.0: "same sign", 0.0: "opposite sign"}.get(r["sign_agree"], "sign undefined")
+        sign = sign_phrase(r)
         ratio = H.fmt_ci(r["ratio"], r["ratio_low"], r["ratio_high"], 2) if np.isfinite(r["ratio_low"]) \
             else f"{H.fmt_num(r['ratio'], 2)} (interval unbounded: the human effect is not significant)"
         parts.append(f"{r['question_id']} {r['arm']} ({what}): silicon {H.fmt_num(r['silicon'])} vs human "
