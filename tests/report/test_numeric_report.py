@@ -46,10 +46,10 @@ def test_ecdf_steps_are_the_weighted_shares() -> None:
     assert list(x) == [0, 0, 50, 100, 100] and list(y) == [0, 0.25, 0.75, 1.0, 1.0]
 
 
-def test_no_numeric_question_is_one_note(tmp_path) -> None:
+def test_no_numeric_question_no_section(tmp_path) -> None:
     pd.DataFrame({"question_id": ["q"], "answer_code": ["a"]}).to_parquet(tmp_path / "reference.parquet")
     html = render_report(tmp_path).read_text()
-    assert "The instrument has no numeric questions." in html
+    assert 'id="numeric"' not in html and "Numeric questions" not in html
 
 
 def test_wide_export_keeps_the_raw_value(tmp_path) -> None:

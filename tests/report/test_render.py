@@ -28,6 +28,10 @@ def test_full_report(rendered_svg):
     # self-contained: no scripts, stylesheets or remote resources
     assert "<script" not in html and "<link" not in html
     assert not re.search(r'(src|href)="https?:', html)
+    # Markup built from escaped parts is not escaped twice (the per-question verdict line was).
+    assert "&lt;b&gt;" not in html and "Silicon = human? (JS" in html
+    # Sections of features the instrument does not use are left out.
+    assert 'id="numeric"' not in html and 'id="batteries"' not in html and 'id="experiments"' not in html
     # escaped: the instrument's "<political>" and "<other>" never reach the DOM as tags
     assert "&lt;political&gt;" in html and "<political>" not in html and "<other>" not in html
     # numbers from the files appear in the tables

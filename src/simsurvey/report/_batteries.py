@@ -189,7 +189,7 @@ def batteries(ctx: Ctx) -> str:
         return H.note("No instrument in the run: batteries and multi-select questions cannot be identified.")
     multi = [q.id for q in inst.questions if q.kind == "multi_select"]
     if not inst.batteries and not multi:
-        return H.note("The instrument has no battery and no multi-select question.")
+        return ""  # the section is left out of the report
     if m is None or "metric" not in m.columns:
         return H.note("No metrics.parquet: run the analyze stage.")
     parts = [_battery(ctx, m, bid, items) for bid, items in inst.batteries.items()]

@@ -79,7 +79,8 @@ def _metric_table(ctx: Ctx, question_id: str) -> str:
             r = js.loc[x]
             r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
             verdicts.append(f"<b>{H.esc(x)}</b>: {H.esc(verdict(r.get('p_value'), r.get('excess')))}")
-    head = H.para("Silicon = human? (JS against its sampling null at these sizes) " + "; ".join(verdicts)) \
+    # The verdicts are markup already (names and verdicts escaped one by one): not escaped again.
+    head = ("<p>Silicon = human? (JS against its sampling null at these sizes) " + "; ".join(verdicts) + "</p>") \
         if verdicts else ""
     return notes + head + H.table(["metric", *models], rows, numeric=[False] + [True] * len(models), raw=True)
 
