@@ -122,11 +122,22 @@ def cells(grid: str, reps: int) -> list[Cell]:
             for d in (0.0, 0.3, 0.6)]
 
 
+def markdown(df: pd.DataFrame, index: bool = True) -> str:
+    """A markdown table (no tabulate dependency)."""
+    d = df.reset_index() if index else df
+    cols = [str(c) for c in d.columns]
+    fmt = lambda v: "–" if isinstance(v, float) and np.isnan(v) else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in d.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--grid", choices=["full", "quick"], default="full")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--csv", help="also write every cell's rows here")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     parts = []
@@ -134,20 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(run_cell(c, seed=args.seed + i))
         print(f"{c} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     res = pd.concat(parts, ignore_index=True)
+    if args.csv:
+        res.to_csv(args.csv, index=False)
     print(f"reps {args.reps} per cell, seed {args.seed}, {time.perf_counter() - t0:.0f} s\n")
     print("### Test size (d = 0: P(p ≤ 0.05)) and power (d = 0.3, 0.6)\n")
     t = res[res.metric.isin(TESTED)].pivot_table(index=["mode", "n_silicon", "n_human", "metric"], columns="d",
                                                  values="reject")
-    print(t.round(3).to_markdown())
+    print(markdown(t))
     print("\n### Coverage of the 95% CIs (d = 0.3, 0.6; at d = 0 for the smooth metrics)\n")
     c = res.pivot_table(index=["mode", "n_silicon", "n_human", "metric"], columns="d", values="coverage")
     # At a distance of exactly 0 no interval of a non-negative estimate is honest (see inference).
     c.loc[c.index.get_level_values("metric").isin(["value_wasserstein_norm", "value_ks"]), 0.0] = np.nan
-    print(c.round(3).to_markdown())
+    print(markdown(c))
     print("\n### Null mean vs the mean distance at d = 0 (a perfect silicon sample scores its null)\n")
     z = res[(res.d == 0.0) & res.metric.isin(["value_wasserstein_norm", "value_ks"])]
-    print(z[["mode", "n_silicon", "n_human", "metric", "mean", "null_mean", "n_eff_silicon"]].round(4)
-          .to_markdown(index=False))
+    print(markdown(z[["mode", "n_silicon", "n_human", "metric", "mean", "null_mean", "n_eff_silicon"]], index=False))
     return 0
 
 
