@@ -203,3 +203,23 @@ def test_user_data_arm_mistakes_are_one_line(tmp_path: Path, experiments: dict, 
     path = _arm_files(tmp_path, experiments)
     with pytest.raises(UserError, match=match):
         load_reference(_exp_instrument(), SurveyConfig(reference=[str(path)]))
+
+
+def test_a_numeric_question_reads_the_users_values(tmp_path: Path) -> None:
+    """A user's thermometer column: the value is the answer (numeric: true), 998 maps to Don't know."""
+    therm = Question.model_validate({"id": "therm", "text": "Warmth?", "kind": "numeric", "scale": {"min": 0, "max": 100},
+                                     "options": [{"code": "dk", "label": "Don't know", "non_substantive": True}]})
+    inst = Instrument(id="t", title="t", questions=(therm,))
+    data = DATA.assign(th=[70, 998, 15.0, None, 100])
+    qmap = {"therm": {"column": "th", "numeric": True, "codes": {998: "dk"}}}
+    ref = load_reference(inst, SurveyConfig(reference=[str(_setup(tmp_path, data=data, questions=qmap))]))
+    got = ref.set_index("respondent_id")
+    assert got["answer_code"].to_dict() == {"101": "70-80", "102": "dk", "103": "10-20", "105": "90-100"}
+    assert got["answer_value"].tolist()[0] == 70.0 and pd.isna(got.loc["102", "answer_value"])
+    for qm, match in [({"therm": {"column": "th", "codes": {998: "dk"}}}, "set numeric: true"),
+                      ({"therm": {"column": "th", "numeric": True}}, "value '998' is outside the scale")]:
+        with pytest.raises(UserError, match=match):
+            load_reference(inst, SurveyConfig(reference=[str(_setup(tmp_path, data=data, questions=qm))]))
+    wrong = {**MAPPING["questions"], "trust": {"column": "q2", "numeric": True}}
+    with pytest.raises(UserError, match="numeric: true is only for numeric questions"):
+        load_reference(INST, SurveyConfig(reference=[str(_setup(tmp_path, questions=wrong))]))
