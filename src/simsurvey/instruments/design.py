@@ -197,11 +197,15 @@ def build_design(personas: pd.DataFrame, instrument: Instrument, cfg: DesignConf
     fixed: dict[tuple[str, Condition], list[str]] = {}  # as_is / reversed orders never change
     grid: dict[tuple[int, str, int], list[str]] = {}  # a battery's shuffled order per persona
 
+    # Per question, once: add() and the position pass run per row.
+    experiment_of = {q.id: instrument.experiment_of(q.id) for q in instrument.questions}
+    battery_of = {q.id: q.battery for q in instrument.questions}
+
     def add(pid: int | None, q: Question, cond: Condition, rep: int, cue: str, prefix: str,
             rng: np.random.Generator, arm: str | None) -> None:
         cols["persona_id"].append(pid)
         cols["question_id"].append(q.id)
-        exp = instrument.experiment_of(q.id)
+        exp = experiment_of[q.id]
         cols["condition_id"].append(prefix + cond.id + (f"|arm:{arm}" if arm is not None else ""))
         cols["experiment"].append(exp.id if exp is not None else None)
         cols["arm"].append(arm)
@@ -239,7 +243,7 @@ def build_design(personas: pd.DataFrame, instrument: Instrument, cfg: DesignConf
                 "add as_is or reversed to design.orders"
             )
         rng = _stream(seed, q.id)
-        exp = instrument.experiment_of(q.id)
+        exp = experiment_of[q.id]
         if q.battery is not None and q.battery in battery_idx:
             # A battery is one grid: every item is shown under the persona's condition of the first.
             per_q.append((q, conds, battery_idx[q.battery], rng))
@@ -263,7 +267,7 @@ def build_design(personas: pd.DataFrame, instrument: Instrument, cfg: DesignConf
         per_q.append((q, conds, cond_idx, rng))
 
     def arm_of(q: Question, i: int) -> str | None:
-        exp = instrument.experiment_of(q.id)
+        exp = experiment_of[q.id]
         return None if exp is None else exp.arms[int(arms[exp.id][i])].id
 
     # Persona rows, persona-major. Each question's stream is consumed in this fixed order.
@@ -276,7 +280,7 @@ def build_design(personas: pd.DataFrame, instrument: Instrument, cfg: DesignConf
     if cfg.no_persona:
         for q, conds, _, _ in per_q:
             rng = _stream(seed, q.id, "no_persona")
-            exp = instrument.experiment_of(q.id)
+            exp = experiment_of[q.id]
             for arm in (exp.arm_ids if exp is not None else (None,)):
                 for cond in conds:
                     for rep in range(cfg.no_persona_replicates):
@@ -299,7 +303,7 @@ def build_design(personas: pd.DataFrame, instrument: Instrument, cfg: DesignConf
             j = where[qid]
             position[r] = j
             previous[r] = asked[j - 1] if j > 0 else None
-            bid = instrument.question(qid).battery
+            bid = battery_of[qid]
             if bid is not None:
                 item_pos[r] = sorted(where[i] for i in batteries[bid]).index(j)
     cols["question_position"] = position

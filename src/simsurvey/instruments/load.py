@@ -13,21 +13,16 @@ from simsurvey.io import read_yaml
 
 
 def _question_label(data: Any, loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
-    """Turn ``questions.3.options.1.code`` into ``question 'pid7': options.1.code``."""
-    if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
-        qid: Any = loc[1]
-        try:
-            qid = data["questions"][loc[1]]["id"]
-        except (KeyError, IndexError, TypeError):
-            pass
-        return f"question '{qid}'", loc[2:]
-    if len(loc) >= 2 and loc[0] == "experiments" and isinstance(loc[1], int):
-        eid: Any = loc[1]
-        try:
-            eid = data["experiments"][loc[1]]["id"]
-        except (KeyError, IndexError, TypeError):
-            pass
-        return f"experiment '{eid}'", loc[2:]
+    """Turn ``questions.3.options.1.code`` into ``question 'pid7': options.1.code`` (and
+    ``experiments.0.arms...`` into ``experiment '<id>': arms...``)."""
+    for key, what in (("questions", "question"), ("experiments", "experiment")):
+        if len(loc) >= 2 and loc[0] == key and isinstance(loc[1], int):
+            ident: Any = loc[1]
+            try:
+                ident = data[key][loc[1]]["id"]
+            except (KeyError, IndexError, TypeError):
+                pass
+            return f"{what} '{ident}'", loc[2:]
     return "", loc
 
 
