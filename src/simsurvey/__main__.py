@@ -3,6 +3,7 @@
     python -m simsurvey +experiment=politics
     python -m simsurvey +experiment=politics population.n=5000 stages=[sample]
     python -m simsurvey -m +experiment=politics model=local,baseline/uniform
+    python -m simsurvey check +experiment=politics     # validate inputs, show composition; no model call
 
 Exit codes: 0 done; 2 a user error (one line on stderr, nothing half-written); 3 rows failed
 (their calls did not succeed, or the runner's circuit breaker stopped the run): the rows done
@@ -134,6 +135,17 @@ def _is_fresh(run_dir: Path) -> bool:
     return not any(p.name not in {".hydra", "__main__.log", "simsurvey.log"} for p in run_dir.iterdir())
 
 
+def _remove_run_dir(run_dir: Path) -> None:
+    """Remove a run directory this command created (and Hydra's empty ``outputs/<date>/`` above it)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    parent = run_dir.parent
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", parent.name):
+        try:
+            parent.rmdir()  # only when empty: another run of that day keeps it
+        except OSError:
+            pass
+
+
 def _error(msg: str, secrets: tuple[str, ...]) -> None:
     line = " ".join(str(msg).split())  # one line, whatever the message held
     print(f"simsurvey: error: {scrub(line, secrets)}", file=sys.stderr)
@@ -168,10 +180,19 @@ def _hydra_main(cfg: DictConfig) -> None:
             key = getattr(err, "full_key", "") or "<config>"
             raise UserError(f"{key}: {str(err).splitlines()[0]}") from None
         config = validate_config(data)  # type: ignore[arg-type]
+        checking = config.stages == ["check"]
         from simsurvey.pipeline import run
+        from simsurvey.reproduce import reproduce_command
 
-        result = run(config, run_dir, secrets=secrets,
-                     on_accept=lambda: _write_hydra_files(cfg, run_dir, secrets))
+        reproduce = reproduce_command(OmegaConf.to_container(hc, resolve=False),  # type: ignore[arg-type]
+                                      seed=config.seed, default_config_dir=CONF_DIR, secrets=secrets)
+        try:
+            result = run(config, run_dir, secrets=secrets,
+                         on_accept=lambda: _write_hydra_files(cfg, run_dir, secrets),
+                         command=sys.argv, reproduce=reproduce)
+        finally:
+            if checking and fresh:
+                _remove_run_dir(run_dir)  # check writes nothing: no run directory is left behind
         if (result.run_dir / "metrics.parquet").exists():
             from simsurvey.summary import print_summary
 
@@ -193,7 +214,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         _error(str(err), secrets)
         if fresh:
             # Nothing half-written: a run that failed on a user error leaves no run directory.
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_run_dir(run_dir)
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"simsurvey: interrupted; resume with hydra.run.dir={run_dir}", file=sys.stderr)
@@ -243,9 +264,19 @@ def _hydra_one_line(text: str) -> str:
     return " ".join(ln.strip() for ln in lines[:2])
 
 
+def _check_command(argv: list[str]) -> list[str]:
+    """``simsurvey check [overrides]`` is ``simsurvey [overrides] stages=[check]`` (Hydra's parser
+    takes overrides only, so the subcommand is rewritten before it parses)."""
+    if len(argv) > 1 and argv[1] == "check":
+        return [argv[0], *argv[2:], "stages=[check]"]
+    return argv
+
+
 def main() -> None:
-    """Console entry point (``simsurvey ...`` or ``python -m simsurvey ...``)."""
+    """Console entry point (``simsurvey ...`` or ``python -m simsurvey ...``; ``simsurvey check ...``
+    validates the inputs and prints the personas' match with the human sample, calling no model)."""
     global _held, _stderr
+    sys.argv = _check_command(sys.argv)
     sys.stdout = _ScrubbedStream(sys.stdout)  # type: ignore[assignment]
     _stderr = _ScrubbedStream(sys.stderr)  # type: ignore[assignment]
     _held = io.StringIO()

@@ -15,9 +15,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
+import shlex
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,8 @@ class Manifest:
 
     @classmethod
     def start(cls, run_dir: str | Path, *, config: dict[str, Any], seed: int,
-              stages: Iterable[str] = (), secrets: Iterable[str] = ()) -> Manifest:
+              stages: Iterable[str] = (), secrets: Iterable[str] = (),
+              command: Sequence[str] | None = None, reproduce: str | None = None) -> Manifest:
         """Start (or reopen, on resume) the manifest of a run and open a new attempt.
 
         Args:
@@ -105,6 +107,11 @@ class Manifest:
             seed: The master seed.
             stages: The stages this attempt runs.
             secrets: Exact values never to store (see :func:`simsurvey.secrets.known_secrets`).
+            command: The command line (default ``sys.argv``), stored shell-quoted as ``command``.
+            reproduce: A shell command that reproduces the run (see :mod:`simsurvey.reproduce`),
+                stored as ``reproduce`` (and in this attempt's entry). An attempt that does not draw
+                the personas (a resume of later stages, a re-analysis) keeps the earlier command,
+                which made the run from its start.
 
         Raises:
             DamagedStateError: an existing manifest is unreadable.
@@ -117,9 +124,13 @@ class Manifest:
             # process holds it) was killed.
             if a.get("status") == "running":
                 a["status"] = "killed"
-        command = " ".join(sys.argv)
-        attempts.append({"attempt": len(attempts) + 1, "started_at": _now(), "command": command,
-                         "stages": list(stages), "status": "running"})
+        # Shell-quoted, so an argument with a space or a bracket reads back as one argument.
+        command_line = shlex.join(list(command) if command is not None else sys.argv)
+        stages = list(stages)
+        attempts.append({"attempt": len(attempts) + 1, "started_at": _now(), "command": command_line,
+                         "reproduce": reproduce, "stages": stages, "status": "running"})
+        if previous.get("reproduce") and "sample" not in stages:
+            reproduce = previous["reproduce"]
         m.data = {
             "manifest_version": MANIFEST_VERSION,
             "schema_version": SCHEMA_VERSION,
@@ -128,9 +139,13 @@ class Manifest:
             "packages": package_versions(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            "command": command,
+            "command": command_line,
+            "reproduce": reproduce,
             "started_at": previous.get("started_at", _now()),
             "stages": previous.get("stages", {}),
+            # The personas' match with the human sample (simsurvey.population.composition), when
+            # this attempt does not recompute it.
+            **{k: previous[k] for k in ("composition", "coverage") if k in previous},
             "attempts": attempts,
         }
         if previous:

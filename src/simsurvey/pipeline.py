@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,8 @@ class RunResult:
     """What :func:`run` leaves behind."""
 
     run_dir: Path
-    manifest: Manifest
+    #: None for ``stages=[check]`` (it writes nothing).
+    manifest: Manifest | None
     #: Response rows whose call failed (kept with their error; a rerun on the run dir asks them again).
     failed_rows: int = 0
 
@@ -95,7 +96,8 @@ def _working(what: str) -> Iterator[None]:
 
 
 def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
-        on_accept: Callable[[], None] | None = None) -> RunResult:
+        on_accept: Callable[[], None] | None = None, command: Sequence[str] | None = None,
+        reproduce: str | None = None) -> RunResult:
     """Run the configured stages in ``run_dir``.
 
     The run directory is locked for the whole run, and refused when it holds a run made with
@@ -107,41 +109,89 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         secrets: Exact values never to write (see :func:`simsurvey.secrets.known_secrets`).
         on_accept: Called once the run directory is locked and has accepted this config (the
             CLI writes its record of the command line there).
+        command: The command line as typed (default ``sys.argv``), for the manifest.
+        reproduce: A shell command that reproduces the run (the CLI builds it from Hydra's
+            record: config directory, config name, overrides, seed), for the manifest and report.
+
+    With ``stages=[check]`` nothing is written and no model is called: the inputs are validated,
+    the personas drawn, and the composition and coverage table printed (see :mod:`simsurvey.check`);
+    the result's ``manifest`` is None.
 
     Raises:
-        UserError: a bad input; the run directory is locked, holds another run, or holds a
+        UserError: a bad input; personas without a human counterpart that
+            ``survey.accept_uncovered`` does not accept (before any model call); the run directory is locked, holds another run, or holds a
             damaged file (:class:`~simsurvey.errors.RunDirError`,
             :class:`~simsurvey.errors.DamagedStateError`).
     """
     from simsurvey.rundir import check_fingerprint, fingerprint, lock_run_dir
 
     run_dir = Path(run_dir)
+    stages = set(cfg.stages)
+    checking = stages == {"check"}
+    # Personas matched to the human sample are drawn from the reference: it is loaded first.
+    matched = cfg.population.targets == "reference" and ("sample" in stages or checking)
     # Load and validate every input before writing anything.
     instrument = None
-    if {"administer", "analyze", "report"} & set(cfg.stages):
+    if {"administer", "analyze", "report", "check"} & stages or matched:
         from simsurvey.instruments import load_instrument
 
         instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
     spec = variables = None
-    if {"sample", "administer", "analyze"} & set(cfg.stages):
+    if {"sample", "administer", "analyze", "check"} & stages:
         from simsurvey.population.spec import load_population_spec
 
         spec = resolve_path(cfg.population.spec, key="population.spec")
         # The population owns its attributes: the reference, baselines and subgroups read them.
         variables = load_population_spec(spec).variables
     reference = None
-    if {"administer", "analyze"} & set(cfg.stages):
+    if {"administer", "analyze", "check"} & stages or matched:
         from simsurvey.reference import load_reference, reference_provenance
 
         reference = load_reference(instrument, cfg.survey, variables)
         provenance = reference_provenance(cfg.survey, instrument, variables)
-    if not {"sample", "administer"} & set(cfg.stages):
+    # The personas are drawn (cheap) or read before anything is written, so that their match with
+    # the human sample is checked before any model call and a refusal leaves nothing behind.
+    sample = personas = None
+    if "sample" in stages or checking:
+        from simsurvey.population import sample_personas
+
+        with _working("sample: raking and drawing personas"):
+            t0 = time.perf_counter()
+            sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue,
+                                     reference=reference if matched else None)
+            sample_seconds = time.perf_counter() - t0
+        personas = sample.frame
+    elif {"administer", "analyze"} & stages and (run_dir / "personas.parquet").exists():
+        personas = read_stored_parquet(run_dir / "personas.parquet", fix=_FIX["personas.parquet"])
+    comp = verdict = None
+    if personas is not None and reference is not None and variables is not None:
+        from simsurvey.population.composition import composition, coverage
+
+        comp = composition(personas, reference, variables)
+        verdict = coverage(comp, cfg.survey.accept_uncovered)
+    if checking:
+        from simsurvey.check import check_summary
+
+        _say(check_summary(instrument=instrument, provenance=provenance,
+                           population=cfg.population.model_dump(mode="json"), sample_diag=sample.diagnostics,
+                           comp=comp, verdict=verdict))
+        if not verdict.ok:
+            raise UserError(verdict.message)
+        return RunResult(run_dir=run_dir, manifest=None)
+    if "administer" in stages and verdict is not None and not verdict.ok:
+        raise UserError(verdict.message)
+    if not {"sample", "administer"} & stages:
         spec = None  # the fingerprint of an analysis-only run does not cover the population
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with lock_run_dir(run_dir):
         read_manifest(run_dir)  # a damaged manifest stops the run before anything is written
         current = fingerprint(cfg, instrument=instrument, reference=reference, population_spec=spec)
+        if cfg.population.targets == "reference" and reference is not None and {"sample", "administer"} & stages:
+            from simsurvey.rundir import reference_hash
+
+            # Matched personas depend on the human data itself, not only on the config.
+            current["sample"]["population.targets: reference data"] = reference_hash(reference)
         if "analyze" in cfg.stages and "administer" not in cfg.stages:
             reference = _stored_reference(run_dir, reference, current["analyze"].get("reference data"))
         check_fingerprint(run_dir, current, cfg.stages)
@@ -153,12 +203,23 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         if on_accept is not None:
             on_accept()
         manifest = Manifest.start(run_dir, config=cfg.model_dump(mode="json"), seed=cfg.seed,
-                                  stages=cfg.stages, secrets=secrets)
+                                  stages=cfg.stages, secrets=secrets, command=command, reproduce=reproduce)
         try:
             if reference is not None:
                 manifest.set("reference", provenance)
+            if comp is not None and verdict is not None:
+                manifest.set("composition", comp.to_json())
+                manifest.set("coverage", {**verdict.to_json(), "accept_uncovered": cfg.survey.accept_uncovered,
+                                          "targets": cfg.population.targets,
+                                          "reference_source": (sample.diagnostics.get("reference_source")
+                                                               if sample is not None else None)})
+                if verdict.uncovered_personas and "administer" in stages:
+                    _say(f"coverage: {verdict.uncovered_personas:,} of {comp.n_personas:,} personas have no human "
+                         f"counterpart in {', '.join(verdict.accepted)} (accepted by survey.accept_uncovered; "
+                         "counted in the report)")
             failed = _stages(cfg, run_dir, manifest, instrument=instrument, reference=reference,
-                             variables=variables)
+                             variables=variables, sample=sample, personas=personas,
+                             sample_seconds=sample_seconds if sample is not None else 0.0)
         except KeyboardInterrupt:
             manifest.finish("interrupted")
             raise
@@ -190,27 +251,24 @@ def _stored_reference(run_dir: Path, reference: pd.DataFrame | None, digest: str
 
 
 def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
-            reference: pd.DataFrame | None, variables: Any = None) -> int:
+            reference: pd.DataFrame | None, variables: Any = None, sample: Any = None,
+            personas: pd.DataFrame | None = None, sample_seconds: float = 0.0) -> int:
     """Run the configured stages; returns the number of response rows whose call failed."""
     timings: dict[str, float] = {}
 
     # 1. sample
+    # (drawn by run() before anything was written, so the coverage check could come first)
     if "sample" in cfg.stages:
-        from simsurvey.population import sample_personas
-
-        t0 = time.perf_counter()
-        with _working("sample: raking and drawing personas"):
-            sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue)
-        personas = sample.frame
         from simsurvey.population.variables import variables_metadata
 
+        t0 = time.perf_counter()
         write_parquet(personas, run_dir / "personas.parquet", kind="personas",
                       metadata=variables_metadata(sample.variables))
-        timings["sample"] = time.perf_counter() - t0
+        timings["sample"] = sample_seconds + time.perf_counter() - t0
         manifest.stage("sample", {**sample.diagnostics, "seconds": round(timings["sample"], 3)})
-        _say(f"sample: {len(personas):,} personas -> personas.parquet")
-    else:
-        personas = None
+        targets = (f" matched to {sample.diagnostics.get('reference_source')}"
+                   if sample.diagnostics.get("targets") == "reference" else "")
+        _say(f"sample: {len(personas):,} personas{targets} -> personas.parquet")
 
     # 2. administer
     if "administer" in cfg.stages:

@@ -82,6 +82,31 @@ def fit_joint(spec: PopulationSpec, *, joint: str, tol: float, max_iter: int) ->
     return res.table, {**diag, "_ages": ages}
 
 
+def _fit_matched(spec: PopulationSpec, cfg: PopulationConfig, joint: str,
+                 reference: pd.DataFrame | None) -> tuple[np.ndarray, dict[str, Any], list[np.ndarray]]:
+    """The joint of personas matching the human reference (targets: reference)."""
+    from simsurvey.population.match import match_reference
+
+    if reference is None:
+        raise UserError("population.targets=reference: needs the human reference (survey.reference); "
+                        "the pipeline loads it before sampling")
+    matched = match_reference(spec, reference, cfg.reference_source)
+    seed = matched.seed if joint == "raked" else np.ones_like(matched.seed)
+    names = list(spec.attributes)
+    try:
+        res = ipf(seed, matched.margins, tol=cfg.ipf_tol, max_iter=cfg.ipf_max_iter, names=names,
+                  codes=[a.codes for a in spec.attributes.values()])
+    except UserError as err:
+        raise UserError(f"population.targets=reference: {matched.source}: {err}") from None
+    diag = {"joint": joint, **matched.diagnostics,
+            "ipf_iterations": res.iterations, "ipf_converged": res.converged,
+            "ipf_max_marginal_error": res.max_error, "ipf_tol": cfg.ipf_tol,
+            "ages": "age_years uniform within each age band (the reference carries no single-year ages)"}
+    if joint != "raked":
+        diag["note"] = "independent margins: the joint is the product of the reference's shares"
+    return res.table, diag, matched.margins
+
+
 def _take(values: list[str], idx: np.ndarray) -> pa.Array:
     """Per-persona strings gathered from a small list by index (arrow, no Python objects)."""
     return pa.array(values, type=pa.large_string()).take(pa.array(idx))
@@ -91,13 +116,17 @@ def _shares(counts: np.ndarray, codes: list[str]) -> dict[str, float]:
     return {c: round(float(v), 8) for c, v in zip(codes, counts / counts.sum())}
 
 
-def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> PersonaSample:
+def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str,
+                    reference: pd.DataFrame | None = None) -> PersonaSample:
     """Sample ``cfg.n`` personas from the population spec.
 
     Args:
         cfg: The ``population:`` config section.
         seed: Master seed; the same seed, spec and n give the same personas byte for byte.
         cue_style: ``attributes``, ``backstory`` or ``name`` (the text in the ``cue`` column).
+        reference: The human reference (reference schema, the spec's variables); needed with
+            ``cfg.targets == "reference"``, whose targets and seed come from it
+            (:mod:`simsurvey.population.match`).
 
     Returns:
         The personas frame and the manifest diagnostics.
@@ -112,12 +141,18 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
     joint = spec.seed.joint if cfg.joint == "spec" else cfg.joint
     if joint == "raked" and spec.seed.file is None:
         joint = "independent"
-    table, diag = fit_joint(spec, joint=joint, tol=cfg.ipf_tol, max_iter=cfg.ipf_max_iter)
-    seed_ages = diag.pop("_ages")
     names = list(spec.attributes)
     codes = [a.codes for a in spec.attributes.values()]
+    if cfg.targets == "reference":
+        table, diag, margins = _fit_matched(spec, cfg, joint, reference)
+        seed_ages: dict[str, np.ndarray] = {}
+    else:
+        table, diag = fit_joint(spec, joint=joint, tol=cfg.ipf_tol, max_iter=cfg.ipf_max_iter)
+        diag["targets"] = "spec"
+        seed_ages = diag.pop("_ages")
+        margins = spec.margins
 
-    counts = integerize(table, cfg.n, margins=spec.margins)
+    counts = integerize(table, cfg.n, margins=margins)
     cells = np.repeat(np.arange(counts.size), counts.ravel())
     cells = np.random.default_rng([seed, _SHUFFLE]).permutation(cells)
     cat_idx = np.unravel_index(cells, counts.shape)
@@ -147,7 +182,7 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
     frame["cue"] = render_cues(cue_input, spec, cue_style)
 
     sample_margins = marginals(counts.astype(np.float64))
-    err = max(float(np.abs(m / cfg.n - t).max()) for m, t in zip(sample_margins, spec.margins))
+    err = max(float(np.abs(m / cfg.n - t).max()) for m, t in zip(sample_margins, margins))
     diag.update({
         "spec": str(spec.path),
         "spec_name": spec.name,
@@ -158,8 +193,8 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
         "max_sample_marginal_error": err,
         "sample_within_1_over_n": bool(err < 1.0 / cfg.n + 1e-12),
         "marginals": {
-            name: {"target": dict(zip(code_list, map(float, attr.shares))), "sample": _shares(m, code_list)}
-            for (name, attr), code_list, m in zip(spec.attributes.items(), codes, sample_margins)
+            name: {"target": dict(zip(code_list, map(float, target))), "sample": _shares(m, code_list)}
+            for name, code_list, m, target in zip(names, codes, sample_margins, margins)
         },
         "caveats": {k: a.caveat for k, a in spec.attributes.items() if a.caveat},
         "faker": {"locale": spec.locale, "pool": cfg.faker_pool},

@@ -12,20 +12,51 @@ from simsurvey.report._data import RunData
 
 
 def _reproduce_command(data: RunData) -> str:
-    overrides = data.run_dir / ".hydra" / "overrides.yaml"
-    seed = data.manifest.get("seed")
-    if overrides.exists():
-        import yaml
-
-        items = [str(x) for x in (yaml.safe_load(overrides.read_text(encoding="utf-8")) or [])]
-    else:
-        argv = str(data.manifest.get("command", "")).split()
-        items = argv[1:]
-    if seed is not None and not any(i.startswith("seed=") for i in items):
-        items.append(f"seed={seed}")
+    """The command that reproduces the run: the manifest's record (built from Hydra's, with the
+    config directory, config name and quoting kept), else rebuilt from ``.hydra/hydra.yaml``, else
+    (a run made through the library) the recorded command line."""
+    from simsurvey.reproduce import reproduce_command
     from simsurvey.secrets import scrub
 
-    return scrub(" ".join(["python -m simsurvey", *items]))
+    seed = data.manifest.get("seed")
+    if data.manifest.get("reproduce"):
+        return scrub(str(data.manifest["reproduce"]))
+    hydra_yaml = data.run_dir / ".hydra" / "hydra.yaml"
+    if hydra_yaml.exists():
+        import yaml
+
+        from simsurvey.paths import PROJECT_ROOT
+
+        try:
+            hydra = (yaml.safe_load(hydra_yaml.read_text(encoding="utf-8")) or {}).get("hydra") or {}
+        except (OSError, yaml.YAMLError):
+            hydra = {}
+        if hydra:
+            return reproduce_command(hydra, seed=seed, default_config_dir=PROJECT_ROOT / "conf")
+    import shlex
+
+    try:
+        argv = shlex.split(str(data.manifest.get("command", "")))
+    except ValueError:
+        argv = str(data.manifest.get("command", "")).split()
+    items = argv[1:]
+    if seed is not None and not any(i.startswith("seed=") for i in items):
+        items.append(f"seed={seed}")
+    return scrub(shlex.join(["python", "-m", "simsurvey", *items]))
+
+
+def targets_sentence(manifest: dict[str, Any]) -> str:
+    """One sentence: which targets the personas were drawn to (the spec's, or the human sample's)."""
+    sample = get_path(manifest, "stages", "sample") or {}
+    targets = sample.get("targets") or get_path(manifest, "config", "population", "targets") or "spec"
+    name = sample.get("spec_name") or get_path(manifest, "config", "population", "spec") or "the population spec"
+    if targets == "reference":
+        src = sample.get("reference_source") or "the human reference"
+        return (f"The personas were drawn to the weighted composition of the human sample {src} (targets: "
+                f"reference, raked onto its own microdata), so a distance to {src} measures fidelity, not composition.")
+    return (f"The personas were drawn to the population spec's own figures ({name}, targets: spec), not to the "
+            "human sample's composition: a distance mixes fidelity with the difference in composition shown under "
+            "\"Personas and the human sample\" (population.targets=reference draws personas that match it).")
 
 
 def _administer_totals(adm: Any) -> dict[str, float]:
@@ -66,7 +97,7 @@ def overview(ctx: Ctx) -> str:
         ("answers from cache", f"{int(spent['cached']):,}" if spent else "–"),
         ("seed", man.get("seed", "–")),
     ]
-    out = [H.kv(items)]
+    out = [H.kv(items), H.para(targets_sentence(man))]
     if r is not None and "model" in r.columns:
         rows = []
         for m in ctx.models:

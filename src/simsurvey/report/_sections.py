@@ -34,6 +34,7 @@ from simsurvey.report._experiments import experiments
 from simsurvey.report._batteries import batteries
 from simsurvey.report._numeric import numeric_questions
 from simsurvey.report._overview import overview
+from simsurvey.report._composition import personas_and_humans
 
 
 def _metric_table(ctx: Ctx, question_id: str) -> str:
@@ -374,6 +375,7 @@ def order_effects(ctx: Ctx) -> str:
 
 SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("overview", "Overview", overview),
+    ("composition", "Personas and the human sample", personas_and_humans),
     ("questions", "Questions: human vs silicon", questions),
     ("numeric", "Numeric questions: the raw scale", numeric_questions),
     ("homogenization", "Homogenization", homogenization),

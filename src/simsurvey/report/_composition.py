@@ -1,0 +1,71 @@
+"""The report section "Personas and the human sample": composition, coverage, targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simsurvey.report import _html as H
+from simsurvey.report._context import Ctx, get_path
+from simsurvey.report._overview import targets_sentence
+
+
+def _stored_or_computed(ctx: Ctx) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The manifest's composition and coverage; computed from the run's files for a run made
+    before they were recorded."""
+    man = ctx.data.manifest
+    comp, cov = man.get("composition"), man.get("coverage")
+    if isinstance(comp, dict) and isinstance(cov, dict):
+        return comp, cov
+    p, h = ctx.data.personas, ctx.data.reference
+    if p is None or h is None or h.empty:
+        return None, None
+    from simsurvey.population.composition import composition, coverage
+
+    c = composition(p, h, ctx.data.variables)
+    accept = get_path(man, "config", "survey", "accept_uncovered") or False
+    return c.to_json(), coverage(c, accept).to_json()
+
+
+def personas_and_humans(ctx: Ctx) -> str:
+    """Persona share vs weighted human share per source, variable and code; coverage; targets."""
+    comp, cov = _stored_or_computed(ctx)
+    out = [H.para(targets_sentence(ctx.data.manifest))]
+    if comp is None or cov is None:
+        out.append(H.note("No composition: the run directory lacks personas or a human reference."))
+        return "".join(out)
+    n_unc = int(cov.get("uncovered_personas") or 0)
+    n = int(comp.get("personas") or 0)
+    if n_unc:
+        accepted = ", ".join(map(str, cov.get("accepted_attributes") or []))
+        out.append(H.note(
+            f"{n_unc:,} of {n:,} personas ({100 * n_unc / max(n, 1):.1f}%) have no human counterpart: their code of "
+            f"{accepted} has no respondent in a source that records it (rows marked below). They were accepted "
+            "(survey.accept_uncovered); their subgroups have no human comparison, and the reference baseline answers "
+            "for them from a coarser cell."))
+    else:
+        out.append(H.para("Every persona has a human counterpart: each code the personas hold has respondents in "
+                          "every source that records the attribute."))
+    out.append(H.para(
+        "Persona share vs the human sample's weighted share per code (shares among the non-null values), for the "
+        "unique respondents of each source. Total variation: the share of personas that would have to change code "
+        "to match the humans on that attribute; a silicon-vs-human distance includes what this difference does to "
+        "the answers."))
+    for src, info in (comp.get("sources") or {}).items():
+        out.append(f"<h3>{H.esc(src)}: {H.fmt_num(info.get('respondents'))} respondents</h3>")
+        rows = []
+        for var, v in (info.get("variables") or {}).items():
+            for k, c in enumerate(v.get("codes") or []):
+                flag = "" if c.get("covered", True) else ' <span class="bad">no human respondent</span>'
+                rows.append([H.esc(var) if k == 0 else "",
+                             H.fmt_num(v.get("total_variation")) if k == 0 else "",
+                             H.esc(c.get("label") or c.get("code")) + flag,
+                             H.fmt_num(c.get("persona_share")), H.fmt_num(c.get("human_share")),
+                             H.fmt_num(c.get("persona_n")), H.fmt_num(c.get("human_n"))])
+        if rows:
+            out.append(H.table(["variable", "total variation", "code", "persona share", "human share (weighted)",
+                                "personas", "respondents"], rows,
+                               numeric=[False, True, False, True, True, True, True], raw=True))
+        if info.get("not_in_human_data"):
+            out.append(H.para("Not in the human data (subgroups on them cannot be compared): "
+                              + ", ".join(map(str, info["not_in_human_data"]))))
+    return "".join(out)
