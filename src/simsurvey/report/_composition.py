@@ -29,7 +29,7 @@ def _stored_or_computed(ctx: Ctx) -> tuple[dict[str, Any] | None, dict[str, Any]
 def personas_and_humans(ctx: Ctx) -> str:
     """Persona share vs weighted human share per source, variable and code; coverage; targets."""
     comp, cov = _stored_or_computed(ctx)
-    out = [H.para(targets_sentence(ctx.data.manifest))]
+    out = [H.para(targets_sentence(ctx.data.manifest).replace(' shown under "Personas and the human sample"', " below"))]
     if comp is None or cov is None:
         out.append(H.note("No composition: the run directory lacks personas or a human reference."))
         return "".join(out)
@@ -50,22 +50,37 @@ def personas_and_humans(ctx: Ctx) -> str:
         "unique respondents of each source. Total variation: the share of personas that would have to change code "
         "to match the humans on that attribute; a silicon-vs-human distance includes what this difference does to "
         "the answers."))
+    summary, details = [], []
     for src, info in (comp.get("sources") or {}).items():
-        out.append(f"<h3>{H.esc(src)}: {H.fmt_num(info.get('respondents'))} respondents</h3>")
         rows = []
         for var, v in (info.get("variables") or {}).items():
-            for k, c in enumerate(v.get("codes") or []):
+            codes = v.get("codes") or []
+            gap = max(codes, key=lambda c: abs(float(c.get("persona_share") or 0) - float(c.get("human_share") or 0)),
+                      default=None)
+            bad = [c for c in codes if not c.get("covered", True)]
+            summary.append([
+                H.esc(src), H.esc(var), H.fmt_num(v.get("total_variation")),
+                (f"{H.esc(gap.get('label') or gap.get('code'))}: {H.fmt_num(gap.get('persona_share'))} vs "
+                 f"{H.fmt_num(gap.get('human_share'))}") if gap else "–",
+                ('<span class="bad">' + H.esc(", ".join(f"{c.get('code')} ({c.get('persona_n')} personas)" for c in bad))
+                 + "</span>") if bad else "–",
+            ])
+            for k, c in enumerate(codes):
                 flag = "" if c.get("covered", True) else ' <span class="bad">no human respondent</span>'
-                rows.append([H.esc(var) if k == 0 else "",
-                             H.fmt_num(v.get("total_variation")) if k == 0 else "",
-                             H.esc(c.get("label") or c.get("code")) + flag,
+                rows.append([H.esc(var) if k == 0 else "", H.esc(c.get("label") or c.get("code")) + flag,
                              H.fmt_num(c.get("persona_share")), H.fmt_num(c.get("human_share")),
                              H.fmt_num(c.get("persona_n")), H.fmt_num(c.get("human_n"))])
-        if rows:
-            out.append(H.table(["variable", "total variation", "code", "persona share", "human share (weighted)",
-                                "personas", "respondents"], rows,
-                               numeric=[False, True, False, True, True, True, True], raw=True))
-        if info.get("not_in_human_data"):
-            out.append(H.para("Not in the human data (subgroups on them cannot be compared): "
-                              + ", ".join(map(str, info["not_in_human_data"]))))
+        missing = ", ".join(map(str, info.get("not_in_human_data") or []))
+        if missing:
+            summary.append([H.esc(src), f"<i>{H.esc(missing)}</i>", "–", "not in the human data: subgroups on them "
+                            "cannot be compared", "–"])
+        body = H.table(["variable", "code", "persona share", "human share (weighted)", "personas", "respondents"],
+                       rows, numeric=[False, False, True, True, True, True], raw=True) if rows else ""
+        details.append(f"<details><summary>{H.esc(src)}: {H.fmt_num(info.get('respondents'))} respondents, "
+                       f"every code</summary>{body}</details>")
+    if summary:
+        out.append(H.table(["source", "variable", "total variation", "largest gap (persona vs human share)",
+                            "codes without a human respondent"], summary,
+                           numeric=[False, False, True, False, False], raw=True))
+    out.extend(details)
     return "".join(out)

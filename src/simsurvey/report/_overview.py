@@ -13,8 +13,8 @@ from simsurvey.report._data import RunData
 
 def _reproduce_command(data: RunData) -> str:
     """The command that reproduces the run: the manifest's record (built from Hydra's, with the
-    config directory, config name and quoting kept), else rebuilt from ``.hydra/hydra.yaml``, else
-    (a run made through the library) the recorded command line."""
+    config directory, config name and quoting kept), else rebuilt from ``.hydra/hydra.yaml`` (a run
+    made before the manifest recorded it), else its task overrides or recorded command line."""
     from simsurvey.reproduce import reproduce_command
     from simsurvey.secrets import scrub
 
@@ -35,11 +35,17 @@ def _reproduce_command(data: RunData) -> str:
             return reproduce_command(hydra, seed=seed, default_config_dir=PROJECT_ROOT / "conf")
     import shlex
 
-    try:
-        argv = shlex.split(str(data.manifest.get("command", "")))
-    except ValueError:
-        argv = str(data.manifest.get("command", "")).split()
-    items = argv[1:]
+    overrides = data.run_dir / ".hydra" / "overrides.yaml"
+    if overrides.exists():  # the task overrides alone (a run directory without Hydra's full record)
+        import yaml
+
+        items = [str(x) for x in (yaml.safe_load(overrides.read_text(encoding="utf-8")) or [])]
+    else:
+        try:
+            argv = shlex.split(str(data.manifest.get("command", "")))
+        except ValueError:
+            argv = str(data.manifest.get("command", "")).split()
+        items = argv[1:]
     if seed is not None and not any(i.startswith("seed=") for i in items):
         items.append(f"seed={seed}")
     return scrub(shlex.join(["python", "-m", "simsurvey", *items]))

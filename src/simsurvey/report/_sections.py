@@ -375,8 +375,8 @@ def order_effects(ctx: Ctx) -> str:
 
 SECTIONS: tuple[tuple[str, str, Callable[[Ctx], str]], ...] = (
     ("overview", "Overview", overview),
-    ("composition", "Personas and the human sample", personas_and_humans),
     ("questions", "Questions: human vs silicon", questions),
+    ("composition", "Personas and the human sample", personas_and_humans),
     ("numeric", "Numeric questions: the raw scale", numeric_questions),
     ("homogenization", "Homogenization", homogenization),
     ("structure", "Structure: subgroup differences", structure),
