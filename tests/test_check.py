@@ -53,7 +53,7 @@ def write_study(root: Path, n: int = 400, seed: int = 1) -> tuple[Path, Path]:
 def run_cli(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "CI": "true"}
     return subprocess.run([sys.executable, "-m", "simsurvey", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
 
 
 @pytest.fixture(scope="module")

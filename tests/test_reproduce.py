@@ -77,14 +77,15 @@ def test_the_printed_command_reproduces_a_run_made_with_config_dir(tmp_path):
         [sys.executable, "-m", "simsurvey", "--config-dir", str(tmp_path / "my conf"), "+experiment=mine",
          "survey.instrument=../my instruments/pol.yaml", "design.orders=[as_is,reversed]",
          "stages=[sample,administer,report]", f"hydra.run.dir={first}"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     command = json.loads((first / "manifest.json").read_text())["reproduce"]
     from html import escape
 
     assert escape(command, quote=True) in (first / "report.html").read_text(encoding="utf-8")
     # Run the printed command from elsewhere: it changes to the run's working directory itself.
-    again = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600, check=False)
     assert again.returncode == 0, again.stderr[-3000:]
     runs = [p for p in (work / "outputs").glob("*/*") if (p / "responses.parquet").exists()]
     assert len(runs) == 1

@@ -165,8 +165,9 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         personas = read_stored_parquet(run_dir / "personas.parquet", fix=_FIX["personas.parquet"])
     comp = verdict = None
     if personas is not None and reference is not None and variables is not None:
-        from simsurvey.population.composition import composition, coverage
+        from simsurvey.population.composition import check_accept, composition, coverage
 
+        check_accept(cfg.survey.accept_uncovered, variables)
         comp = composition(personas, reference, variables)
         verdict = coverage(comp, cfg.survey.accept_uncovered)
     if checking:

@@ -6,7 +6,12 @@ import pandas as pd
 import pytest
 
 from simsurvey.errors import UserError
-from simsurvey.population.composition import check_coverage, composition, coverage, human_respondents
+from simsurvey.population.composition import (
+    check_coverage,
+    composition,
+    coverage,
+    human_respondents,
+)
 from simsurvey.population.variables import Variable, Variables
 
 VARS = Variables(name="toy", items={
@@ -62,7 +67,7 @@ def test_hand_worked_composition():
     assert t.loc[("s1", "race", "c"), ["human_share", "persona_n", "human_n", "covered"]].tolist() == [0.0, 2, 0, False]
     assert t.loc[("s1", "race", "a"), "covered"] and t.loc[("s1", "race", "b"), "covered"]
     # s2: sex female only; the 4 male personas are uncovered there
-    assert t.loc[("s2", "sex", "male"), "covered"] == False  # noqa: E712
+    assert not t.loc[("s2", "sex", "male"), "covered"]
     assert set(comp.uncovered["code"]) == {"c", "male"}
     # personas 8, 9 (race c, male) and 6, 7 (male): 4 personas, each counted once
     assert comp.uncovered_personas() == 4
@@ -118,3 +123,12 @@ def test_nothing_uncovered_is_ok():
     comp = composition(PERSONAS[PERSONAS["race"] != "c"], ref, VARS)
     verdict = check_coverage(comp, False)
     assert verdict.ok and verdict.uncovered_personas == 0
+
+
+def test_accept_uncovered_names_only_population_attributes():
+    from simsurvey.population.composition import check_accept
+
+    check_accept(True, VARS)
+    check_accept(["race"], VARS)
+    with pytest.raises(UserError, match=r"survey.accept_uncovered: unknown attribute 'racee' .*sex, race, edu"):
+        check_accept(["racee"], VARS)

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from simsurvey.errors import UserError
+from simsurvey.paths import resolve_path
 from simsurvey.population import PopulationConfig, sample_personas
 from simsurvey.population.composition import composition, coverage
 from simsurvey.population.match import match_reference
 from simsurvey.population.spec import load_population_spec
-from simsurvey.paths import resolve_path
 
 SPEC = "personas/us_adults.yaml"
 N = 20_000  # the joint of a sparse table is integerized to within ~0.01 at 2,000 personas, ~0.0003 here

@@ -214,6 +214,20 @@ def coverage(comp: Composition, accept: bool | Sequence[str] = False) -> Coverag
     return Coverage(False, n, accepted, refused, msg)
 
 
+def check_accept(accept: bool | Sequence[str], variables: Variables) -> None:
+    """``survey.accept_uncovered`` names only the population's variables (a typo would accept nothing).
+
+    Raises:
+        UserError: one line naming the unknown attribute and the known ones.
+    """
+    if isinstance(accept, bool):
+        return
+    bad = [a for a in accept if a not in variables.names]
+    if bad:
+        raise UserError(f"survey.accept_uncovered: unknown attribute '{bad[0]}' (the population's attributes: "
+                        f"{', '.join(variables.names)})")
+
+
 def _personas(n: int) -> str:
     return f"{n:,} persona" + ("" if n == 1 else "s")
 
@@ -245,7 +259,7 @@ def format_composition(comp: Composition, *, codes: bool = True) -> str:
                 continue
             for r in g.itertuples():
                 flag = "" if r.covered else "  <- no human respondent"
-                lines.append(f"  {'':<18} {str(r.code):<28} {r.persona_share:>9.3f} {r.human_share:>9.3f} "
+                lines.append(f"  {'':<18} {r.code!s:<28} {r.persona_share:>9.3f} {r.human_share:>9.3f} "
                              f"{r.persona_n:>8,} {r.human_n:>8,}{flag}")
         if comp.not_recorded.get(src):
             lines.append(f"  not in the human data (subgroups on them cannot be compared): "

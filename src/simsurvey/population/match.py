@@ -143,7 +143,7 @@ def match_reference(spec: PopulationSpec, reference: pd.DataFrame, source: str |
     diagnostics = {
         "targets": "reference",
         "reference_source": source,
-        "reference_respondents": int(len(people)),
+        "reference_respondents": len(people),
         "seed_rows": int(complete.sum()),
         "seed_note": f"{source}'s respondents with every attribute it records (complete cases), weighted; "
                      "each attribute's target is its weighted share among those who record it",

@@ -42,6 +42,9 @@ def personas_and_humans(ctx: Ctx) -> str:
             f"{accepted} has no respondent in a source that records it (rows marked below). They were accepted "
             "(survey.accept_uncovered); their subgroups have no human comparison, and the reference baseline answers "
             "for them from a coarser cell."))
+    elif not any((info.get("variables") or {}) for info in (comp.get("sources") or {}).values()):
+        out.append(H.note("No human source records any of the population's attributes: the composition cannot be "
+                          "compared, and no subgroup has a human comparison."))
     else:
         out.append(H.para("Every persona has a human counterpart: each code the personas hold has respondents in "
                           "every source that records the attribute."))
@@ -72,8 +75,8 @@ def personas_and_humans(ctx: Ctx) -> str:
                              H.fmt_num(c.get("persona_n")), H.fmt_num(c.get("human_n"))])
         missing = ", ".join(map(str, info.get("not_in_human_data") or []))
         if missing:
-            summary.append([H.esc(src), f"<i>{H.esc(missing)}</i>", "–", "not in the human data: subgroups on them "
-                            "cannot be compared", "–"])
+            summary.append([H.esc(src), f"<i>{H.esc(missing)}</i>", "–",
+                            "not in the human data: subgroups on them cannot be compared", "–"])
         body = H.table(["variable", "code", "persona share", "human share (weighted)", "personas", "respondents"],
                        rows, numeric=[False, False, True, True, True, True], raw=True) if rows else ""
         details.append(f"<details><summary>{H.esc(src)}: {H.fmt_num(info.get('respondents'))} respondents, "
