@@ -119,8 +119,8 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
 
     Raises:
         UserError: a bad input; personas without a human counterpart that
-            ``survey.accept_uncovered`` does not accept (before any model call); the run directory is locked, holds another run, or holds a
-            damaged file (:class:`~simsurvey.errors.RunDirError`,
+            ``survey.accept_uncovered`` does not accept (before any model call); the run directory
+            is locked, holds another run, or holds a damaged file (:class:`~simsurvey.errors.RunDirError`,
             :class:`~simsurvey.errors.DamagedStateError`).
     """
     from simsurvey.rundir import check_fingerprint, fingerprint, lock_run_dir
