@@ -58,8 +58,12 @@ def targets_sentence(manifest: dict[str, Any]) -> str:
     name = sample.get("spec_name") or get_path(manifest, "config", "population", "spec") or "the population spec"
     if targets == "reference":
         src = sample.get("reference_source") or "the human reference"
+        others = [s for s in (get_path(manifest, "composition", "sources") or {}) if s != src]
+        rest = (f" The other human sources ({', '.join(others)}) have compositions of their own: see \"Personas "
+                "and the human sample\"." if others else "")
         return (f"The personas were drawn to the weighted composition of the human sample {src} (targets: "
-                f"reference, raked onto its own microdata), so a distance to {src} measures fidelity, not composition.")
+                f"reference, raked onto its own microdata), so a distance to {src} measures fidelity, not "
+                f"composition.{rest}")
     return (f"The personas were drawn to the population spec's own figures ({name}, targets: spec), not to the "
             "human sample's composition: a distance mixes fidelity with the difference in composition shown under "
             "\"Personas and the human sample\" (population.targets=reference draws personas that match it).")
