@@ -136,32 +136,23 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         from simsurvey.instruments import load_instrument
 
         instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
-    spec = variables = None
-    if {"sample", "administer", "analyze", "check"} & stages:
-        from simsurvey.population.spec import load_population_spec
-
-        spec = resolve_path(cfg.population.spec, key="population.spec")
-        # The population owns its attributes: the reference, baselines and subgroups read them.
-        variables = load_population_spec(spec).variables
-    reference = None
+    spec = variables = reference = None
     if {"administer", "analyze", "check"} & stages or matched:
+        from simsurvey.population.spec import load_population_spec
         from simsurvey.reference import load_reference, reference_provenance
 
+        # The population owns its attributes: the reference, baselines and subgroups read them.
+        variables = load_population_spec(resolve_path(cfg.population.spec, key="population.spec")).variables
         reference = load_reference(instrument, cfg.survey, variables)
         provenance = reference_provenance(cfg.survey, instrument, variables)
-    # The personas are drawn (cheap) or read before anything is written, so that their match with
-    # the human sample is checked before any model call and a refusal leaves nothing behind.
+    # Personas that will be asked are drawn (cheap) or read before anything is written, so that
+    # their match with the human sample is checked before any model call and a refusal leaves
+    # nothing behind; a sample-only run draws them in its stage.
     sample = personas = None
-    if "sample" in stages or checking:
-        from simsurvey.population import sample_personas
-
-        with _working("sample: raking and drawing personas"):
-            t0 = time.perf_counter()
-            sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue,
-                                     reference=reference if matched else None)
-            sample_seconds = time.perf_counter() - t0
+    if checking or {"sample", "administer"} <= stages:
+        sample = _draw(cfg, reference if matched else None)
         personas = sample.frame
-    elif {"administer", "analyze"} & stages and (run_dir / "personas.parquet").exists():
+    elif "administer" in stages and (run_dir / "personas.parquet").exists():
         personas = read_stored_parquet(run_dir / "personas.parquet", fix=_FIX["personas.parquet"])
     comp = verdict = None
     if personas is not None and reference is not None and variables is not None:
@@ -181,8 +172,8 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         return RunResult(run_dir=run_dir, manifest=None)
     if "administer" in stages and verdict is not None and not verdict.ok:
         raise UserError(verdict.message)
-    if not {"sample", "administer"} & stages:
-        spec = None  # the fingerprint of an analysis-only run does not cover the population
+    if {"sample", "administer"} & stages:
+        spec = resolve_path(cfg.population.spec, key="population.spec")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with lock_run_dir(run_dir):
@@ -219,8 +210,7 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
                          f"counterpart in {', '.join(verdict.accepted)} (accepted by survey.accept_uncovered; "
                          "counted in the report)")
             failed = _stages(cfg, run_dir, manifest, instrument=instrument, reference=reference,
-                             variables=variables, sample=sample, personas=personas,
-                             sample_seconds=sample_seconds if sample is not None else 0.0)
+                             variables=variables, sample=sample, personas=personas)
         except KeyboardInterrupt:
             manifest.finish("interrupted")
             raise
@@ -229,6 +219,17 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
             raise
         manifest.finish("finished")
     return RunResult(run_dir=run_dir, manifest=manifest, failed_rows=failed)
+
+
+def _draw(cfg: Config, reference: pd.DataFrame | None) -> Any:
+    """The persona sample (its drawing time in ``diagnostics["_seconds"]``, for the stage's timing)."""
+    from simsurvey.population import sample_personas
+
+    t0 = time.perf_counter()
+    with _working("sample: raking and drawing personas"):
+        sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue, reference=reference)
+    sample.diagnostics["_seconds"] = time.perf_counter() - t0
+    return sample
 
 
 def _stored_reference(run_dir: Path, reference: pd.DataFrame | None, digest: str | None) -> pd.DataFrame | None:
@@ -253,20 +254,24 @@ def _stored_reference(run_dir: Path, reference: pd.DataFrame | None, digest: str
 
 def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
             reference: pd.DataFrame | None, variables: Any = None, sample: Any = None,
-            personas: pd.DataFrame | None = None, sample_seconds: float = 0.0) -> int:
+            personas: pd.DataFrame | None = None) -> int:
     """Run the configured stages; returns the number of response rows whose call failed."""
     timings: dict[str, float] = {}
 
     # 1. sample
-    # (drawn by run() before anything was written, so the coverage check could come first)
+    # (drawn by run() before anything was written when they are asked, so the coverage check came first)
     if "sample" in cfg.stages:
         from simsurvey.population.variables import variables_metadata
 
         t0 = time.perf_counter()
+        if sample is None:
+            sample = _draw(cfg, reference if cfg.population.targets == "reference" else None)
+            personas = sample.frame
         write_parquet(personas, run_dir / "personas.parquet", kind="personas",
                       metadata=variables_metadata(sample.variables))
-        timings["sample"] = sample_seconds + time.perf_counter() - t0
-        manifest.stage("sample", {**sample.diagnostics, "seconds": round(timings["sample"], 3)})
+        timings["sample"] = float(sample.diagnostics.get("_seconds", 0.0)) + time.perf_counter() - t0
+        diag = {k: v for k, v in sample.diagnostics.items() if k != "_seconds"}
+        manifest.stage("sample", {**diag, "seconds": round(timings["sample"], 3)})
         targets = (f" matched to {sample.diagnostics.get('reference_source')}"
                    if sample.diagnostics.get("targets") == "reference" else "")
         _say(f"sample: {len(personas):,} personas{targets} -> personas.parquet")
