@@ -203,7 +203,7 @@ def range_codes(values: pd.Series, keys: pd.Series, is_missing: pd.Series,
     bad = ~is_missing & out.isna()
     if bad.any():
         shown = ", ".join(f"{c}: [{_bound(lo)}, {_bound(hi)}]" for c, (lo, hi) in ranges.items())
-        raise UserError(f"{what}: value '{keys[bad].iloc[0]}' is in no range ({shown}); add a range for it,"
+        raise UserError(f"{what} value '{keys[bad].iloc[0]}' is in no range ({shown}); add a range for it,"
                         " or the value to missing")
     return out
 

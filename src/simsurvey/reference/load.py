@@ -25,7 +25,12 @@ import pandas as pd
 from simsurvey.config import resolve_path
 from simsurvey.errors import UserError
 from simsurvey.instruments.config import SurveyConfig
-from simsurvey.instruments.models import Experiment, Instrument, Question, ReferenceMapping
+from simsurvey.instruments.models import (
+    Experiment,
+    Instrument,
+    Question,
+    ReferenceMapping,
+)
 from simsurvey.reference.builtin import BUILTIN
 from simsurvey.reference.codes import reference_columns, value_keys
 from simsurvey.reference.userdata import (

@@ -43,11 +43,21 @@ from pydantic import (
 
 from simsurvey.config import format_validation_error
 from simsurvey.errors import UserError
-from simsurvey.instruments.models import Instrument, _to_code, _to_code_list, _to_code_map
+from simsurvey.instruments.models import (
+    Instrument,
+    _to_code,
+    _to_code_list,
+    _to_code_map,
+)
 from simsurvey.io import read_yaml
 from simsurvey.population.variables import MAX_AGE
 from simsurvey.reference.codes import value_keys
-from simsurvey.reference.derive import evaluate_expression, parse_expression, range_codes, table_codes
+from simsurvey.reference.derive import (
+    evaluate_expression,
+    parse_expression,
+    range_codes,
+    table_codes,
+)
 from simsurvey.reference.labels import Category, check_labels, file_labels
 
 if TYPE_CHECKING:
