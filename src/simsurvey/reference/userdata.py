@@ -1,6 +1,7 @@
 """A user's own human data: CSV, parquet, Stata .dta or SPSS .sav, plus a YAML mapping.
 
-Mapping file format (paths relative to the mapping file)::
+The walk-through and every key with examples: ``docs/own-data.md`` ("Bring your own survey and
+human data"). In short (paths relative to the mapping file)::
 
     id: mysurvey                 # source id written to the `source` column
     description: 2024 panel, wave 2, adults 18+
@@ -9,17 +10,25 @@ Mapping file format (paths relative to the mapping file)::
     weight: wt                   # optional: weight 1 when absent
     demographics:                # attributes of the population spec (its names and codes)
       sex: {column: gender, codes: {1: male, 2: female}, missing: [9]}
-      age: {column: age_years, years: true}      # age in years -> the spec's age band
+      age: {expression: "2024 - birthyr", years: true, missing: [9999]}
       region: {column: state, states: true}      # place name / code -> region (the spec's states file)
-      education: {column: educ, codes: {1: less_than_high_school, ...}}
+      household_income: {column: inc, ranges: {under_50k: [0, 49999], 50k_100k: [50000, 99999], ...}}
+      race_ethnicity:
+        columns: [race, hispanic]
+        table: [{race: 1, hispanic: 0, code: white_nh}, {race: "*", hispanic: 1, code: hispanic}, ...]
     questions:
       pid7: {column: q12, codes: {1: strong_democrat, ...}, missing: [98, 99]}
     experiments:                 # optional: the arm each respondent got in an instrument experiment
       mandate_order: {column: form, codes: {1: cannot_afford_second, 2: penalty_second}, missing: [9]}
 
-Values are matched as strings (1.0 reads as '1'); .dta/.sav are read with their numeric codes,
-not their value labels. A derived attribute of the spec (``college`` from ``education``) is filled
-from its source when the mapping gives only the source.
+An entry reads a ``column``, an ``expression`` or ``columns`` with a ``table``
+(:mod:`simsurvey.reference.derive`), and maps it with ``codes``, ``years``, ``states``, ``ranges``
+or (a numeric question) ``numeric: true``. Values are matched as strings (1.0 reads as '1');
+.dta/.sav are read with their numeric codes, and their value labels are checked against the
+mapping (:mod:`simsurvey.reference.labels`). A derived attribute of the spec (``college`` from
+``education``) is filled from its source when the mapping gives only the source. Every mistake is
+one line naming the file, key and value; a ``missing`` value that never occurs is a warning in the
+provenance (``warnings``).
 """
 
 from __future__ import annotations
