@@ -318,3 +318,33 @@ def test_label_normalization() -> None:
         assert says_missing(label), label
     for label in ("No", "None of these", "Not at all", "National", "Nothing", "Knowledgeable", "Never"):
         assert not says_missing(label), label
+
+
+def test_an_expression_with_codes_gives_a_questions_option(tmp_path: Path) -> None:
+    q = {"expression": "where(party == 8, 0, where(party == 1, 1, 2))", "codes": {1: "dem", 2: "rep"}, "missing": []}
+    # 8 -> 0, which has no code: the mistake names the expression and the value
+    with pytest.raises(UserError, match=r"question 'pid3': expression '.*': value '0' has no option code"):
+        _load(_files(tmp_path, questions={"pid3": q}))
+    ref = _load(_files(tmp_path, questions={"pid3": {**q, "missing": [8]}}))
+    assert ref.set_index("respondent_id")["answer_code"].to_dict() == {
+        "1": "dem", "2": "rep", "3": "rep", "4": "dem", "6": "rep"}
+
+
+def test_an_expression_gives_a_numeric_questions_value(tmp_path: Path) -> None:
+    therm = Question.model_validate({"id": "therm", "text": "Warmth?", "kind": "numeric", "scale": {"min": 0, "max": 100}})
+    inst = Instrument(id="t", title="t", questions=(therm,))
+    data = DATA.assign(dem=[80, 20, 55, 999, 0, 100], rep=[10, 90, 50, 5, 0, 100])
+    q = {"therm": {"expression": "(dem - rep + 100) / 2", "numeric": True, "missing": [999]}}
+    ref = _load(_files(tmp_path, data=data, questions=q), inst).set_index("respondent_id")
+    assert ref["answer_value"].to_dict() == {"1": 85.0, "2": 15.0, "3": 52.5, "5": 50.0, "6": 50.0}
+
+
+def test_numeric_looking_codes_in_ranges_and_quoted_booleans_in_a_table(tmp_path: Path) -> None:
+    scale = Question(id="scale", text="?", kind="ordinal",
+                     options=(Option(code="1", label="Low"), Option(code="2", label="High")))
+    inst = Instrument(id="t", title="t", questions=(scale,))
+    ref = _load(_files(tmp_path, questions={"scale": {"column": "inc", "ranges": {1: [0, 49999], 2: [50000, None]}}}), inst)
+    assert sorted(ref["answer_code"]) == ["1", "1", "1", "2", "2", "2"]
+    path = _files(tmp_path, demographics={"race_ethnicity": {**RACE, "table": [{"race": True, "hisp": 0, "code": "white_nh"}]}})
+    with pytest.raises(UserError, match=r"demographics.race_ethnicity: table row 1: race is a YAML true/false; quote it"):
+        read_mapping(path)

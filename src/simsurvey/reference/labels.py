@@ -36,7 +36,7 @@ MISSING_LABELS: frozenset[str] = frozenset({
     "dont know", "do not know", "dk", "refused", "refusal", "no answer", "na", "n a", "not applicable",
     "inapplicable", "iap", "nap", "skipped", "skip", "legitimate skip", "valid skip", "not asked",
     "missing", "system missing", "sysmis", "no response", "nonresponse", "prefer not to say",
-    "prefer not to answer", "declined", "dk na", "dk na ref", "dont know refused", "uncodeable",
+    "prefer not to answer", "dk na", "dk na ref", "dont know refused", "uncodeable",
     "not ascertained",
 })
 

@@ -88,6 +88,10 @@ def _to_table(value: Any) -> Any:
     return rows
 
 
+def _to_code_keys(value: Any) -> Any:
+    return {_to_code(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
 Bound = float | None
 
 
@@ -114,7 +118,7 @@ class ColumnMap(BaseModel):
     )
     years: bool = Field(default=False, description="An attribute with age bands (years) only: the value is age in years.")
     states: bool = Field(default=False, description="An attribute with a places file only: the column is a place name or code.")
-    ranges: dict[str, tuple[Bound, Bound]] = Field(
+    ranges: Annotated[dict[str, tuple[Bound, Bound]], BeforeValidator(_to_code_keys)] = Field(
         default_factory=dict, description="Code -> inclusive [low, high] bounds of a number (null: open end); "
         "codes first, for exact (special) values.")
     numeric: bool = Field(
@@ -147,6 +151,9 @@ class ColumnMap(BaseModel):
         for i, row in enumerate(self.table, start=1):
             if "code" not in row:
                 raise ValueError(f"table row {i}: needs a code")
+            flags = [k for k, v in row.items() if isinstance(v, bool) or (isinstance(v, list) and any(isinstance(x, bool) for x in v))]
+            if flags:
+                raise ValueError(f"table row {i}: {flags[0]} is a YAML true/false; quote it (\"yes\", \"no\")")
             extra = sorted(set(row) - set(self.columns) - {"code"})
             if extra:
                 raise ValueError(f"table row {i}: '{extra[0]}' is not one of columns ({', '.join(self.columns)})")
