@@ -105,3 +105,107 @@ def test_the_example_csv_is_what_its_script_builds() -> None:
                           cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def _entries(node: object) -> list[dict]:
+    """Every mapping entry (a dict that reads a column, columns or an expression) in a YAML tree."""
+    if isinstance(node, dict):
+        if {"column", "columns", "expression"} & set(node):
+            return [node]
+        return [e for v in node.values() for e in _entries(v)]
+    return []
+
+
+def test_every_mapping_snippet_is_a_valid_entry() -> None:
+    import yaml
+
+    from simsurvey.reference.userdata import ColumnMap
+
+    section = TEXT[TEXT.index("## The mapping, key by key"):TEXT.index("### Value labels")]
+    entries = []
+    for block in re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL):
+        # "..." stands for entries left out of a snippet
+        entries += _entries(yaml.safe_load(re.sub(r",\s*\.\.\.", "", block)))
+    assert len(entries) >= 15
+    for entry in entries:
+        ColumnMap.model_validate(entry)
+
+
+def _documented_mistakes() -> list[str]:
+    section = TEXT[TEXT.index("## Mistakes, and what they look like"):]
+    (block,) = re.findall(r"```\n(.*?)```", section[:section.index("\n## ", 5)], flags=re.DOTALL)
+    return block.strip().splitlines()
+
+
+def _mistake(tmp_path: Path, change, data: pd.DataFrame | None = None, *, name: str = "gss2018.yaml") -> str:
+    """The error of the example's mapping after ``change`` (a function of the mapping dict)."""
+    import yaml
+
+    from simsurvey.errors import UserError
+    from simsurvey.instruments import SurveyConfig, load_instrument
+    from simsurvey.reference import load_reference
+    from simsurvey.reference.builtin import us_variables
+
+    example = PROJECT_ROOT / "examples" / "own_data"
+    mapping = yaml.safe_load((example / "gss2018.yaml").read_text(encoding="utf-8"))
+    mapping["file"] = str(example / mapping["file"])
+    if data is not None:
+        mapping["file"] = "data.csv"
+        data.to_csv(tmp_path / "data.csv", index=False)
+    change(mapping)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    with pytest.raises(UserError) as info:
+        load_reference(load_instrument(example / "abortion.yaml"), SurveyConfig(reference=[str(path)]), us_variables())
+    return str(info.value).replace(str(tmp_path) + "/", "")
+
+
+def test_the_documented_mistakes_are_the_real_messages(tmp_path: Path) -> None:
+    """Each line of the page's list of mistakes is what simsurvey says (paths aside)."""
+    csv = pd.read_csv(PROJECT_ROOT / "examples" / "own_data" / "gss2018.csv")
+    weighted = csv.assign(wt=1.0)
+
+    def demo(key: str, **entry):
+        return lambda m: m["demographics"].__setitem__(key, entry)
+
+    def weight(m):
+        m["weight"] = "wt"
+
+    got = [
+        _mistake(tmp_path, lambda m: m["demographics"]["sex"]["codes"].pop("Female")),
+        _mistake(tmp_path, lambda m: m["questions"]["partyid"].pop("missing")),
+        _mistake(tmp_path, lambda m: None, csv.assign(age=csv["age"].fillna(999))),
+        _mistake(tmp_path, lambda m: None, csv.assign(educ=csv["educ"].fillna(98))),
+        _mistake(tmp_path, lambda m: None, csv.assign(hispanic=csv["hispanic"].where(csv["race"] != "Other", 2))),
+        _mistake(tmp_path, demo("age", expression="abs(2016 - birthyr)", years=True)),
+        _mistake(tmp_path, lambda m: m["demographics"]["race_ethnicity"]["table"].append(
+            {"race": "Other", "hispanic": 0, "code": "asian"})),
+        _mistake(tmp_path, weight, weighted.assign(wt=weighted["wt"].where(weighted.index != 5, -1.0))),
+        _mistake(tmp_path, weight, weighted.assign(wt=weighted["wt"].where(weighted["abany"].isna(), 0.0))),
+    ]
+    documented = [line.replace("examples/own_data/", "") for line in _documented_mistakes()
+                  if line.startswith("examples/own_data/gss2018.yaml")]
+    assert len(documented) == len(got)
+    for want, line in zip(documented, got):
+        assert re.fullmatch(re.escape(want).replace(r"\(\.\.\.\)", r"\(.*\)"), line), (want, line)
+
+
+def test_the_documented_label_mistakes_are_the_real_messages(tmp_path: Path) -> None:
+    import pyreadstat
+
+    data = pd.DataFrame({"gender": [1, 2, 1], "age": [30, 98, 45], "abany": [1, 0, 1]})
+    pyreadstat.write_sav(data, str(tmp_path / "mine.sav"),
+                         variable_value_labels={"gender": {1: "Male", 2: "Female"}, "age": {98: "Don't know"}})
+
+    def mine(**demographics):
+        def change(m):
+            m.update(file="mine.sav", demographics=demographics,
+                     questions={"abany": {"column": "abany", "codes": {1: "yes", 0: "no"}}})
+        return change
+
+    got = [
+        _mistake(tmp_path, mine(sex={"column": "gender", "codes": {1: "female", 2: "male"}}), name="mine.yaml"),
+        _mistake(tmp_path, mine(age={"column": "age", "years": True}), name="mine.yaml"),
+    ]
+    documented = [line for line in _documented_mistakes() if line.startswith("mine.yaml")]
+    assert got == documented

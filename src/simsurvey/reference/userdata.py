@@ -325,7 +325,7 @@ def check_question_weights(ds: UserDataset, qid: str, keep: pd.Series) -> None:
         return
     w = ds.data["weight"].to_numpy()[keep.to_numpy()]
     if not (w > 0).any():
-        raise UserError(f"{ds.name}: weight: column '{ds.mapping.weight}' is 0 for all {len(w)} respondents who"
+        raise UserError(f"{ds.name}: weight: column '{ds.mapping.weight}' is 0 for all {len(w):,} respondents who"
                         f" answered question '{qid}'; check the weight column, or drop the question from the mapping")
 
 
