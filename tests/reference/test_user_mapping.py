@@ -348,3 +348,29 @@ def test_numeric_looking_codes_in_ranges_and_quoted_booleans_in_a_table(tmp_path
     path = _files(tmp_path, demographics={"race_ethnicity": {**RACE, "table": [{"race": True, "hisp": 0, "code": "white_nh"}]}})
     with pytest.raises(UserError, match=r"demographics.race_ethnicity: table row 1: race is a YAML true/false; quote it"):
         read_mapping(path)
+
+
+def test_swapped_codes_stop_the_command_line_with_exit_2(tmp_path: Path) -> None:
+    """Fails before: the run went ahead with the sexes swapped, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    from simsurvey.config import PROJECT_ROOT
+
+    swapped = {"sex": {"column": "sex", "codes": {1: "female", 2: "male"}}}
+    path = _files(tmp_path, ext=".sav", labels=SEX_LABELS, demographics=swapped, questions={"abany": QUESTIONS["abany"]})
+    inst = tmp_path / "inst.yaml"
+    inst.write_text(yaml.safe_dump({"id": "t", "title": "t", "questions": [
+        {"id": "abany", "text": "?", "kind": "single_choice",
+         "options": [{"code": "yes", "label": "Yes"}, {"code": "no", "label": "No"}]}]}), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simsurvey", f"survey.instrument={inst}", f"survey.reference=[{path}]",
+         "model=baseline/majority", "baselines=[]", "population.n=20", f"hydra.run.dir={run_dir}"],
+        check=False, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0", "SIMSURVEY_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "are the codes swapped?" in lines[0]
+    assert not run_dir.exists()
