@@ -69,11 +69,10 @@ EDUCATION_TEXT = {
     "17_plus_years": ("17 or more years of education (beyond a bachelor's degree)",
                       "I have 17 or more years of education, beyond a bachelor's degree."),
 }
-_ORDINAL = ("1st", "2nd", "3rd", "4th", "5th", "6th", "7th", "8th", "9th", "10th")
 _TENTH = ("lowest", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "highest")
 INCOME_TEXT = {
     f"d{k:02d}": (
-        f"{_ORDINAL[k - 1]} decile" + (" (lowest 10% in Norway)" if k == 1 else " (highest 10% in Norway)" if k == 10 else ""),
+        f"Decile {k} of 10" + (" (lowest)" if k == 1 else " (highest)" if k == 10 else ""),
         f"My household's income is in the {_TENTH[k - 1]} tenth of households in Norway.",
     )
     for k in range(1, 11)
@@ -155,7 +154,7 @@ def build_spec(raw: pd.DataFrame, version: str) -> tuple[dict[str, Any], pd.Data
                 cat |= {"label": label, "share": float(share), "text": text}
             cats.append(cat)
         label = {"sex": "Sex", "age": "Age", "region": "Region of Norway", "education": "Education",
-                 "income_decile": "Household income"}[name]
+                 "income_decile": "Household income (national deciles)"}[name]
         attr["label"] = label
         if name == "region":
             attr["backstory"] = "I live in {text}."

@@ -200,3 +200,51 @@ def test_instrument_maps_every_question_onto_the_ess_answers(adults: pd.DataFram
     assert w["remain_outside"] / w.sum() == pytest.approx(
         adults.loc[adults["eu_vote"] == "Remain Outside", "pspwght"].sum()
         / adults.loc[~missing_vote, "pspwght"].sum())
+
+
+@pytest.mark.slow
+def test_norway_runs_end_to_end_with_norwegian_personas(tmp_path: Path) -> None:
+    # Offline, no model calls: the uniform baseline is the model, the reference baseline answers
+    # from the persona's cell of the ESS sample along the spec's baseline_cells ladder.
+    import os
+    import subprocess
+    import sys
+
+    from faker.providers.person.no_NO import Provider as NorwegianNames
+
+    from simsurvey.population.spec import load_population_spec
+    from simsurvey.population.variables import read_variables
+    from simsurvey.reference.codes import reference_columns
+
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simsurvey", "+experiment=norway", "model=baseline/uniform", "population.n=4",
+         "baselines=[reference]", f"runner.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}"],
+        cwd=PROJECT_ROOT, env={**os.environ, "CI": "true"}, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spec = load_population_spec(SPEC)
+    names = spec.variables.names
+    personas = pd.read_parquet(run / "personas.parquet")
+    assert len(personas) == 4
+    for name in names:
+        assert set(personas[name]) <= set(spec.variables.codes(name)), name
+    assert not {"race_ethnicity", "household_income", "college", "state"} & set(personas.columns)
+    assert read_variables(run / "personas.parquet").names == names
+    # Names come from the spec's locale (no_NO), matched to the persona's sex.
+    firsts = personas["name"].str.split(" ").str[0]
+    for first, sex in zip(firsts, personas["sex"]):
+        pool = NorwegianNames.first_names_female if sex == "female" else NorwegianNames.first_names_male
+        assert first in pool, (first, sex)
+    assert personas["cue"].str.contains("Region of Norway: ").all()
+    reference = pd.read_parquet(run / "reference.parquet")
+    assert list(reference.columns) == list(reference_columns(names))
+    assert reference["income_decile"].notna().sum() > 0 and set(reference["source"]) == {"ess10no"}
+    responses = pd.read_parquet(run / "responses.parquet")
+    assert set(responses["model"]) == {"baseline/uniform", "baseline/reference"}
+    ref_rows = responses[(responses["model"] == "baseline/reference") & responses["persona_id"].notna()]
+    assert ref_rows["valid"].all()
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    assert set(metrics["question_id"]) >= {"eu_vote", "imbgeco", "imueclt", "imwbcnt", "lrscale"}
+    report = (run / "report.html").read_text()
+    assert "European Social Survey round 10, Norway" in report
