@@ -248,3 +248,50 @@ def test_norway_runs_end_to_end_with_norwegian_personas(tmp_path: Path) -> None:
     assert set(metrics["question_id"]) >= {"eu_vote", "imbgeco", "imueclt", "imwbcnt", "lrscale"}
     report = (run / "report.html").read_text()
     assert "European Social Survey round 10, Norway" in report
+
+
+def _norway_reference() -> tuple[pd.DataFrame, object]:
+    from simsurvey import load_instrument
+    from simsurvey.instruments.config import SurveyConfig
+    from simsurvey.population.spec import load_population_spec
+    from simsurvey.reference.load import load_reference
+
+    variables = load_population_spec(SPEC).variables
+    ref = load_reference(load_instrument(INSTRUMENT), SurveyConfig(instrument=str(INSTRUMENT), reference=["ess10no"]),
+                         variables)
+    return ref, variables
+
+
+def test_reference_baseline_backs_off_along_the_norwegian_ladder() -> None:
+    # The ceiling baseline matches a persona on the spec's baseline_cells, finest first, and moves
+    # down while the cell has fewer than min_cell (5) respondents; expected cells computed here.
+    from simsurvey.respondents.config import ModelConfig
+    from simsurvey.respondents.registry import make_backend
+
+    ref, variables = _norway_reference()
+    assert variables.cells[0] == ("sex", "age", "region", "education")
+    backend = make_backend(ModelConfig(backend="baseline/reference", name="r", elicitation="both"), seed=1,
+                           reference=ref, variables=variables)
+    vote = ref[ref["question_id"] == "eu_vote"]
+    ladder = [("sex", "age", "region", "education"), ("sex", "age", "education"), ("age", "education"),
+              ("education",), ()]
+    personas = [
+        {"sex": "female", "age": "45-64", "region": "oslo_viken", "education": "17_plus_years", "income_decile": "d07"},
+        {"sex": "male", "age": "18-29", "region": "nord_norge", "education": "up_to_10_years", "income_decile": "d01"},
+    ]
+    levels = []
+    for persona in personas:
+        for level in ladder:
+            rows = vote
+            for v in level:
+                rows = rows[rows[v] == persona[v]]
+            if len(rows) >= 5 or not level:
+                break
+        totals, match, n = backend.cell("eu_vote", persona)
+        assert match == level and n == len(rows), persona
+        expected = rows.groupby("answer_code")["weight"].sum()
+        pd.testing.assert_series_equal(totals.sort_index().astype(float), expected.sort_index().astype(float),
+                                       check_names=False, check_index_type=False)
+        levels.append(level)
+    # A common cell is matched on all four; a rare one backs off (the ladder is really used).
+    assert levels[0] == ladder[0] and levels[1] != ladder[0]
