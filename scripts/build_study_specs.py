@@ -98,6 +98,15 @@ STUDIES: tuple[Study, ...] = (
             "respondents (1,060 / 917 answered against 1,989 / 1,843)."
         ),
         compare=("year", "sex", "age", "education", "college"),
+        # Year and education are what abortion opinion moves with most; sex the least.
+        baseline_cells=(
+            ("year", "education", "age", "sex"),
+            ("year", "college", "age", "sex"),
+            ("year", "college", "age"),
+            ("year", "college"),
+            ("year",),
+            (),
+        ),
         left_out={
             "race_ethnicity": (
                 "The GSS asked its Hispanic item only from 2000 on; before that its race item (White / "
@@ -310,12 +319,14 @@ def build_spec(study: Study, data: pd.DataFrame, us: dict[str, Any]) -> tuple[di
         attr: dict[str, Any] = {}
         if name == "year":
             attr["label"] = "Survey year"
+            attr["ordered"] = True
             attr["statement"] = "It is {label}."
         else:
             us_attr = _us_attribute(us, name)
             attr["label"] = us_attr["label"]
-            if us_attr.get("backstory"):
-                attr["backstory"] = us_attr["backstory"]
+            for key in ("ordered", "backstory"):
+                if us_attr.get(key):
+                    attr[key] = us_attr[key]
         attr["source"] = {
             "dataset": f"{study.dataset} (surveys/reference/{study.dataset}.parquet)",
             "variable": name if name != "year" else "year (the survey wave)",
