@@ -109,7 +109,7 @@ def test_age_bands_end_at_the_oldest_respondent() -> None:
 
 
 def test_build_script_check_passes() -> None:
-    proc = subprocess.run([sys.executable, "scripts/build_study_specs.py", "--check"], cwd=PROJECT_ROOT,
+    proc = subprocess.run([sys.executable, "scripts/build_study_specs.py", "--check"], check=False, cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -160,7 +160,7 @@ def test_personality_batteries_and_reverse_keys() -> None:
 
 
 def test_thermometers_map_both_parties_by_year() -> None:
-    inst, ref = _reference("surveys/thermometers.yaml", "anes_partytherms")
+    _inst, ref = _reference("surveys/thermometers.yaml", "anes_partytherms")
     raw = pd.read_parquet(BUILTIN["anes_partytherms"].path)
     raw = raw[raw["year"].isin(ANES_WAVES)]
     for q in ("therm_dem", "therm_gop"):
@@ -169,3 +169,65 @@ def test_thermometers_map_both_parties_by_year() -> None:
         expected = raw.loc[raw[q].notna(), "year"].astype(int).value_counts().sort_index()
         assert years.to_dict() == expected.to_dict()
         assert np.isclose(got["answer_value"].mean(), raw[q].mean())
+
+
+# -- tiny end-to-end runs (baselines only: no embedded-model call) --------------------------------
+
+RUNS = {
+    # experiment: (model, waves or None)
+    "abortion": ("baseline/reference", GSS_WAVES),
+    "personality": ("baseline/uniform", None),
+    "thermometers": ("baseline/reference", ANES_WAVES),
+}
+
+
+def _run(experiment: str, base: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+    model = RUNS[experiment][0]
+    run_dir = base / experiment
+    env = {**os.environ, "CI": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simsurvey", f"+experiment={experiment}", f"model={model}", "baselines=[]",
+         "population.n=4", "analysis.bootstrap=0", "analysis.null_draws=20", "analysis.min_group_n=1",
+         f"runner.cache_dir={base / 'cache'}", f"hydra.run.dir={run_dir}", *extra],
+        check=False, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    return proc, run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", list(RUNS))
+def test_tiny_end_to_end_run(experiment: str, tmp_path: Path) -> None:
+    from simsurvey.population.variables import read_variables
+
+    proc, run_dir = _run(experiment, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    personas = pd.read_parquet(run_dir / "personas.parquet")
+    responses = pd.read_parquet(run_dir / "responses.parquet")
+    reference = pd.read_parquet(run_dir / "reference.parquet")
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    assert len(personas) == 4
+    inst = load_instrument(PROJECT_ROOT / "surveys" / f"{experiment}.yaml")
+    answered = responses[responses["persona_id"].notna()].groupby("persona_id")["question_id"].nunique()
+    assert (answered == len(inst.questions)).all() and len(answered) == 4
+    waves = RUNS[experiment][1]
+    variables = read_variables(run_dir / "personas.parquet")
+    if waves is None:
+        assert "year" not in personas.columns
+        assert not personas["cue"].str.startswith("It is").any()
+        return
+    # Year-conditioned: the cue opens with the persona's survey year, which is one of the waves, and
+    # the human answers carry their respondent's year as the same variable.
+    codes = [str(w) for w in waves]
+    assert variables.codes("year") == tuple(codes)
+    assert set(personas["year"]) <= set(codes)
+    for year, cue in zip(personas["year"], personas["cue"]):
+        assert cue.startswith(f"It is {year}.\n"), cue
+    assert set(reference["year"]) == set(codes)
+    assert (reference["respondent_id"].str[:4] == reference["year"]).all()
+    # The analysis compares by year (the spec's compare list puts it first).
+    by_year = metrics[metrics["group_var"] == "year"]
+    # ('*': a statistic over all of year's groups at once, e.g. the subgroup-structure rows.)
+    assert set(by_year["group_value"]) - {"*"} <= set(codes) and len(by_year)
+    if experiment == "thermometers":
+        # Means close, variance collapsed: both read per year.
+        assert {"value_mean_diff", "value_variance_ratio"} <= set(by_year["metric"])
