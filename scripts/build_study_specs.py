@@ -291,8 +291,8 @@ def build_spec(study: Study, data: pd.DataFrame, us: dict[str, Any]) -> tuple[di
     unweighted = bool((rows["weight"] == 1).all())
     weight_text = ("weight (1 for every respondent: the data carry no survey weights, so the shares are "
                    "unweighted)" if unweighted else "weight (the data set's survey weight)")
-    sample_caveat = (f"The {study.dataset} sample's own composition over the study rows (see source_note), not a "
-                     "census: personas drawn to it match the human sample they are compared with.")
+    sample_caveat = (f"The {study.dataset} sample's own {'unweighted ' if unweighted else ''}composition (study rows: "
+                     "source_note), not a census.")
     attributes: dict[str, Any] = {}
     order = list(study.attributes)
     if study.external:
