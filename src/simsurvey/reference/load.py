@@ -86,8 +86,12 @@ def _raw_columns(data: pd.DataFrame) -> list[str]:
 
 def with_population(data: pd.DataFrame, dataset: str, variables: Variables | None) -> pd.DataFrame:
     """A built-in frame with the population's demographic columns: each variable from the data
-    set's column of that name (codes checked against the spec), null where it has none, derived
-    variables filled from their sources. Without ``variables``, the data set's own columns."""
+    set's column of that name, null where it has none, derived variables filled from their sources.
+    Without ``variables``, the data set's own columns.
+
+    Codes are checked against the spec by :func:`_check_builtin_codes` on the respondents the
+    instrument's mappings keep, not here: a data set may hold waves or groups a mapping's ``where``
+    leaves out (GSS 1972-2018 with a population of six waves)."""
     if variables is None:
         return data
     out = data.copy()
@@ -95,10 +99,14 @@ def with_population(data: pd.DataFrame, dataset: str, variables: Variables | Non
         if name not in data.columns:
             out[name] = pd.array([None] * len(data), dtype="string")
             continue
-        col = pd.Series(value_keys(data[name]), index=data.index).astype("string")
-        check_codes(col, variables, name, what=f"survey.reference: {dataset}: column '{name}'")
-        out[name] = col
+        out[name] = pd.Series(value_keys(data[name]), index=data.index).astype("string")
     return variables.derive(out)
+
+
+def _check_builtin_codes(frame: pd.DataFrame, source: str, variables: Variables) -> None:
+    """The reference rows of a built-in data set carry only the population's codes."""
+    for name in variables.names:
+        check_codes(frame[name], variables, name, what=f"survey.reference: {source}: column '{name}'")
 
 
 def map_answers(
@@ -358,6 +366,8 @@ def _collect(instrument: Instrument, cfg: SurveyConfig,
                    else _builtin_answers(src, source, q, exp, names))
             if got is None:
                 continue
+            if variables is not None and not isinstance(src, UserDataset):
+                _check_builtin_codes(got.frame, source, variables)
             frames.append(got.frame)
             per_question[q.id].append(
                 {"source": source, "variable": got.variable, "n": len(got.frame), "n_missing_dropped": got.n_missing}
