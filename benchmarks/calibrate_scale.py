@@ -148,7 +148,7 @@ def markdown(df: pd.DataFrame, index: bool = True) -> str:
     """A markdown table (no tabulate dependency)."""
     d = df.reset_index() if index else df
     cols = [str(c) for c in d.columns]
-    fmt = lambda v: "–" if isinstance(v, float) and np.isnan(v) else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    fmt = lambda v: "–" if isinstance(v, float) and np.isnan(v) else (f"{v:.3f}" if isinstance(v, float) else str(v))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in d.itertuples(index=False)]
     return "\n".join(lines)

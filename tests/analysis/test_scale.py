@@ -13,7 +13,12 @@ import pytest
 from scipy import stats
 
 from simsurvey.analysis import METRICS, AnalysisConfig, analyze
-from simsurvey.analysis.scale import SCALE_METRICS, frame_scores, required_items, scale_scores
+from simsurvey.analysis.scale import (
+    SCALE_METRICS,
+    frame_scores,
+    required_items,
+    scale_scores,
+)
 from simsurvey.instruments import Instrument
 from simsurvey.reference.builtin import BUILTIN
 
@@ -144,8 +149,8 @@ def test_scale_rows_per_subgroup_and_the_unscored_note(run) -> None:
     row = _metric(res, "scale_mean_silicon", "sex", "male")
     assert row.value == pytest.approx(s[male].mean()) and row.n_silicon == male.sum()
     notes = [n for n in res.diagnostics["notes"] if "scale scores" in n]
-    assert notes == ["model 'm' battery 'agree': scale scores for 148 of 150 silicon and 599 of 600 human units "
-                     "(≥ 4 of 4 items answered)"]
+    assert notes == [("model 'm' battery 'agree': scale scores for 148 of 150 silicon and 599 of 600 human units "
+                     "(≥ 4 of 4 items answered)")]
     assert set(SCALE_METRICS) <= set(res.metrics.metric) and set(SCALE_METRICS) <= set(METRICS)
     for name in SCALE_METRICS:
         assert METRICS[name].test == METRICS["value_" + name.removeprefix("scale_")].test

@@ -171,7 +171,7 @@ class _ValueSide:
         u, w, m = ug[ok], self.w[ok], self.m[ok]
         y = (self.counts[ok] * x).sum(1)
         y2 = (self.counts[ok] * x**2).sum(1)
-        bc = lambda v: np.bincount(u, weights=v, minlength=g)  # noqa: E731
+        bc = lambda v: np.bincount(u, weights=v, minlength=g)
         s = bc(w * m)
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = bc(w * y) / s
