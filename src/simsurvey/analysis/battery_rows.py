@@ -10,9 +10,10 @@ multi_select question with human answers the per-option rows (group_var ``option
 VALIDATION.md.
 
 Units of a battery. Silicon: a persona's answers in one replicate (its conversation under
-``design.context: sequential``); a persona answering an item in several conditions of one
-replicate contributes the mean of its answer positions; only units with every item answered
-(valid, substantive) enter, and the bootstrap resamples personas. Human: a respondent with
+``design.context: sequential``) under one condition (a battery is dealt as one grid: under a
+``within`` design each condition is its own administration of the battery, and averaging them
+would shrink item noise and inflate alpha); only units with every item answered (valid,
+substantive) enter, and the bootstrap resamples personas. Human: a respondent with
 every item answered. Answers are the rows' ``answer_code`` positions (in probs mode too: a
 persona's drawn or argmax answer, since alpha is a property of answers). Batteries whose items
 are not ordinal or numeric (binned) are not scored: alpha needs an ordered scale.
@@ -68,8 +69,7 @@ def battery_metrics(out: _Out, diag: dict[str, Any], model: str, sil: Rows, pers
             diag["notes"].append(f"model '{model}' battery '{bid}': no {'silicon' if len(s_idx) == 0 else 'human'} "
                                  "answers: internal consistency not scored")
             continue
-        rep = sil.replicate[s_idx] if sil.replicate is not None else np.zeros(len(s_idx), np.int64)
-        xs, fs = _matrix(sil, s_idx, items, sil.unit[s_idx] * (int(rep.max()) + 1) + rep)
+        xs, fs = _matrix(sil, s_idx, items, _unit_key(sil, s_idx))
         xh, fh = _matrix(hum, h_idx, items, hum.unit[h_idx])
         ok_s, ok_h = np.isfinite(xs).all(1), np.isfinite(xh).all(1)
         if ok_s.sum() < 3 or ok_h.sum() < 3:
