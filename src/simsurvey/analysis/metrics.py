@@ -357,7 +357,7 @@ _CRONBACH = "Cronbach 1951, Coefficient alpha and the internal structure of test
 _HALL_WILSON = ("; p_value: Hall & Wilson 1991 bootstrap test (null = the centred bootstrap errors of both "
                 "sides, two-sided; simsurvey.analysis.battery)")
 _BAT = ("Battery rows (question_id = the battery id): units are a persona's complete battery in one "
-        "replicate (answers; a persona is one bootstrap cluster) and human respondents with every item "
+        "replicate and condition (answers; a persona is one bootstrap cluster) and human respondents with every item "
         "answered; reverse-keyed items reflected")
 _MS = ("multi_select rows (group_var 'option', group_value the option code): a row's answer set "
        "('a|c'); weighted over valid sets, personas resampled as clusters")

@@ -130,7 +130,7 @@ def _battery(ctx: Ctx, m: pd.DataFrame, bid: str, items: Sequence[str]) -> str:
            H.para("Internal consistency: do a persona's answers to the items hang together as a person's do? "
                   "Alpha near 1 = the items move together; a silicon alpha well above the human one is the "
                   "over-consistency of a sample that answers from a stereotype. Reverse-keyed items are reflected. "
-                  "Units: complete batteries (a persona in one replicate; humans with every item answered)."),
+                  "Units: complete batteries (a persona in one replicate and condition; humans with every item answered)."),
            H.table(["statistic", "sample", "value [95% CI]", "silicon − human [95% CI]", "n"], rows,
                    numeric=[False, False, True, True, True], raw=True)]
     panels: dict[str, np.ndarray] = {}
