@@ -241,3 +241,29 @@ def test_calibration_fixed_seed_size_and_coverage() -> None:
     shift = shift.set_index("metric")
     assert shift.loc["scale_mean_diff", "reject"] >= 0.7
     assert 0.85 <= shift.loc["scale_mean_diff", "coverage"]
+
+
+def test_effective_size_of_the_mean_by_hand() -> None:
+    from simsurvey.analysis.numeric import _ValueSide, support
+
+    rng = np.random.default_rng(3)
+    # 3 identical scores per persona: worth one score each (the one-hot size says the same here).
+    vals = np.repeat(rng.integers(0, 26, 50) / 5 + 1, 3)
+    x, pos = support(vals, 1, 6)
+    side = _ValueSide(np.repeat(np.arange(50), 3), np.ones(150), pos, len(x))
+    assert side.n_eff_mean(np.zeros(50, np.int64), 1, x)[0] == pytest.approx(50)
+    # Unclustered weighted scores: Σw · Σw(x−μ)² / Σw²(x−μ)² (the linearized variance of the weighted mean).
+    vals, w = rng.integers(0, 26, 200) / 5 + 1, rng.uniform(0.5, 2, 200)
+    x, pos = support(vals, 1, 6)
+    side = _ValueSide(np.arange(200), w, pos, len(x))
+    mu = np.average(vals, weights=w)
+    want = w.sum() * (w * (vals - mu) ** 2).sum() / (w**2 * (vals - mu) ** 2).sum()
+    assert side.n_eff_mean(np.zeros(200, np.int64), 1, x)[0] == pytest.approx(want)
+    # Correlated but unequal scores (trait + noise, 3 per persona): between 1 and 3 per persona, where
+    # the one-hot size (exact matches only) counts nearly every row.
+    theta = np.repeat(rng.standard_normal(100), 3)
+    vals = np.clip(np.round((4 + theta + 0.6 * rng.standard_normal(300)) * 5) / 5, 1, 6)
+    x, pos = support(vals, 1, 6)
+    side = _ValueSide(np.repeat(np.arange(100), 3), np.ones(300), pos, len(x))
+    n_mean, n_hot = side.n_eff_mean(np.zeros(100, np.int64), 1, x)[0], side.n_eff(np.zeros(100, np.int64), 1)[0]
+    assert 100 < n_mean < 160 < 250 < n_hot
