@@ -266,4 +266,4 @@ def test_effective_size_of_the_mean_by_hand() -> None:
     x, pos = support(vals, 1, 6)
     side = _ValueSide(np.repeat(np.arange(100), 3), np.ones(300), pos, len(x))
     n_mean, n_hot = side.n_eff_mean(np.zeros(100, np.int64), 1, x)[0], side.n_eff(np.zeros(100, np.int64), 1)[0]
-    assert 100 < n_mean < 160 < 250 < n_hot
+    assert 100 < n_mean < 160 and n_hot > 250

@@ -39,11 +39,11 @@ def _run(tmp_path, min_share: float = 1.0):
                         ("metrics", res.metrics), ("order_effects", res.order_effects)):
         frame.to_parquet(tmp_path / f"{name}.parquet")
     (tmp_path / "manifest.json").write_text(json.dumps({"config": {"analysis": {"scale_min_share": min_share}}}))
-    return cal, responses, reference, inst, res
+    return inst, res
 
 
 def test_battery_section_shows_the_scale_score_comparison(tmp_path) -> None:
-    cal, responses, reference, inst, res = _run(tmp_path)
+    inst, _ = _run(tmp_path)
     html = render_report(tmp_path, instrument=inst).read_text()
     section = html[html.index('id="batteries"'):]
     section = section[:section.index("</section>")]
@@ -54,7 +54,7 @@ def test_battery_section_shows_the_scale_score_comparison(tmp_path) -> None:
 
 
 def test_the_panel_scores_the_units_the_analyzer_scored(tmp_path) -> None:
-    cal, responses, reference, inst, res = _run(tmp_path)
+    inst, res = _run(tmp_path)
     ctx = Ctx(load_run(tmp_path, inst), ReportConfig())
     series = scale_score_series(ctx, "b0", inst.batteries["b0"], 1.0)
     m = res.metrics[(res.metrics.question_id == "b0") & (res.metrics.group_var == "all")].set_index("metric")
