@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from simsurvey.io import write_table
 from simsurvey.reference.builtin import CCES_INCOME, CCES_RACE
-from simsurvey.reference.codes import age_band
+from simsurvey.reference.builtin import age_band
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "personas" / "seed_cces2016.parquet"

@@ -28,7 +28,9 @@ from simsurvey.secrets import looks_like_key
 #: question in at least one condition (with ``model=litellm``, paid calls).
 MAX_PERSONAS = 1_000_000
 
-Stage = Literal["sample", "administer", "analyze", "report"]
+Stage = Literal["check", "sample", "administer", "analyze", "report"]
+#: The pipeline's stages, in order. ``check`` (validate the inputs and show the personas' match
+#: with the human sample, no model call) runs alone.
 STAGES: tuple[Stage, ...] = ("sample", "administer", "analyze", "report")
 
 
@@ -38,7 +40,10 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     seed: int = Field(ge=0, description="Master seed: personas, design, sampling and bootstrap derive from it.")
-    stages: list[Stage] = Field(min_length=1, description="Stages to run, a subset of sample, administer, analyze, report.")
+    stages: list[Stage] = Field(
+        min_length=1,
+        description="Stages to run: a subset of sample, administer, analyze, report; or [check] alone.",
+    )
     baselines: list[Literal["uniform", "majority", "reference"]] = Field(
         default_factory=list,
         description="Baseline respondents administered beside the model and scored with the same metrics.",
@@ -69,6 +74,8 @@ def validate_config(data: dict[str, Any]) -> Config:
         cfg = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    if "check" in cfg.stages and len(cfg.stages) > 1:
+        raise ConfigError("stages: check runs alone (stages=[check]); every run checks its inputs before any model call anyway")
     if cfg.population.n > MAX_PERSONAS:
         raise ConfigError(f"population.n: at most {MAX_PERSONAS:,} personas (got {cfg.population.n:,}); "
                           "a larger sample adds nothing a few thousand personas do not show, at the cost of one "

@@ -86,12 +86,14 @@ def write_table(table: pa.Table, path: str | os.PathLike, *, kind: str) -> Path:
 
 
 def write_parquet(
-    df: pd.DataFrame, path: str | os.PathLike, *, kind: str, schema: pa.Schema | None = None
+    df: pd.DataFrame, path: str | os.PathLike, *, kind: str, schema: pa.Schema | None = None,
+    metadata: dict[bytes, bytes] | None = None,
 ) -> Path:
-    """Write a data frame atomically as parquet (no pandas index) with schema metadata."""
+    """Write a data frame atomically as parquet (no pandas index) with schema metadata (and
+    ``metadata``, e.g. the population's variables beside the personas)."""
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     # Drop pandas' own metadata blob: the files are for R/Stata/DuckDB users too.
-    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"} | (metadata or {})
     return write_table(table.replace_schema_metadata(meta), path, kind=kind)
 
 

@@ -122,15 +122,21 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         from simsurvey.instruments import load_instrument
 
         instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
+    spec = variables = None
+    if {"sample", "administer", "analyze"} & set(cfg.stages):
+        from simsurvey.population.spec import load_population_spec
+
+        spec = resolve_path(cfg.population.spec, key="population.spec")
+        # The population owns its attributes: the reference, baselines and subgroups read them.
+        variables = load_population_spec(spec).variables
     reference = None
     if {"administer", "analyze"} & set(cfg.stages):
         from simsurvey.reference import load_reference, reference_provenance
 
-        reference = load_reference(instrument, cfg.survey)
-        provenance = reference_provenance(cfg.survey, instrument)
-    spec = None
-    if {"sample", "administer"} & set(cfg.stages):
-        spec = resolve_path(cfg.population.spec, key="population.spec")
+        reference = load_reference(instrument, cfg.survey, variables)
+        provenance = reference_provenance(cfg.survey, instrument, variables)
+    if not {"sample", "administer"} & set(cfg.stages):
+        spec = None  # the fingerprint of an analysis-only run does not cover the population
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with lock_run_dir(run_dir):
@@ -151,7 +157,8 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         try:
             if reference is not None:
                 manifest.set("reference", provenance)
-            failed = _stages(cfg, run_dir, manifest, instrument=instrument, reference=reference)
+            failed = _stages(cfg, run_dir, manifest, instrument=instrument, reference=reference,
+                             variables=variables)
         except KeyboardInterrupt:
             manifest.finish("interrupted")
             raise
@@ -183,7 +190,7 @@ def _stored_reference(run_dir: Path, reference: pd.DataFrame | None, digest: str
 
 
 def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
-            reference: pd.DataFrame | None) -> int:
+            reference: pd.DataFrame | None, variables: Any = None) -> int:
     """Run the configured stages; returns the number of response rows whose call failed."""
     timings: dict[str, float] = {}
 
@@ -195,7 +202,10 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
         with _working("sample: raking and drawing personas"):
             sample = sample_personas(cfg.population, seed=cfg.seed, cue_style=cfg.design.cue)
         personas = sample.frame
-        write_parquet(personas, run_dir / "personas.parquet", kind="personas")
+        from simsurvey.population.variables import variables_metadata
+
+        write_parquet(personas, run_dir / "personas.parquet", kind="personas",
+                      metadata=variables_metadata(sample.variables))
         timings["sample"] = time.perf_counter() - t0
         manifest.stage("sample", {**sample.diagnostics, "seconds": round(timings["sample"], 3)})
         _say(f"sample: {len(personas):,} personas -> personas.parquet")
@@ -217,6 +227,7 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
                 trials, personas, instrument,
                 model=model_cfg, prompt=cfg.prompt, runner=cfg.runner, run_dir=run_dir,
                 seed=derive_seed(cfg.seed, "respond", model_cfg.name), reference=reference,
+                variables=variables,
             )
             frames.append(result.frame)
             stats[model_cfg.name] = result.stats
@@ -246,7 +257,7 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
         t0 = time.perf_counter()
         with _working("analyze: metrics, bootstrap, order effects"):
             result = analyze(responses, reference, personas, instrument, cfg.analysis,
-                             seed=derive_seed(cfg.seed, "analysis"))
+                             seed=derive_seed(cfg.seed, "analysis"), variables=variables)
         write_parquet(result.metrics, run_dir / "metrics.parquet", kind="metrics")
         write_parquet(result.order_effects, run_dir / "order_effects.parquet", kind="order_effects")
         if result.context_effects is not None:

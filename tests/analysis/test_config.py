@@ -14,7 +14,11 @@ from simsurvey.config import PROJECT_ROOT, format_validation_error
 def test_yaml_defaults_equal_model_defaults():
     data = yaml.safe_load((PROJECT_ROOT / "conf/analysis/default.yaml").read_text())
     assert AnalysisConfig.model_validate(data) == AnalysisConfig()
-    assert AnalysisConfig().group_vars == ["sex", "age", "race_ethnicity", "college", "region", "household_income"]
+    # Null: the population spec's compare list (the US spec's below).
+    assert AnalysisConfig().group_vars is None
+    from simsurvey.reference.builtin import us_variables
+
+    assert us_variables().compare == ("sex", "age", "race_ethnicity", "college", "region", "household_income")
 
 
 def test_bad_values_give_one_line_errors():

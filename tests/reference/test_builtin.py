@@ -8,7 +8,10 @@ import pytest
 from simsurvey.io import schema_version
 from simsurvey.reference.builtin import (BFI_ITEMS, BUILTIN, GSS_VARIABLES, derive_anes1996, derive_anes_partytherms,
                                          derive_bfi, derive_cces2016, derive_gss_abortion, derive_pew2012_healthcare)
-from simsurvey.reference.codes import DEMOGRAPHIC_CODES, DEMOGRAPHICS
+from simsurvey.reference.builtin import us_variables
+
+US = us_variables()
+DEMOGRAPHICS = US.names
 
 
 def _tv16_rows() -> pd.DataFrame:
@@ -113,7 +116,7 @@ def test_committed_files_use_shared_codes_and_have_provenance(ds: str) -> None:
     assert list(df.columns[:2]) == ["respondent_id", "weight"]
     assert df["respondent_id"].is_unique
     for col in DEMOGRAPHICS:
-        assert set(df[col].dropna()) <= set(DEMOGRAPHIC_CODES[col]), col
+        assert set(df[col].dropna()) <= set(US.codes(col)), col
     prov = json.loads(b.provenance_path.read_text())
     assert prov["rows"] == len(df)
     assert prov["dataset"] == ds and "weight" in prov["weights"]

@@ -3,14 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simsurvey.reference.codes import (
-    STATE_REGION,
-    age_band,
-    college_from_education,
-    state_region,
-    value_key,
-    value_keys,
-)
+from simsurvey.reference.builtin import age_band, college_from_education, state_region, us_variables
+from simsurvey.reference.codes import value_key, value_keys
+
+STATE_REGION = us_variables().places["region"]
 
 
 def test_age_band_edges_by_hand() -> None:

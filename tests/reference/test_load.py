@@ -7,9 +7,13 @@ import yaml
 from simsurvey.config import PROJECT_ROOT
 from simsurvey.errors import UserError
 from simsurvey.instruments import Instrument, SurveyConfig, load_instrument
-from simsurvey.reference import REFERENCE_COLUMNS, load_reference, reference_provenance
+from simsurvey.reference import load_reference, reference_columns, reference_provenance
 from simsurvey.reference.builtin import BUILTIN
-from simsurvey.reference.codes import DEMOGRAPHIC_CODES, DEMOGRAPHICS
+from simsurvey.reference.builtin import us_variables
+
+US = us_variables()
+DEMOGRAPHICS = US.names
+REFERENCE_COLUMNS = reference_columns(DEMOGRAPHICS)
 from simsurvey.reference.load import map_answers
 
 POLITICS = load_instrument(PROJECT_ROOT / "surveys" / "politics.yaml")
@@ -29,7 +33,7 @@ def test_schema_and_valid_codes(ref: pd.DataFrame) -> None:
         assert sub["respondent_id"].is_unique, qid
         assert sub["source"].nunique() == 1
     for col in DEMOGRAPHICS:
-        assert set(ref[col].dropna()) <= set(DEMOGRAPHIC_CODES[col]), col
+        assert set(ref[col].dropna()) <= set(US.codes(col)), col
     # combine=first: pid7 is in both data sets, CCES is listed first
     assert set(ref.loc[ref.question_id == "pid7", "source"]) == {"cces2016"}
 

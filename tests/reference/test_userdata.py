@@ -9,7 +9,11 @@ import yaml
 
 from simsurvey.errors import UserError
 from simsurvey.instruments import Instrument, Option, Question, SurveyConfig
-from simsurvey.reference import REFERENCE_COLUMNS, load_reference, reference_provenance
+from simsurvey.reference import load_reference, reference_columns, reference_provenance
+from simsurvey.reference.builtin import us_variables
+
+US = us_variables()
+REFERENCE_COLUMNS = reference_columns(US.names)
 
 INST = Instrument(
     id="t",
@@ -83,7 +87,7 @@ def _setup(tmp_path: Path, *, ext: str = ".csv", data: pd.DataFrame = DATA, **ch
 @pytest.mark.parametrize("ext", [".csv", ".parquet", ".dta", ".sav"])
 def test_user_file_maps_by_hand(tmp_path: Path, ext: str) -> None:
     path = _setup(tmp_path, ext=ext)
-    ref = load_reference(INST, SurveyConfig(reference=[str(path)]))
+    ref = load_reference(INST, SurveyConfig(reference=[str(path)]), US)
     assert tuple(ref.columns) == REFERENCE_COLUMNS
     pid = ref[ref.question_id == "pid3"].set_index("respondent_id")
     # 104 answered 98 (missing), 105 left it empty: both dropped
@@ -101,7 +105,7 @@ def test_user_file_maps_by_hand(tmp_path: Path, ext: str) -> None:
 
 def test_provenance_of_a_user_file(tmp_path: Path) -> None:
     path = _setup(tmp_path)
-    prov = reference_provenance(SurveyConfig(reference=[str(path)]), INST)
+    prov = reference_provenance(SurveyConfig(reference=[str(path)]), INST, US)
     assert prov["sources"]["mine"]["description"] == "five hand-made respondents"
     assert prov["questions"]["pid3"] == [{"source": "mine", "variable": "q1", "n": 3, "n_missing_dropped": 2}]
 
@@ -128,9 +132,9 @@ def test_provenance_of_a_user_file(tmp_path: Path) -> None:
         ({"demographics": {"sex": {"column": "gender", "codes": {1: "male"}, "missing": [1]}}}, None,
          r"mine.yaml: demographics.sex: value '1' is both in codes and in missing"),
         ({"demographics": {"religion": {"column": "gender", "codes": {1: "x"}}}}, None,
-         r"demographics.religion: unknown demographic"),
+         r"demographics.religion: not an attribute of population 'us_adults'"),
         ({"demographics": {"region": {"column": "st", "states": True}}}, DATA.assign(st=["TX"] * 4 + ["Narnia"]),
-         r"demographics.region: column 'st' value 'Narnia' is not a US state"),
+         r"demographics.region: column 'st' value 'Narnia' is not a place of the population's states file"),
         ({}, DATA.assign(wt=[1, 1, -1, 1, 1]), r"mine.yaml: weight: column 'wt' must be numbers >= 0"),
         ({}, DATA.assign(caseid=[1, 1, 2, 3, 4]), r"respondent_id: column 'caseid' repeats id '1'"),
         ({"questions": {}}, None, r"mine.yaml: questions: "),
@@ -140,13 +144,13 @@ def test_provenance_of_a_user_file(tmp_path: Path) -> None:
 def test_mapping_errors_are_one_line(tmp_path: Path, changes: dict, data, match: str) -> None:
     path = _setup(tmp_path, data=DATA if data is None else data, **changes)
     with pytest.raises(UserError, match=match) as info:
-        load_reference(INST, SurveyConfig(reference=[str(path)]))
+        load_reference(INST, SurveyConfig(reference=[str(path)]), US)
     assert "\n" not in str(info.value)
 
 
 def test_mapping_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="survey.reference: file not found"):
-        load_reference(INST, SurveyConfig(reference=[str(tmp_path / "x.yaml")]))
+        load_reference(INST, SurveyConfig(reference=[str(tmp_path / "x.yaml")]), US)
 
 
 def _exp_instrument(reference: dict | None = None) -> Instrument:
@@ -178,7 +182,7 @@ def _arm_files(tmp_path: Path, experiments: dict | None) -> Path:
 
 def test_user_data_carries_the_arm_through_its_mapping(tmp_path: Path) -> None:
     path = _arm_files(tmp_path, {"wording": {"column": "form", "codes": {1: "plain", 2: "framed"}, "missing": [9]}})
-    ref = load_reference(_exp_instrument(), SurveyConfig(reference=[str(path)]))
+    ref = load_reference(_exp_instrument(), SurveyConfig(reference=[str(path)]), US)
     trust = ref[ref.question_id == "trust"].sort_values("respondent_id")
     assert trust["arm"].tolist()[:3] == ["plain", "framed", "framed"]
     assert trust["arm"].isna().tolist() == [False, False, False, True, True]  # 9 = missing, empty cell
@@ -190,7 +194,7 @@ def test_user_data_arm_through_the_experiments_reference(tmp_path: Path) -> None
     path = _arm_files(tmp_path, None)
     inst = _exp_instrument({"dataset": "mine", "variable": "form", "codes": {1: "plain", 2: "framed"}})
     with pytest.raises(UserError, match="value '9' has no option code"):
-        load_reference(inst, SurveyConfig(reference=[str(path)]))
+        load_reference(inst, SurveyConfig(reference=[str(path)]), US)
 
 
 @pytest.mark.parametrize("experiments, match", [
@@ -202,7 +206,7 @@ def test_user_data_arm_through_the_experiments_reference(tmp_path: Path) -> None
 def test_user_data_arm_mistakes_are_one_line(tmp_path: Path, experiments: dict, match: str) -> None:
     path = _arm_files(tmp_path, experiments)
     with pytest.raises(UserError, match=match):
-        load_reference(_exp_instrument(), SurveyConfig(reference=[str(path)]))
+        load_reference(_exp_instrument(), SurveyConfig(reference=[str(path)]), US)
 
 
 def test_a_numeric_question_reads_the_users_values(tmp_path: Path) -> None:
@@ -212,14 +216,14 @@ def test_a_numeric_question_reads_the_users_values(tmp_path: Path) -> None:
     inst = Instrument(id="t", title="t", questions=(therm,))
     data = DATA.assign(th=[70, 998, 15.0, None, 100])
     qmap = {"therm": {"column": "th", "numeric": True, "codes": {998: "dk"}}}
-    ref = load_reference(inst, SurveyConfig(reference=[str(_setup(tmp_path, data=data, questions=qmap))]))
+    ref = load_reference(inst, SurveyConfig(reference=[str(_setup(tmp_path, data=data, questions=qmap))]), US)
     got = ref.set_index("respondent_id")
     assert got["answer_code"].to_dict() == {"101": "70-80", "102": "dk", "103": "10-20", "105": "90-100"}
     assert got["answer_value"].tolist()[0] == 70.0 and pd.isna(got.loc["102", "answer_value"])
     for qm, match in [({"therm": {"column": "th", "codes": {998: "dk"}}}, "set numeric: true"),
                       ({"therm": {"column": "th", "numeric": True}}, "value '998' is outside the scale")]:
         with pytest.raises(UserError, match=match):
-            load_reference(inst, SurveyConfig(reference=[str(_setup(tmp_path, data=data, questions=qm))]))
+            load_reference(inst, SurveyConfig(reference=[str(_setup(tmp_path, data=data, questions=qm))]), US)
     wrong = {**MAPPING["questions"], "trust": {"column": "q2", "numeric": True}}
     with pytest.raises(UserError, match="numeric: true is only for numeric questions"):
-        load_reference(INST, SurveyConfig(reference=[str(_setup(tmp_path, questions=wrong))]))
+        load_reference(INST, SurveyConfig(reference=[str(_setup(tmp_path, questions=wrong))]), US)

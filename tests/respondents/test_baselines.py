@@ -16,6 +16,7 @@ from simsurvey.respondents.baselines import MajorityBackend, ReferenceBackend, U
 from simsurvey.respondents.config import ModelConfig
 from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.respondents.prompts import render_request
+from simsurvey.reference.builtin import us_variables
 
 Q = Question(
     id="pid3", text="Generally speaking, do you think of yourself as a...", kind="single_choice",
@@ -111,6 +112,7 @@ def test_reference_frame_must_have_the_contract_columns():
 
 
 # ---- reference -------------------------------------------------------------------------------
+US = us_variables()  # the US spec's ladder: race, education, age, sex, region, income; college before sex
 W, B = {"race_ethnicity": "white_nh"}, {"race_ethnicity": "black_nh"}
 CELL = [
     # white, male, bachelors, 45-64, south: 6 respondents, weighted dem 1+2=3, rep 1+1+3=5, ind 2
@@ -132,7 +134,8 @@ PERSONA = {"sex": "male", "age": "45-64", "race_ethnicity": "white_nh", "educati
 
 
 def ref_backend(elicitation="logprobs", **params):
-    return ReferenceBackend(cfg("baseline/reference", elicitation, **params), reference=rows(CELL), seed=3)
+    return ReferenceBackend(cfg("baseline/reference", elicitation, **params), reference=rows(CELL), seed=3,
+                            variables=US)
 
 
 def test_reference_full_cell_is_its_weighted_distribution():

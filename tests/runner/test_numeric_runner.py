@@ -68,7 +68,6 @@ def test_text_answers_fill_answer_value_and_the_bin_code(tmp_path: Path, monkeyp
     inst = load_instrument(THERMS)
     n = len(SCRIPT)
     personas, trials = _trials(inst, n)
-    monkeypatch.setattr("simsurvey.runner._administer.DEMOGRAPHICS", ("sex", "age", "i"))
     personas["i"] = np.arange(n)
     backend = Scripted(texts=[s[0] for s in SCRIPT])
     res = administer(trials, personas, inst, model=ModelConfig(backend="litellm", name="scripted", elicitation="sample"),
@@ -100,7 +99,6 @@ def test_logprobs_on_a_small_scale_read_the_values(tmp_path: Path, monkeypatch) 
                  scale=NumericScale(min=0, max=10), options=(Option(code="dk", label="Don't know", non_substantive=True),))
     inst = Instrument(id="lr", title="lr", questions=(q,))
     personas, trials = _trials(inst, 3)
-    monkeypatch.setattr("simsurvey.runner._administer.DEMOGRAPHICS", ("sex", "age", "i"))
     personas["i"] = np.arange(3)
     probs = [np.eye(11)[7] * 0.6 + 0.4 / 11, np.eye(11)[0] * 0.9 + 0.1 / 11, np.full(11, 1 / 11)]
     backend = Scripted(probs=probs)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simsurvey.population.variables import Variables, population_of
 from simsurvey.analysis import metrics as M
 from simsurvey.analysis.bootstrap import (answer_patterns, binomial_rates, cluster_tables, kish_n,
                                           multinomial_tables, percentile_ci, unit_tables)
@@ -180,7 +181,8 @@ def _sums(g: np.ndarray, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.n
 
 
 def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataFrame,
-            instrument: Instrument, cfg: AnalysisConfig, *, seed: int) -> AnalysisResult:
+            instrument: Instrument, cfg: AnalysisConfig, *, seed: int,
+            variables: Variables | None = None) -> AnalysisResult:
     """Compare silicon responses with human reference answers, per model, question and group.
 
     Args:
@@ -190,6 +192,8 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
         instrument: the administered instrument (canonical codes, kinds, non-substantive flags).
         cfg: the ``analysis:`` config section.
         seed: master seed; every bootstrap, split and permutation derives from it.
+        variables: the population's variables: ``cfg.group_vars`` null compares their
+            ``compare`` list (without them: every demographic column personas and reference share).
 
     Returns:
         AnalysisResult with the metrics and order-effects frames and diagnostics.
@@ -198,12 +202,14 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
         UserError: a frame lacks a required column, persona ids do not match, or
             ``cfg.reference_source`` is absent from the reference data.
     """
-    sil = encode_responses(responses, personas, instrument, list(cfg.group_vars))
-    hum, sources = encode_reference(reference, instrument, list(cfg.group_vars), cfg.reference_source)
+    group_vars = (list(cfg.group_vars) if cfg.group_vars is not None
+                  else list(population_of(personas, reference, variables).compare))
+    sil = encode_responses(responses, personas, instrument, group_vars)
+    hum, sources = encode_reference(reference, instrument, group_vars, cfg.reference_source)
     diag: dict[str, Any] = {"notes": list(sil.notes), "reference_sources": sources, "models": {},
                             "skipped_groups": [], "group_vars": []}
     gvars: list[str] = []
-    for var in cfg.group_vars:
+    for var in group_vars:
         if var not in sil.groups or var not in hum.groups:
             side = "personas" if var not in sil.groups else "reference"
             diag["notes"].append(f"group_var '{var}': absent or all null in {side}: skipped")

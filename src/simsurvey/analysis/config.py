@@ -6,21 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Demographic variables compared by default (codes from the shared population contract).
-DEFAULT_GROUP_VARS: tuple[str, ...] = (
-    "sex", "age", "race_ethnicity", "college", "region", "household_income",
-)
-
 
 class AnalysisConfig(BaseModel):
     """``analysis:`` — metrics, grouping variables, bootstrap, sampling nulls, order effects."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    group_vars: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_GROUP_VARS),
-        description="Demographic columns to compare subgroups on (besides 'all'); skipped with a "
-        "note when either side lacks the column or has it all null.",
+    group_vars: list[str] | None = Field(
+        default=None,
+        description="Demographic columns to compare subgroups on (besides 'all'); null = the population "
+        "spec's compare list. Skipped with a note when either side lacks the column or has it all null.",
     )
     bootstrap: int = Field(
         default=200, ge=0, le=100_000,

@@ -20,8 +20,6 @@ from simsurvey.instruments.models import Instrument
 
 NONSUBST = -1
 MISSING = -2
-_COLLEGE = {"bachelors": "yes", "graduate_or_professional": "yes", "less_than_high_school": "no",
-            "high_school_graduate": "no", "some_college_or_associates": "no"}
 
 
 @dataclass
@@ -126,11 +124,10 @@ def _bool(s: pd.Series) -> np.ndarray:
 
 
 def group_values(frame: pd.DataFrame, var: str) -> tuple[np.ndarray, list[str]] | None:
-    """Codes (-1 for null) into the sorted string values of a demographic column, deriving
-    college from education; None when the column is absent or all null."""
+    """Codes (-1 for null) into the sorted string values of a demographic column (derived
+    variables are filled where the population's data are made); None when the column is absent
+    or all null."""
     col = frame[var] if var in frame.columns else None
-    if var == "college" and (col is None or col.isna().all()) and "education" in frame.columns:
-        col = frame["education"].map(_COLLEGE)
     if col is None or col.isna().all():
         return None
     if not (pd.api.types.is_string_dtype(col.dtype) or col.dtype == object):

@@ -13,14 +13,15 @@ import pandas as pd
 
 from simsurvey.instruments.models import Instrument, Option, Question
 
-DEMOGRAPHICS: dict[str, list[str]] = {
-    "sex": ["female", "male"],
-    "age": ["18-29", "30-44", "45-64", "65+"],
-    "race_ethnicity": ["white_nh", "black_nh", "hispanic", "asian_nh", "other_multiple_nh"],
-    "college": ["yes", "no"],
-    "region": ["northeast", "midwest", "south", "west"],
-    "household_income": ["under_50k", "50k_100k", "100k_150k", "150k_plus"],
-}
+
+def synthetic_demographics() -> dict[str, list[str]]:
+    """The synthetic personas' and respondents' variables: the US spec's default subgroups
+    (``compare``) with their codes, drawn uniformly. The answer model reads the category indices
+    of the first, second and fourth variables (sex, age and college there)."""
+    from simsurvey.reference.builtin import us_variables
+
+    v = us_variables()
+    return {name: list(v.codes(name)) for name in v.compare}
 
 
 def synthetic_instrument(n_questions: int = 4, k: int = 5) -> Instrument:
@@ -38,7 +39,8 @@ def _answers(rng: np.random.Generator, demo: dict[str, np.ndarray], qi: int, k: 
              n: int, temperature: float = 1.0, persona: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Answer positions and their probability matrix from a demographic-driven logit model."""
     base = np.linspace(-1, 1, k) * (0.3 + 0.2 * qi)
-    eff = (demo["sex"] * 0.6 - demo["age"] * 0.25 + demo["college"] * 0.5 + shift + persona)[:, None]
+    first, second, _, fourth = list(demo.values())[:4]
+    eff = (first * 0.6 - second * 0.25 + fourth * 0.5 + shift + persona)[:, None]
     logits = (eff * np.linspace(-1, 1, k)[None, :] + base[None, :]) / temperature
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
@@ -81,9 +83,11 @@ def synthetic_run(n_personas: int = 400, n_human: int = 1500, n_questions: int =
     inst = synthetic_instrument(n_questions, k)
     codes = np.array([f"c{j}" for j in range(k)] + ["dk"], dtype=object)
 
+    demographics = synthetic_demographics()
+
     def demo_frame(n: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-        idx = {v: rng.integers(0, len(c), n) for v, c in DEMOGRAPHICS.items()}
-        df = pd.DataFrame({v: np.array(DEMOGRAPHICS[v], dtype=object)[i] for v, i in idx.items()})
+        idx = {v: rng.integers(0, len(c), n) for v, c in demographics.items()}
+        df = pd.DataFrame({v: np.array(demographics[v], dtype=object)[i] for v, i in idx.items()})
         return df, idx
 
     personas, pdemo = demo_frame(n_personas)

@@ -32,6 +32,13 @@ class SurveyConfig(BaseModel):
         ),
     )
 
+    accept_uncovered: bool | list[str] = Field(
+        default=False,
+        description="Personas whose attribute code no human respondent of the reference has (no human "
+        "counterpart) stop the run before any model call; true (or a list of attribute names) accepts them, "
+        "and the report counts them.",
+    )
+
     @field_validator("reference")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:

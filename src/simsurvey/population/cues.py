@@ -62,15 +62,24 @@ def render_cues(frame: pd.DataFrame, spec: PopulationSpec, style: str) -> pd.Ser
     n = len(frame)
     has_place = "state_name" in frame.columns
     age = pc.cast(pa.array(frame["age_years"].to_numpy()), pa.string())
+    # Statements (the survey year...) come first in every style: they set the scene, not the person.
+    lead: list[pa.Array | str] = []
+    for key, attr in spec.attributes.items():
+        if attr.statement is not None:
+            texts = {c.code: attr.statement.format(label=c.label, text=c.text if c.text is not None else c.label)
+                     for c in attr.categories}
+            lead += [_lookup(frame, key, texts), "\n" if style == "attributes" else " "]
     if style == "name":
         if has_place:
-            return _join(["Your name is ", _col(frame, "name"), " and you live in ", _col(frame, "city"), ", ",
+            return _join([*lead, "Your name is ", _col(frame, "name"), " and you live in ", _col(frame, "city"), ", ",
                           _col(frame, "state_name"), "."], n)
-        return _join(["Your name is ", _col(frame, "name"), "."], n)
-    pieces: list[pa.Array | str] = []
+        return _join([*lead, "Your name is ", _col(frame, "name"), "."], n)
+    pieces: list[pa.Array | str] = list(lead)
     if style == "attributes":
         for key, attr in spec.attributes.items():
-            pieces.append(("\n" if pieces else "") + attr.label + ": ")
+            if attr.statement is not None:
+                continue
+            pieces.append(("\n" if len(pieces) > len(lead) else "") + attr.label + ": ")
             if key == "age":
                 pieces.append(age)
             elif key == "region" and has_place:
@@ -80,10 +89,10 @@ def render_cues(frame: pd.DataFrame, spec: PopulationSpec, style: str) -> pd.Ser
                 pieces.append(_lookup(frame, key, {c.code: c.label for c in attr.categories}))
         return _join(pieces, n)
     sex = _lookup(frame, "sex", {c.code: c.noun or c.label.lower() for c in spec.attributes["sex"].categories})
-    pieces = ["I am a ", age, "-year-old ", sex]
+    pieces += ["I am a ", age, "-year-old ", sex]
     pieces += [" living in ", _col(frame, "state_name"), "."] if has_place else ["."]
     for key, attr in spec.attributes.items():
-        if attr.backstory is None or key in ("sex", "age"):
+        if attr.backstory is None or attr.statement is not None or key in ("sex", "age"):
             continue
         texts = {c.code: " " + attr.backstory.format(text=c.text if c.text is not None else c.label) for c in attr.categories}
         pieces.append(_lookup(frame, key, texts))

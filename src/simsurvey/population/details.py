@@ -18,14 +18,17 @@ from simsurvey.errors import UserError
 
 #: Pool size per kind; large enough that names rarely repeat in a few thousand personas.
 POOL = 2000
-LOCALE = "en_US"
 
 
-def faker_pools(seed: int, size: int = POOL) -> dict[str, np.ndarray]:
-    """Pools of female/male first names, last names, cities and jobs from a seeded Faker."""
+def faker_pools(seed: int, size: int = POOL, locale: str = "en_US") -> dict[str, np.ndarray]:
+    """Pools of female/male first names, last names, cities and jobs from a seeded Faker of
+    ``locale`` (the population spec's)."""
     from faker import Faker
 
-    fake = Faker(LOCALE)
+    try:
+        fake = Faker(locale)
+    except AttributeError:
+        raise UserError(f"locale: {locale!r} is not a Faker locale (e.g. en_US, no_NO, de_DE)") from None
     fake.seed_instance(seed)
     return {
         "first_female": pa.array([fake.first_name_female() for _ in range(size)], type=pa.large_string()),

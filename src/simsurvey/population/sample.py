@@ -26,6 +26,7 @@ from simsurvey.population.integerize import integerize
 from simsurvey.population.ipf import ipf, marginals
 from simsurvey.population.seed import read_seed, seed_table
 from simsurvey.population.spec import PopulationSpec, load_population_spec
+from simsurvey.population.variables import Variables
 
 # Stream ids: np.random.default_rng([seed, STREAM]) gives independent streams per step.
 _SHUFFLE, _AGES, _STATES, _NAMES, _CITY, _JOB, _FAKER = range(7)
@@ -39,10 +40,12 @@ class PersonaSample:
         frame: One row per persona, the ``personas.parquet`` columns.
         diagnostics: JSON-serializable summary (spec, seed provenance, joint mode, IPF
             convergence, target vs sample shares, assumptions).
+        variables: The population's variables (written into personas.parquet's metadata).
     """
 
     frame: pd.DataFrame
     diagnostics: dict[str, Any]
+    variables: Variables | None = None
 
 
 def fit_joint(spec: PopulationSpec, *, joint: str, tol: float, max_iter: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -128,7 +131,7 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
     bounds = {c.code: c.years for c in spec.attributes["age"].categories}
     age_codes = np.asarray(codes[names.index("age")], dtype=object)[cat_idx[names.index("age")]]
     cols["age_years"] = draw_ages(age_codes, bounds, np.random.default_rng([seed, _AGES]), seed_ages)
-    pools = faker_pools(int(np.random.default_rng([seed, _FAKER]).integers(2**31)), cfg.faker_pool)
+    pools = faker_pools(int(np.random.default_rng([seed, _FAKER]).integers(2**31)), cfg.faker_pool, spec.locale)
     sex_codes = np.asarray(codes[names.index("sex")], dtype=object)[cat_idx[names.index("sex")]]
     cols["name"] = draw_names(sex_codes, pools, np.random.default_rng([seed, _NAMES]))
     state_names = None
@@ -159,6 +162,6 @@ def sample_personas(cfg: PopulationConfig, *, seed: int, cue_style: str) -> Pers
             for (name, attr), code_list, m in zip(spec.attributes.items(), codes, sample_margins)
         },
         "caveats": {k: a.caveat for k, a in spec.attributes.items() if a.caveat},
-        "faker": {"locale": "en_US", "pool": cfg.faker_pool},
+        "faker": {"locale": spec.locale, "pool": cfg.faker_pool},
     })
-    return PersonaSample(frame=frame, diagnostics=diag)
+    return PersonaSample(frame=frame, diagnostics=diag, variables=spec.variables)

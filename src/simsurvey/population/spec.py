@@ -2,8 +2,9 @@
 
 A spec is data: a list of attributes, each with categories (code, human label, target share) and
 the source of its figures; optionally a seed microdata file whose joint structure is raked onto
-the targets, a states file for drawing a persona's state, and derived attributes (college from
-education). :func:`load_population_spec` validates it and reports the first problem on one line
+the targets, a states file for drawing a persona's state, derived attributes (college from
+education), the Faker locale, the default subgroup variables and the reference baseline's back-off
+ladder. Every stage reads the attributes from here (:class:`~simsurvey.population.variables.Variables`). :func:`load_population_spec` validates it and reports the first problem on one line
 naming the file and key.
 """
 
@@ -45,6 +46,12 @@ class Attribute(_Frozen):
     backstory: str | None = Field(default=None, description="First-person sentence template with {text}, or none.")
     source: dict[str, Any] = Field(description="Where the figures come from: table, year, universe, status, arithmetic...")
     caveat: str | None = Field(default=None, description="Known mismatch between the source and the population.")
+    ordered: bool = Field(default=False, description="The categories are ordered (ordinal in exports; age bands always are).")
+    statement: str | None = Field(
+        default=None,
+        description="A sentence template with {label} (or {text}) rendered first in every cue style, e.g. "
+        "'It is {label}.' for the survey year of a year-conditioned population.",
+    )
     categories: list[Category] = Field(min_length=1, description="Categories with target shares.")
 
     @property
@@ -79,6 +86,8 @@ class Derived(_Frozen):
 
     from_: str = Field(alias="from", description="Source attribute.")
     map: dict[str, str] = Field(description="Source code -> derived code.")
+    label: str | None = Field(default=None, description="Label of the derived attribute (e.g. 'College degree').")
+    labels: dict[str, str] = Field(default_factory=dict, description="Derived code -> label (default: the code).")
 
 
 class PopulationSpec(_Frozen):
@@ -91,6 +100,15 @@ class PopulationSpec(_Frozen):
     states_file: str | None = Field(default=None, description="CSV state,state_code,region,adults_18plus.")
     derived: dict[str, Derived] = Field(default_factory=dict, description="Attributes derived from raked ones.")
     attributes: dict[str, Attribute] = Field(min_length=1, description="Raked attributes, in cue order.")
+    locale: str = Field(default="en_US", description="Faker locale of the personas' names, cities and jobs.")
+    compare: list[str] | None = Field(
+        default=None, description="Subgroup variables the analysis compares by default (default: every attribute and derived attribute)."
+    )
+    baseline_cells: list[list[str]] | None = Field(
+        default=None,
+        description="The reference baseline's back-off ladder (variable sets, finest first); default: the attributes "
+        "in spec order dropped from the end, a derived coarsening replacing its source before the source is dropped.",
+    )
     path: Path | None = Field(default=None, description="The file this spec was read from (set by the loader).")
 
     @model_validator(mode="after")
@@ -121,6 +139,17 @@ class PopulationSpec(_Frozen):
             missing = set(self.attributes[der.from_].codes) - set(der.map)
             if missing:
                 raise ValueError(f"derived.{name}.map: no value for {sorted(missing)[0]!r}")
+        known = set(self.attributes) | set(self.derived)
+        clash = sorted(set(self.attributes) & set(self.derived))
+        if clash:
+            raise ValueError(f"derived.{clash[0]}: also an attribute")
+        for key, names in (("compare", self.compare or []), *((f"baseline_cells[{i}]", c) for i, c in enumerate(self.baseline_cells or []))):
+            bad = [n for n in names if n not in known]
+            if bad:
+                raise ValueError(f"{key}: unknown attribute {bad[0]!r} (attributes: {', '.join(sorted(known))})")
+        for name, attr in self.attributes.items():
+            if attr.statement is not None and "{label}" not in attr.statement and "{text}" not in attr.statement:
+                raise ValueError(f"attributes.{name}.statement: needs {{label}} or {{text}}")
         for req in ("sex", "age"):
             if req not in self.attributes:
                 raise ValueError(f"attributes: missing required attribute {req!r} (names and ages depend on it)")
@@ -131,6 +160,13 @@ class PopulationSpec(_Frozen):
         if self.states_file is not None and "region" not in self.attributes:
             raise ValueError("states_file: needs a 'region' attribute")
         return self
+
+    @property
+    def variables(self) -> Any:
+        """The spec's :class:`~simsurvey.population.variables.Variables` (what every stage reads)."""
+        from simsurvey.population.variables import Variables
+
+        return Variables.from_spec(self)
 
     def resolve(self, rel: str) -> Path:
         """A path in the spec, relative to the spec file's directory."""

@@ -8,8 +8,9 @@ beside it, built by ``scripts/build_reference.py`` from the copies shipped in ``
 ``statsmodels``; a run reads only the committed files (neither package is needed at run time).
 
 Derived file layout (one row per respondent, a *generic* form so any instrument can map onto
-any source variable): ``respondent_id`` (string), ``weight`` (float64), the shared demographic
-columns (string codes, null where the data set lacks them), ``age_years`` (Int64), then the raw
+any source variable): ``respondent_id`` (string), ``weight`` (float64), the demographic columns
+of the population the data set describes (string codes of its spec, null where the data set lacks
+them: the US data sets use ``personas/us_adults.yaml``), ``age_years`` (Int64), then the raw
 source variables unchanged, named as in the source: float64 (NaN = missing) for numeric sources,
 string (null = missing) for categorical ones (the loader maps both through
 :func:`simsurvey.reference.codes.value_key`).
@@ -17,17 +18,45 @@ string (null = missing) for categorical ones (the loader maps both through
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from simsurvey.config import PROJECT_ROOT
-from simsurvey.reference.codes import DEMOGRAPHICS, age_band, college_from_education, state_region
+
+if TYPE_CHECKING:
+    from simsurvey.population.variables import Variables
 
 REFERENCE_DIR = PROJECT_ROOT / "surveys" / "reference"
+#: The US population spec: the US data sets below are built onto its codes.
+US_SPEC = PROJECT_ROOT / "personas" / "us_adults.yaml"
+
+
+@functools.cache
+def us_variables() -> Variables:
+    """The US spec's variables (codes, age bands, state -> region, college from education)."""
+    from simsurvey.population.spec import load_population_spec
+
+    return load_population_spec(US_SPEC).variables
+
+
+def age_band(years: pd.Series) -> pd.Series:
+    """Age in years -> the US spec's age band (null under 18 or missing)."""
+    return us_variables().band("age", years)[0]
+
+
+def state_region(states: pd.Series) -> pd.Series:
+    """State name or 2-letter code -> the US spec's Census region (null when missing or unknown)."""
+    return us_variables().place("region", states)
+
+
+def college_from_education(education: pd.Series) -> pd.Series:
+    """The US spec's derived ``college`` from its ``education`` codes."""
+    return us_variables().derive(pd.DataFrame({"education": education.astype("string")}))["college"]
 
 #: TV16 source variables kept in the derived file (the answers an instrument can map onto).
 CCES_VARIABLES: tuple[str, ...] = (
@@ -160,7 +189,10 @@ def _map_codes(values: pd.Series, mapping: dict[Any, str]) -> pd.Series:
     return values.map(mapping).astype("string")
 
 
-def _frame(respondent_id: pd.Series, demo: dict[str, pd.Series], age_years: pd.Series, raw: pd.DataFrame) -> pd.DataFrame:
+def _frame(respondent_id: pd.Series, demo: dict[str, pd.Series], age_years: pd.Series, raw: pd.DataFrame,
+           names: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The derived layout: ids, weight 1, the demographic columns ``names`` (default: the US
+    spec's) in order, ``age_years``, then the raw variables."""
     n = len(respondent_id)
     out = pd.DataFrame(
         {
@@ -168,7 +200,7 @@ def _frame(respondent_id: pd.Series, demo: dict[str, pd.Series], age_years: pd.S
             "weight": np.ones(n, dtype="float64"),
         }
     )
-    for col in DEMOGRAPHICS:
+    for col in (names if names is not None else us_variables().names):
         s = demo.get(col)
         out[col] = pd.array([None] * n, dtype="string") if s is None else s.astype("string").reset_index(drop=True)
     out["age_years"] = pd.array(pd.to_numeric(age_years).round().to_numpy(), dtype="Int64")

@@ -1,7 +1,8 @@
 """Human reference data -> the reference schema, driven by the instrument's mappings.
 
 ``reference.parquet`` has one row per human respondent x question: ``source``,
-``respondent_id``, ``weight``, the shared demographic columns, ``question_id``, ``answer_code``
+``respondent_id``, ``weight``, the population's demographic columns (the spec's variables, see
+:class:`~simsurvey.population.variables.Variables`), ``question_id``, ``answer_code``
 (a canonical option code of the instrument's question). A missing answer (NaN, or a value the
 mapping lists under ``missing``) is dropped for that question and counted in the provenance,
 never coded as an answer; a value with no code is a user error, never silently dropped.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,11 @@ from simsurvey.errors import UserError
 from simsurvey.instruments.config import SurveyConfig
 from simsurvey.instruments.models import Experiment, Instrument, Question, ReferenceMapping
 from simsurvey.reference.builtin import BUILTIN
-from simsurvey.reference.codes import DEMOGRAPHICS, REFERENCE_COLUMNS, value_keys
-from simsurvey.reference.userdata import UserDataset, load_user_dataset
+from simsurvey.reference.codes import reference_columns, value_keys
+from simsurvey.reference.userdata import UserDataset, check_codes, load_user_dataset
+
+if TYPE_CHECKING:
+    from simsurvey.population.variables import Variables
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,35 @@ def read_builtin(dataset: str) -> pd.DataFrame:
     if not ds.path.exists():
         raise UserError(f"survey.reference: {dataset}: {ds.path} is missing; run scripts/build_reference.py")
     return pd.read_parquet(ds.path)
+
+
+def builtin_demographics(data: pd.DataFrame) -> list[str]:
+    """A built-in data set's own demographic columns: those before ``age_years`` (its layout)."""
+    cols = list(data.columns)
+    end = cols.index("age_years") if "age_years" in cols else 2
+    return [c for c in cols[:end] if c not in ("respondent_id", "weight")]
+
+
+def _raw_columns(data: pd.DataFrame) -> list[str]:
+    cols = list(data.columns)
+    return cols[cols.index("age_years") + 1:] if "age_years" in cols else [c for c in cols if c not in ("respondent_id", "weight")]
+
+
+def with_population(data: pd.DataFrame, dataset: str, variables: Variables | None) -> pd.DataFrame:
+    """A built-in frame with the population's demographic columns: each variable from the data
+    set's column of that name (codes checked against the spec), null where it has none, derived
+    variables filled from their sources. Without ``variables``, the data set's own columns."""
+    if variables is None:
+        return data
+    out = data.copy()
+    for name in variables.names:
+        if name not in data.columns:
+            out[name] = pd.array([None] * len(data), dtype="string")
+            continue
+        col = pd.Series(value_keys(data[name]), index=data.index).astype("string")
+        check_codes(col, variables, name, what=f"survey.reference: {dataset}: column '{name}'")
+        out[name] = col
+    return variables.derive(out)
 
 
 def map_answers(
@@ -89,7 +122,8 @@ def map_answers(
 
 
 def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Series, keep: pd.Series,
-              arms: pd.Series | None = None, experiment: str | None = None) -> pd.DataFrame:
+              arms: pd.Series | None = None, experiment: str | None = None,
+              names: tuple[str, ...] = ()) -> pd.DataFrame:
     sub = data.loc[keep.to_numpy()]
     out = pd.DataFrame(
         {
@@ -98,7 +132,7 @@ def _assemble(data: pd.DataFrame, source: str, question_id: str, answers: pd.Ser
             "weight": sub["weight"].astype("float64").to_numpy(),
         }
     )
-    for col in DEMOGRAPHICS:
+    for col in names:
         out[col] = pd.array(sub[col].astype("string").to_numpy() if col in sub else [None] * len(sub), dtype="string")
     out["question_id"] = pd.array([question_id] * len(sub), dtype="string")
     out["answer_code"] = pd.array(answers[keep].astype(str).to_numpy(), dtype="string")
@@ -145,7 +179,7 @@ def _arms_of(exp: Experiment | None, frame: pd.DataFrame, dataset: str,
 
 def _require_column(data: pd.DataFrame, variable: str, what: str) -> None:
     if variable not in data.columns:
-        raw = [c for c in data.columns if c not in ("respondent_id", "weight", "age_years", *DEMOGRAPHICS)]
+        raw = _raw_columns(data)
         raise UserError(f"{what}: no such variable in the data set (it has: {', '.join(raw)})")
 
 
@@ -227,7 +261,8 @@ def map_numeric(values: pd.Series, q: Question, codes: dict[str, str], missing: 
     return answer, value, ~is_missing
 
 
-def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question, exp: Experiment | None = None) -> _Answers | None:
+def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question, exp: Experiment | None = None,
+                     names: tuple[str, ...] = ()) -> _Answers | None:
     ref = q.reference_for(dataset)
     if ref is None:
         return None
@@ -246,13 +281,14 @@ def _builtin_answers(data: pd.DataFrame, dataset: str, q: Question, exp: Experim
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
     arms = _arms_of(exp, data, dataset)
-    frame = _assemble(data, dataset, q.id, answers, keep, arms, exp.id if exp else None)
+    frame = _assemble(data, dataset, q.id, answers, keep, arms, exp.id if exp else None, names)
     if values is not None:
         frame["answer_value"] = values[keep].to_numpy(dtype="float64")
     return _Answers(frame, int((~keep).sum()), ref.label)
 
 
-def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None) -> _Answers | None:
+def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None,
+                  names: tuple[str, ...] = ()) -> _Answers | None:
     spec = ds.mapping.questions.get(q.id)
     if spec is None:
         return None
@@ -270,61 +306,63 @@ def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None) -
         raise UserError(f"{what}: no respondent has a mapped answer")
     arm_spec = ds.mapping.experiments.get(exp.id) if exp is not None else None
     arms = _arms_of(exp, ds.raw, ds.mapping.id if arm_spec is None else ds.name, arm_spec)
-    frame = _assemble(ds.data, ds.mapping.id, q.id, answers, keep, arms, exp.id if exp else None)
+    frame = _assemble(ds.data, ds.mapping.id, q.id, answers, keep, arms, exp.id if exp else None, names)
     if values is not None:
         frame["answer_value"] = values[keep].to_numpy(dtype="float64")
     return _Answers(frame, int((~keep).sum()), spec.column)
 
 
-def _collect(instrument: Instrument, cfg: SurveyConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _collect(instrument: Instrument, cfg: SurveyConfig,
+             variables: Variables | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     for entry in cfg.reference:
         _check_entry(entry)
-    frames: list[pd.DataFrame] = []
-    per_question: dict[str, list[dict[str, Any]]] = {q.id: [] for q in instrument.questions}
+    sources: list[tuple[str, Any]] = []  # (source id, builtin frame | UserDataset)
     for entry in cfg.reference:
         if entry in BUILTIN:
-            data = read_builtin(entry)
-            source = entry
-
-            def get(q: Question, data: pd.DataFrame = data, source: str = source) -> _Answers | None:
-                return _builtin_answers(data, source, q, instrument.experiment_of(q.id))
+            sources.append((entry, with_population(read_builtin(entry), entry, variables)))
         else:
-            ds = load_user_dataset(resolve_path(entry, key="survey.reference"), instrument)
-            source = ds.mapping.id
-
-            def get(q: Question, ds: UserDataset = ds) -> _Answers | None:
-                return _user_answers(ds, q, instrument.experiment_of(q.id))
-
+            ds = load_user_dataset(resolve_path(entry, key="survey.reference"), instrument, variables)
+            sources.append((ds.mapping.id, ds))
+    if variables is not None:
+        names = variables.names
+    else:  # each data set's own demographic columns, in order of appearance
+        seen: dict[str, None] = {}
+        for _, src in sources:
+            for c in (src.data.columns[2:] if isinstance(src, UserDataset) else builtin_demographics(src)):
+                seen.setdefault(c, None)
+        names = tuple(seen)
+    frames: list[pd.DataFrame] = []
+    per_question: dict[str, list[dict[str, Any]]] = {q.id: [] for q in instrument.questions}
+    for source, src in sources:
         for q in instrument.questions:
             if cfg.combine == "first" and per_question[q.id]:
                 continue
-            got = get(q)
+            exp = instrument.experiment_of(q.id)
+            got = (_user_answers(src, q, exp, names) if isinstance(src, UserDataset)
+                   else _builtin_answers(src, source, q, exp, names))
             if got is None:
                 continue
             frames.append(got.frame)
             per_question[q.id].append(
                 {"source": source, "variable": got.variable, "n": len(got.frame), "n_missing_dropped": got.n_missing}
             )
-    if frames:
-        out = pd.concat(frames, ignore_index=True)
-    else:
-        out = empty_reference()
+    out = pd.concat(frames, ignore_index=True) if frames else empty_reference(names)
     summary = {
         "questions": per_question,
         "no_reference": [qid for qid, v in per_question.items() if not v],
     }
-    return out[list(REFERENCE_COLUMNS)], summary
+    return out[list(reference_columns(names))], summary
 
 
-def empty_reference() -> pd.DataFrame:
-    """A reference-schema frame with no rows (right columns and dtypes)."""
-    cols: dict[str, Any] = {c: pd.array([], dtype="string") for c in REFERENCE_COLUMNS}
+def empty_reference(names: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """A reference-schema frame with no rows (right columns and dtypes) for demographics ``names``."""
+    cols: dict[str, Any] = {c: pd.array([], dtype="string") for c in reference_columns(names)}
     cols["weight"] = pd.array([], dtype="float64")
     cols["answer_value"] = pd.array([], dtype="float64")
     return pd.DataFrame(cols)
 
 
-def load_reference(instrument: Instrument, cfg: SurveyConfig) -> pd.DataFrame:
+def load_reference(instrument: Instrument, cfg: SurveyConfig, variables: Variables | None = None) -> pd.DataFrame:
     """Human answers to the instrument's questions, in the reference schema.
 
     Args:
@@ -333,20 +371,24 @@ def load_reference(instrument: Instrument, cfg: SurveyConfig) -> pd.DataFrame:
             names its own columns).
         cfg: ``survey.reference`` lists the sources in priority order; with ``combine: first``
             each question takes the first source that has it, with ``all`` every source.
+        variables: The population's variables: the demographic columns are exactly these (a
+            data set's code outside the spec's codes is an error; derived ones are filled).
+            Without, each data set's own demographic columns.
 
     Returns:
         One row per respondent x question: ``source``, ``respondent_id``, ``weight``, the
-        shared demographic columns (null where the source lacks them), ``question_id``,
-        ``answer_code``.
+        demographic columns (null where the source lacks them), ``question_id``,
+        ``answer_code``, ``answer_value``, ``experiment``, ``arm``.
 
     Raises:
         UserError: unknown data set, missing file or column, a value with no option code, or a
             question with no mapped answer at all (one line naming the variable).
     """
-    return _collect(instrument, cfg)[0]
+    return _collect(instrument, cfg, variables)[0]
 
 
-def reference_provenance(cfg: SurveyConfig, instrument: Instrument | None = None) -> dict[str, Any]:
+def reference_provenance(cfg: SurveyConfig, instrument: Instrument | None = None,
+                         variables: Variables | None = None) -> dict[str, Any]:
     """What each reference sample is and is not, for the manifest and the report.
 
     Args:
@@ -376,5 +418,5 @@ def reference_provenance(cfg: SurveyConfig, instrument: Instrument | None = None
             }
     out: dict[str, Any] = {"sources": sources, "combine": cfg.combine}
     if instrument is not None:
-        out.update(_collect(instrument, cfg)[1])
+        out.update(_collect(instrument, cfg, variables)[1])
     return out

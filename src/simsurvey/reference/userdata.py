@@ -7,10 +7,10 @@ Mapping file format (paths relative to the mapping file)::
     file: mysurvey.sav           # .csv, .parquet, .dta or .sav
     respondent_id: caseid        # optional: row number when absent
     weight: wt                   # optional: weight 1 when absent
-    demographics:                # any of sex, age, race_ethnicity, education, college, region,
-      sex: {column: gender, codes: {1: male, 2: female}, missing: [9]}   # household_income
-      age: {column: age_years, years: true}      # age in years -> band
-      region: {column: state, states: true}      # state name / 2-letter code -> Census region
+    demographics:                # attributes of the population spec (its names and codes)
+      sex: {column: gender, codes: {1: male, 2: female}, missing: [9]}
+      age: {column: age_years, years: true}      # age in years -> the spec's age band
+      region: {column: state, states: true}      # place name / code -> region (the spec's states file)
       education: {column: educ, codes: {1: less_than_high_school, ...}}
     questions:
       pid7: {column: q12, codes: {1: strong_democrat, ...}, missing: [98, 99]}
@@ -18,7 +18,8 @@ Mapping file format (paths relative to the mapping file)::
       mandate_order: {column: form, codes: {1: cannot_afford_second, 2: penalty_second}, missing: [9]}
 
 Values are matched as strings (1.0 reads as '1'); .dta/.sav are read with their numeric codes,
-not their value labels. ``college`` is derived from ``education`` when only education is given.
+not their value labels. A derived attribute of the spec (``college`` from ``education``) is filled
+from its source when the mapping gives only the source.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
@@ -43,14 +44,10 @@ from simsurvey.config import format_validation_error
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument, _to_code_list, _to_code_map
 from simsurvey.io import read_yaml
-from simsurvey.reference.codes import (
-    DEMOGRAPHIC_CODES,
-    DEMOGRAPHICS,
-    age_band,
-    college_from_education,
-    state_region,
-    value_keys,
-)
+from simsurvey.reference.codes import value_keys
+
+if TYPE_CHECKING:
+    from simsurvey.population.variables import Variables
 
 _READERS = (".csv", ".parquet", ".pq", ".dta", ".sav", ".zsav")
 
@@ -67,8 +64,8 @@ class ColumnMap(BaseModel):
     missing: Annotated[tuple[str, ...], BeforeValidator(_to_code_list)] = Field(
         default=(), description="Values meaning 'no answer' (dropped, like empty cells)."
     )
-    years: bool = Field(default=False, description="Demographic 'age' only: the column is age in years.")
-    states: bool = Field(default=False, description="Demographic 'region' only: the column is a US state.")
+    years: bool = Field(default=False, description="An attribute with age bands (years) only: the column is age in years.")
+    states: bool = Field(default=False, description="An attribute with a places file only: the column is a place name or code.")
     numeric: bool = Field(
         default=False,
         description="A numeric question's column: its value is the answer (codes may map special values to "
@@ -97,7 +94,7 @@ class Mapping(BaseModel):
     file: str = Field(description="Data file, relative to the mapping file.")
     respondent_id: str | None = Field(default=None, description="Respondent id column (row number if absent).")
     weight: str | None = Field(default=None, description="Weight column (weight 1 if absent).")
-    demographics: dict[str, ColumnMap] = Field(default_factory=dict, description="Shared demographic -> column map.")
+    demographics: dict[str, ColumnMap] = Field(default_factory=dict, description="Population attribute -> column map.")
     questions: dict[str, ColumnMap] = Field(min_length=1, description="Instrument question id -> column map.")
     experiments: dict[str, ColumnMap] = Field(
         default_factory=dict,
@@ -157,27 +154,48 @@ def _need(raw: pd.DataFrame, column: str, *, what: str) -> pd.Series:
     return raw[column]
 
 
-def _demographic(raw: pd.DataFrame, var: str, spec: ColumnMap, *, name: str) -> pd.Series:
+def check_codes(col: pd.Series, variables: Variables, name: str, *, what: str) -> None:
+    """Every non-null value of ``col`` is a code of variable ``name`` of the population.
+
+    Raises:
+        UserError: ``<what> has code '<x>', not a code of attribute <name> of population <spec>
+            (codes: ...)``.
+    """
+    codes = variables.codes(name)
+    bad = sorted(set(col.dropna().astype(str)) - set(codes))
+    if bad:
+        raise UserError(f"{what} has code '{bad[0]}', not a code of attribute {name} of population "
+                        f"'{variables.name}' (codes: {', '.join(codes)})")
+
+
+def _demographic(raw: pd.DataFrame, var: str, spec: ColumnMap, *, name: str,
+                 variables: Variables | None) -> pd.Series:
     what = f"{name}: demographics.{var}"
     col = _need(raw, spec.column, what=what)
-    if spec.years:
-        if var != "age":
-            raise UserError(f"{what}: years: true is only for age")
-        return age_band(col)
-    if spec.states:
-        if var != "region":
-            raise UserError(f"{what}: states: true is only for region")
-        out = state_region(col)
-        unknown = col.notna() & out.isna()
-        if unknown.any():
-            raise UserError(f"{what}: column '{spec.column}' value '{col[unknown].iloc[0]}' is not a US state")
-        return out
-    allowed = DEMOGRAPHIC_CODES[var]
-    bad = sorted(set(spec.codes.values()) - set(allowed))
-    if bad:
-        raise UserError(f"{what}: unknown code '{bad[0]}' (allowed: {', '.join(allowed)})")
     keys = value_keys(col)
     is_missing = keys.isna() | keys.isin(list(spec.missing))
+    if spec.years:
+        if variables is None or not variables[var].years:
+            raise UserError(f"{what}: years: true is only for an attribute with age bands (years) in the population spec")
+        banded, outside = variables.band(var, col.where(~is_missing.to_numpy()))
+        if outside.any():
+            raise UserError(f"{what}: column '{spec.column}' value '{keys[outside].iloc[0]}' is not an age in years;"
+                            " add it to missing")
+        return banded
+    if spec.states:
+        if variables is None or var not in variables.places:
+            raise UserError(f"{what}: states: true is only for an attribute with a states file in the population spec")
+        out = variables.place(var, col.where(~is_missing.to_numpy()))
+        unknown = ~is_missing & out.isna()
+        if unknown.any():
+            raise UserError(f"{what}: column '{spec.column}' value '{col[unknown].iloc[0]}' is not a place of the"
+                            " population's states file; add it to missing")
+        return out
+    if variables is not None:
+        allowed = variables.codes(var)
+        bad = sorted(set(spec.codes.values()) - set(allowed))
+        if bad:
+            raise UserError(f"{what}: unknown code '{bad[0]}' (allowed: {', '.join(allowed)})")
     mapped = keys.map(spec.codes).where(~is_missing, None)
     unmapped = ~is_missing & mapped.isna()
     if unmapped.any():
@@ -187,8 +205,9 @@ def _demographic(raw: pd.DataFrame, var: str, spec: ColumnMap, *, name: str) -> 
     return mapped.astype("string")
 
 
-def load_user_dataset(path: str | os.PathLike, instrument: Instrument) -> UserDataset:
-    """Load a user's data set through its mapping file and check it against the instrument.
+def load_user_dataset(path: str | os.PathLike, instrument: Instrument, variables: Variables | None = None) -> UserDataset:
+    """Load a user's data set through its mapping file and check it against the instrument and
+    the population's variables (``demographics`` keys are its attributes, codes its codes).
 
     Raises:
         UserError: one line naming the mapping file and the key, column or value that is wrong
@@ -219,8 +238,9 @@ def load_user_dataset(path: str | os.PathLike, instrument: Instrument) -> UserDa
         if spec.years or spec.states:
             raise UserError(f"{name}: experiments.{eid}: years/states are only for demographics")
     for var in mapping.demographics:
-        if var not in DEMOGRAPHICS:
-            raise UserError(f"{name}: demographics.{var}: unknown demographic (allowed: {', '.join(DEMOGRAPHICS)})")
+        if variables is not None and var not in variables:
+            raise UserError(f"{name}: demographics.{var}: not an attribute of population '{variables.name}'"
+                            f" (its attributes: {', '.join(variables.names)})")
 
     raw = read_data_file((path.parent / mapping.file), name=name).reset_index(drop=True)
     n = len(raw)
@@ -250,15 +270,15 @@ def load_user_dataset(path: str | os.PathLike, instrument: Instrument) -> UserDa
         w = pd.Series(np.ones(n))
 
     data = pd.DataFrame({"respondent_id": pd.array(rid.astype(str).to_numpy(), dtype="string"), "weight": w.astype("float64").to_numpy()})
-    for var in DEMOGRAPHICS:
+    for var in (variables.names if variables is not None else tuple(mapping.demographics)):
         spec = mapping.demographics.get(var)
         if spec is None:
             data[var] = pd.array([None] * n, dtype="string")
             continue
-        col = _demographic(raw, var, spec, name=name)
+        col = _demographic(raw, var, spec, name=name, variables=variables)
         if col.isna().all():
             raise UserError(f"{name}: demographics.{var}: column '{spec.column}' has no mapped value")
         data[var] = pd.array(col.to_numpy(), dtype="string")
-    if "college" not in mapping.demographics and "education" in mapping.demographics:
-        data["college"] = college_from_education(data["education"]).to_numpy()
+    if variables is not None:
+        data = variables.derive(data)
     return UserDataset(name=name, mapping=mapping, data=data, raw=raw)

@@ -19,10 +19,7 @@ import pyarrow as pa
 
 from simsurvey.io import require_current
 from simsurvey.instruments.models import Instrument, Question
-from simsurvey.reference.codes import DEMOGRAPHIC_CODES
-
-#: Demographic columns shared by personas and the human reference, with their codes in order.
-DEMOGRAPHICS: dict[str, tuple[str, ...]] = DEMOGRAPHIC_CODES
+from simsurvey.population.variables import Variables, population_of, read_variables
 
 FILES = ("personas", "responses", "reference", "metrics", "order_effects", "treatment_effects")
 
@@ -46,6 +43,14 @@ class RunData:
     instrument: Instrument | None
     notes: tuple[str, ...] = field(default_factory=tuple)
     treatment_effects: pd.DataFrame | None = None  #: survey experiments (absent without experiments)
+    #: The population's variables (from personas.parquet's metadata; read off the frames for a
+    #: run made before they were stored).
+    stored_variables: Variables | None = None
+
+    @property
+    def variables(self) -> Variables:
+        """The demographic variables of the run, in the population spec's order."""
+        return population_of(self.personas, self.reference, self.stored_variables)
 
     @property
     def models(self) -> list[str]:
@@ -275,7 +280,7 @@ def silicon_answers(data: RunData) -> pd.DataFrame:
     r["persona_id"] = r["persona_id"].astype("int64")
     p = data.personas
     if p is not None and "persona_id" in p.columns:
-        demo = [c for c in DEMOGRAPHICS if c in p.columns]
+        demo = [c for c in data.variables.names if c in p.columns]
         pw = p[["persona_id", *demo, *(["weight"] if "weight" in p.columns else [])]].copy()
         pw["persona_id"] = pw["persona_id"].astype("int64")
         r = r.merge(pw, on="persona_id", how="left")
@@ -356,7 +361,10 @@ def load_run(run_dir: Path, instrument: Instrument | None = None) -> RunData:
               if name != "treatment_effects" or (run_dir / f"{name}.parquet").exists()}
     if instrument is None:
         instrument = _load_instrument(manifest, notes)
-    return RunData(run_dir=run_dir, manifest=manifest, instrument=instrument, notes=tuple(notes), **frames)
+    ppath = run_dir / "personas.parquet"
+    stored = read_variables(ppath) if frames.get("personas") is not None else None
+    return RunData(run_dir=run_dir, manifest=manifest, instrument=instrument, notes=tuple(notes),
+                   stored_variables=stored, **frames)
 
 
 def slug(text: str) -> str:

@@ -19,7 +19,6 @@ from simsurvey.report import _html as H
 from simsurvey.report._context import METRIC_HELP, MIN_GROUP_N, RATIO_METRICS, Ctx
 from simsurvey.report._question_order import question_order
 from simsurvey.report._data import (
-    DEMOGRAPHICS,
     answer_matrix,
     is_baseline,
     mean_distribution,
@@ -179,7 +178,7 @@ def _subgroup_means(ctx: Ctx) -> pd.DataFrame:
         scale = np.array([pos[c] for c in codes])
         hq = ctx.human[ctx.human["question_id"] == qid]
         sq = ctx.silicon[ctx.silicon["question_id"] == qid]
-        for var in DEMOGRAPHICS:
+        for var in ctx.data.variables.names:
             if var not in hq.columns or var not in sq.columns:
                 continue
             for value, hg in hq.groupby(hq[var].astype(object)):
@@ -216,7 +215,8 @@ def _cramers_v_panels(ctx: Ctx) -> dict[str, pd.DataFrame]:
                 return panels
     # Fallback: compute from the answers (unweighted counts, the analyzer's Cramér's V).
     def pattern(frame: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(index=[v for v in DEMOGRAPHICS if v in frame.columns], columns=ctx.data.question_ids, dtype=float)
+        out = pd.DataFrame(index=[v for v in ctx.data.variables.names if v in frame.columns],
+                           columns=ctx.data.question_ids, dtype=float)
         for qid, f in frame.groupby("question_id", sort=False):
             if qid not in out.columns:
                 continue
@@ -240,7 +240,7 @@ def _cramers_v_panels(ctx: Ctx) -> dict[str, pd.DataFrame]:
 
 def _in_question_order(ctx: Ctx, panels: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     qs = ctx.data.question_ids
-    demo = list(DEMOGRAPHICS)
+    demo = list(ctx.data.variables.names)
     out = {}
     for k, p in panels.items():
         cols = [q for q in qs if q in p.columns] + [c for c in p.columns if c not in qs]

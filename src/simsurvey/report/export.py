@@ -33,7 +33,8 @@ import pandas as pd
 
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument, Question
-from simsurvey.report._data import DEMOGRAPHICS, slug
+from simsurvey.population.variables import Variables, population_of, read_variables
+from simsurvey.report._data import slug
 from simsurvey.io import atomic_path
 
 #: Names Stata or SPSS reserve (lower-cased); a variable that would be one gets a ``q_`` prefix.
@@ -83,9 +84,12 @@ def _truncate(text: str, limit: int, *, utf8: bool = False) -> str:
 
 
 def wide_frame(
-    responses: pd.DataFrame, personas: pd.DataFrame | None, instrument: Instrument
+    responses: pd.DataFrame, personas: pd.DataFrame | None, instrument: Instrument,
+    variables: Variables | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str], dict[str, dict[int, str]], dict[str, str]]:
-    """Build the wide frame and its metadata.
+    """Build the wide frame and its metadata. The persona columns are the population's
+    ``variables`` (labelled integers in the spec's code order, value labels the spec's labels);
+    without them, read off the personas.
 
     Returns:
         (frame, column_labels, value_labels, measures) where measures maps a column to
@@ -104,7 +108,9 @@ def wide_frame(
     r["form"] = r.groupby([*keys, "question_id"]).cumcount() + 1
     valid = r["valid"].fillna(False).astype(bool) if "valid" in r else pd.Series(True, index=r.index)
 
-    taken: set[str] = {"model", "persona_id", "replicate", "form", "weight", *DEMOGRAPHICS}
+    population = population_of(personas, None, variables)
+    demographics = list(population.names)
+    taken: set[str] = {"model", "persona_id", "replicate", "form", "weight", *demographics}
     labels: dict[str, str] = {"model": "Respondent model", "persona_id": "Persona id", "replicate": "Replicate",
                               "form": "Condition set (within-persona designs)", "weight": "Persona weight"}
     value_labels: dict[str, dict[int, str]] = {}
@@ -162,21 +168,22 @@ def wide_frame(
         measures[col] = "nominal"
     wide = wide.reset_index()
     if personas is not None and "persona_id" in personas.columns:
-        demo = [d for d in DEMOGRAPHICS if d in personas.columns]
+        demo = [d for d in demographics if d in personas.columns]
         p = personas[["persona_id", *(["weight"] if "weight" in personas else []), *demo]].copy()
         p["persona_id"] = p["persona_id"].astype("int64")
         for d in demo:
-            known = list(DEMOGRAPHICS[d])
+            var = population[d]
+            known = list(var.codes)
             extra = sorted(set(p[d].dropna().astype(str)) - set(known))
             mapping = {c: i + 1 for i, c in enumerate(known + extra)}
             p[d] = p[d].astype(object).map(mapping).astype(float)
-            value_labels[d] = {v: c for c, v in mapping.items()}
-            labels[d] = d.replace("_", " ").capitalize()
-            measures[d] = "ordinal" if d in ("age", "education", "household_income") else "nominal"
+            value_labels[d] = {v: var.label_of(c) for c, v in mapping.items()}
+            labels[d] = var.label if var.label != d else d.replace("_", " ").capitalize()
+            measures[d] = "ordinal" if var.ordered else "nominal"
         wide = wide.merge(p, on="persona_id", how="left")
     if "weight" not in wide:
         wide["weight"] = 1.0
-    front = ["model", "persona_id", "replicate", "form", "weight", *[d for d in DEMOGRAPHICS if d in wide]]
+    front = ["model", "persona_id", "replicate", "form", "weight", *[d for d in demographics if d in wide]]
     wide = wide[front + [c for c in wide.columns if c not in front]]
     # pyreadstat writes object strings and floats; pandas 3's string dtype and nullable ints
     # are converted explicitly.
@@ -230,7 +237,8 @@ def export_wide(
         responses = responses[responses["model"].astype(str) == model]
     ppath = run_dir / "personas.parquet"
     personas = pd.read_parquet(ppath) if ppath.exists() else None
-    wide, labels, value_labels, measures = wide_frame(responses, personas, instrument)
+    variables = read_variables(ppath) if ppath.exists() else None
+    wide, labels, value_labels, measures = wide_frame(responses, personas, instrument, variables)
 
     out_dir = run_dir / "exports"
     out_dir.mkdir(parents=True, exist_ok=True)

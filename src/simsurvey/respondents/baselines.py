@@ -27,12 +27,13 @@ scale: uniformly over [min, max]); ``majority`` answers the weighted modal human
 Human answers without a value (Don't know) are not drawn: their share is ``missing_mass``.
 
 Reference back-off (``baseline/reference``): the cell matches the persona on every variable
-available both in the reference rows of that question and in the persona, starting from
-``race_ethnicity, education, age, sex, region, household_income``, and, while the cell has
-fewer than ``min_cell`` respondents (``model.params.min_cell``, default 5), drops in this order:
-``household_income``, ``region``, coarsens ``education`` to ``college``, drops ``sex``, ``age``,
-``college``, ``race_ethnicity`` (the last level is the question's whole sample). Each result's
-``extra`` records ``match_vars`` and ``cell_n``.
+available both in the reference rows of that question and in the persona, starting from the first
+level of the population's ladder (``baseline_cells`` of the population spec, see
+:class:`~simsurvey.population.variables.Variables`; the US spec's starts from ``race_ethnicity,
+education, age, sex, region, household_income`` and coarsens education to college before it drops
+sex), and moves down the ladder while the cell has fewer than ``min_cell`` respondents
+(``model.params.min_cell``, default 5); the last level is the question's whole sample. Each
+result's ``extra`` records ``match_vars`` and ``cell_n``.
 
 Battery items (``Request.context['battery']``) are answered by one human respondent per persona
 and battery, so the reference baseline keeps the human inter-item structure (its Cronbach's alpha
@@ -54,28 +55,12 @@ import numpy as np
 import pandas as pd
 
 from simsurvey.errors import UserError
+from simsurvey.population.variables import Variables, population_of
+from simsurvey.reference.codes import demographic_columns
 from simsurvey.respondents.base import Request, Result
 from simsurvey.respondents.config import ModelConfig
 
 NEEDED_COLUMNS = ("source", "respondent_id", "weight", "question_id", "answer_code")
-BACKOFF: tuple[tuple[str, ...], ...] = (
-    ("race_ethnicity", "education", "age", "sex", "region", "household_income"),
-    ("race_ethnicity", "education", "age", "sex", "region"),
-    ("race_ethnicity", "education", "age", "sex"),
-    ("race_ethnicity", "college", "age", "sex"),
-    ("race_ethnicity", "college", "age"),
-    ("race_ethnicity", "college"),
-    ("race_ethnicity",),
-    (),
-)
-_DEMOGRAPHICS = ("sex", "age", "race_ethnicity", "education", "college", "region", "household_income")
-_COLLEGE = {"bachelors": "yes", "graduate_or_professional": "yes"}
-
-
-def _college(education: object) -> object:
-    if education is None or (isinstance(education, float) and np.isnan(education)) or education is pd.NA:
-        return None
-    return _COLLEGE.get(str(education), "no")
 
 
 def _rng(seed: int, request: Request) -> np.random.Generator:
@@ -139,9 +124,6 @@ def _check_reference(reference: pd.DataFrame, backend: str) -> pd.DataFrame:
     df = reference.dropna(subset=["question_id", "answer_code", "weight"])
     df = df[df["weight"] > 0].copy()
     df["answer_code"] = df["answer_code"].astype(str)
-    if "education" in df.columns:
-        derived = df["education"].map(_college, na_action="ignore")
-        df["college"] = df["college"].fillna(derived) if "college" in df.columns else derived
     return df
 
 
@@ -235,15 +217,19 @@ class MajorityBackend:
 class ReferenceBackend:
     """A human answer drawn from the persona's demographic cell (see the back-off order)."""
 
-    def __init__(self, cfg: ModelConfig, *, reference: pd.DataFrame, seed: int) -> None:
+    def __init__(self, cfg: ModelConfig, *, reference: pd.DataFrame, seed: int,
+                 variables: Variables | None = None) -> None:
         self.name = cfg.name
         self.seed = seed
         self.deterministic = cfg.elicitation == "logprobs"
         self.batch_size = 256
+        # The population's variables and back-off ladder (read off the reference without them).
+        self.variables = variables if variables is not None else population_of(
+            None, reference[demographic_columns(reference)] if len(reference.columns) else None)
         self.min_cell = int(cfg.params.get("min_cell", 5))
         if self.min_cell < 1:
             raise UserError(f"model.params.min_cell: must be >= 1 (got {self.min_cell})")
-        df = _check_reference(reference, "baseline/reference")
+        df = self.variables.derive(_check_reference(reference, "baseline/reference"))
         source = cfg.params.get("source")
         if source is not None:
             df = df[df["source"] == source]
@@ -264,16 +250,15 @@ class ReferenceBackend:
              by: str = "answer_code") -> tuple[pd.Series, tuple[str, ...], int]:
         """Weighted answer totals of the matched cell (by answer code, or ``by="answer_value"``
         for a numeric question's values), the variables matched, and its size."""
-        persona = dict(persona or {})
-        if "college" not in persona and persona.get("education") is not None:
-            persona["college"] = _college(persona["education"])
-        key = (question_id, by, tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))
+        persona = self._persona(persona)
+        key = self._key(question_id, by, persona)
         if key in self._cells:
             return self._cells[key]
         df = self._by_q[question_id]
-        available = {c for c in _DEMOGRAPHICS if c in df.columns and df[c].notna().any() and persona.get(c) is not None}
+        available = {c for c in self.variables.names
+                     if c in df.columns and df[c].notna().any() and persona.get(c) is not None}
         seen: set[tuple[str, ...]] = set()
-        for level in BACKOFF:
+        for level in self.variables.cells:
             match = tuple(v for v in level if v in available)
             if match in seen:
                 continue
@@ -288,6 +273,14 @@ class ReferenceBackend:
                 self._cell_rows[key] = df.loc[mask, ["_rix", "weight", "answer_code"]]
                 return self._cells[key]
         raise AssertionError("unreachable: the last back-off level matches everyone")
+
+    def _persona(self, persona: dict | None) -> dict:
+        """The persona's codes with the population's derived variables filled."""
+        return self.variables.derive_one(dict(persona or {}))
+
+    def _key(self, question_id: str, by: str, persona: dict) -> tuple:
+        names = self.variables.names
+        return (question_id, by, tuple(sorted((k, str(v)) for k, v in persona.items() if k in names)))
 
     def _one(self, r: Request) -> Result:
         qid = str(_ctx(r, "question_id"))
@@ -317,10 +310,7 @@ class ReferenceBackend:
 
     def _battery_answer(self, r: Request, qid: str, battery: str, order: list, extra: dict) -> Result:
         """The answer of the persona's respondent for this battery (see the module docstring)."""
-        persona = dict(r.context.get("persona") or {})
-        if "college" not in persona and persona.get("education") is not None:
-            persona["college"] = _college(persona["education"])
-        ckey = (qid, "answer_code", tuple(sorted((k, str(v)) for k, v in persona.items() if k in _DEMOGRAPHICS)))  # as cell() keys it
+        ckey = self._key(qid, "answer_code", self._persona(r.context.get("persona")))  # as cell() keys it
         rows = self._cell_rows[ckey]
         rows = rows[[all(x in order for x in str(c).split("|")) for c in rows["answer_code"]]]
         if rows.empty:

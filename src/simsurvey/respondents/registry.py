@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -28,6 +29,8 @@ class BackendSpec:
     requires: tuple[tuple[str, str], ...] = ()
     needs_seed: bool = False
     needs_reference: bool = False
+    #: Matches personas to human respondents: takes the population's variables.
+    needs_population: bool = False
 
 
 BACKENDS: dict[str, BackendSpec] = {
@@ -48,12 +51,14 @@ BACKENDS: dict[str, BackendSpec] = {
         "simsurvey.respondents.baselines", "MajorityBackend", needs_seed=True, needs_reference=True
     ),
     "baseline/reference": BackendSpec(
-        "simsurvey.respondents.baselines", "ReferenceBackend", needs_seed=True, needs_reference=True
+        "simsurvey.respondents.baselines", "ReferenceBackend", needs_seed=True, needs_reference=True,
+        needs_population=True,
     ),
 }
 
 
-def make_backend(cfg: ModelConfig, *, seed: int, reference: pd.DataFrame | None = None) -> Backend:
+def make_backend(cfg: ModelConfig, *, seed: int, reference: pd.DataFrame | None = None,
+                 variables: Any = None) -> Backend:
     """Build the backend named by ``cfg.backend``.
 
     Args:
@@ -61,6 +66,8 @@ def make_backend(cfg: ModelConfig, *, seed: int, reference: pd.DataFrame | None 
         seed: Seed of the backend's own randomness (baselines).
         reference: Human reference rows (``reference.parquet`` schema), for the majority and
             reference baselines.
+        variables: The population's :class:`~simsurvey.population.variables.Variables`, for the
+            reference baseline's cells (read off the reference without them).
 
     Raises:
         UserError: unknown backend, a missing optional dependency (with the pip command), or a
@@ -81,6 +88,8 @@ def make_backend(cfg: ModelConfig, *, seed: int, reference: pd.DataFrame | None 
         )
     cls = getattr(importlib.import_module(spec.module), spec.cls)
     try:
+        if spec.needs_population:
+            return cls(cfg, reference=reference, seed=seed, variables=variables)
         if spec.needs_reference:
             return cls(cfg, reference=reference, seed=seed)
         if spec.needs_seed:

@@ -87,10 +87,10 @@ from simsurvey.runner._limits import TokenBucket, backoff_delay, estimate_tokens
 from simsurvey.secrets import known_secrets, scrub
 from simsurvey.runner._progress import Progress, progress_enabled
 from simsurvey.seeds import derive_seed
+from simsurvey.population.variables import Variables, population_of
 
 #: The trial columns a response row copies (the design's; the context columns may be absent).
 TRIAL_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS
-DEMOGRAPHICS: tuple[str, ...] = ("sex", "age", "race_ethnicity", "education", "college", "region", "household_income")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,8 @@ class _Run:
 
     def __init__(self, *, backend: Backend, model: ModelConfig, runner: RunnerConfig, prompt: PromptConfig,
                  instrument: Instrument, personas: pd.DataFrame | None, seed: int,
-                 cache: ResponseCache | None, writer: PartWriter, progress: Progress, total: int) -> None:
+                 cache: ResponseCache | None, writer: PartWriter, progress: Progress, total: int,
+                 variables: Variables | None = None) -> None:
         self.backend, self.model, self.runner, self.prompt = backend, model, runner, prompt
         self.questions: dict[str, Question] = {q.id: q for q in instrument.questions}
         self.experiments = {q.id: e for q in instrument.questions if (e := instrument.experiment_of(q.id))}
@@ -167,7 +168,8 @@ class _Run:
         self.cues: dict[int, str] = {}
         self.demo: dict[int, dict[str, Any]] = {}
         if personas is not None and len(personas):
-            cols = [c for c in DEMOGRAPHICS if c in personas.columns]
+            # The persona's demographic codes (what a baseline matches on): the population's variables.
+            cols = list(population_of(personas, None, variables).names)
             for rec in personas[["persona_id", "cue", *cols]].to_dict("records"):
                 pid = int(rec["persona_id"])
                 self.cues[pid] = rec["cue"]
@@ -527,6 +529,7 @@ async def administer_async(
     reference: pd.DataFrame | None = None,
     progress: bool = True,
     backend: Backend | None = None,
+    variables: Variables | None = None,
 ) -> AdministerResult:
     """Administer the design trials to one model (async core of :func:`administer`).
 
@@ -544,6 +547,8 @@ async def administer_async(
         reference: Human reference rows, for the majority / reference baselines.
         progress: Draw a progress bar (also off under CI or without a terminal).
         backend: A ready backend instance (tests, benchmarks); default ``make_backend(model)``.
+        variables: The population's variables (the persona codes a baseline matches on); read
+            off the personas without them.
 
     Returns:
         The response rows and run statistics.
@@ -601,7 +606,7 @@ async def administer_async(
     if backend is None:
         from simsurvey.respondents.registry import make_backend
 
-        backend = make_backend(model, seed=seed, reference=reference)
+        backend = make_backend(model, seed=seed, reference=reference, variables=variables)
     # Baselines are not cached: they cost nothing, and their answers depend on the reference
     # data, which is not part of a cache key.
     use_cache = runner.cache and not model.backend.startswith("baseline/")
@@ -615,7 +620,8 @@ async def administer_async(
         cache = await asyncio.to_thread(ResponseCache.open, runner.cache_dir, busy_timeout_s=runner.cache_busy_timeout_s)
     bar = Progress(model.name, len(pending), enabled=progress_enabled(progress) and bool(pending))
     state = _Run(backend=backend, model=model, runner=runner, prompt=prompt, instrument=instrument,
-                 personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=len(pending))
+                 personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=len(pending),
+                 variables=variables)
 
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
@@ -716,6 +722,7 @@ def administer(
     reference: pd.DataFrame | None = None,
     progress: bool = True,
     backend: Backend | None = None,
+    variables: Variables | None = None,
 ) -> AdministerResult:
     """Administer the design trials to one model; see :func:`administer_async` (same arguments).
 
@@ -730,7 +737,7 @@ def administer(
         raise RuntimeError("administer() cannot run inside an event loop; await administer_async(...) instead")
     return asyncio.run(administer_async(
         trials, personas, instrument, model=model, prompt=prompt, runner=runner, run_dir=run_dir,
-        seed=seed, reference=reference, progress=progress, backend=backend,
+        seed=seed, reference=reference, progress=progress, backend=backend, variables=variables,
     ))
 
 
