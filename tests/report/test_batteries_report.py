@@ -64,3 +64,14 @@ def test_the_panel_scores_the_units_the_analyzer_scored(tmp_path) -> None:
     h, wh = series["human"]
     assert len(h) == m.loc["scale_mean_human", "n_human"] == 200
     assert np.isclose(np.average(h, weights=wh), m.loc["scale_mean_human", "value"])
+
+
+def test_the_panel_follows_the_runs_scale_min_share(tmp_path) -> None:
+    inst, res = _run(tmp_path, min_share=0.6)
+    html = render_report(tmp_path, instrument=inst).read_text()
+    assert "fewer than 3 of the 5 items answered" in html and "scale_min_share = 0.6" in html
+    ctx = Ctx(load_run(tmp_path, inst), ReportConfig())
+    s, _ = scale_score_series(ctx, "b0", inst.batteries["b0"], 0.6)["sim"]
+    row = res.metrics[(res.metrics.question_id == "b0") & (res.metrics.metric == "scale_mean_silicon")
+                      & (res.metrics.group_var == "all")].iloc[0]
+    assert len(s) == row.n_silicon == 40 * 3  # the persona-replicate with 4 of 5 items now has a score
