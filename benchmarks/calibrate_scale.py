@@ -2,6 +2,10 @@
 
 Usage:
     python benchmarks/calibrate_scale.py [--reps 200] [--grid full|quick] [--seed 1] [--csv out.csv]
+    python benchmarks/calibrate_scale.py --ablate-neff [--reps 200]
+
+``--ablate-neff`` runs one null cell (cluster, 300 / 2,000) with the one-hot effective size of
+numeric questions instead of the mean's (why scale scores use the latter: VALIDATION.md).
 
 Prints markdown (the tables of VALIDATION.md's "Battery scale scores" section). Each cell's
 replicates are the batteries of one instrument, each with its own independent samples:
@@ -169,14 +173,36 @@ def report(res: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def ablate_neff(reps: int, seed: int = 77) -> pd.DataFrame:
+    """The null cell (cluster, 300 / 2,000) with the scores' effective sizes from the one-hot value
+    vectors (``neff_by="values"``, exact matches only) instead of the mean's."""
+    import simsurvey.analysis.battery_rows as rows
+
+    orig = rows.numeric_block
+
+    def one_hot(*a, **k):  # the scale rows' call, with the numeric questions' effective size
+        return orig(*a, **{**k, "neff_by": "values"})
+
+    rows.numeric_block = one_hot
+    try:
+        return run_cell(Cell("cluster", 300, 2000, "null", reps), seed=seed)
+    finally:
+        rows.numeric_block = orig
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ablate-neff", action="store_true", help="the one-hot effective-size ablation only")
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--grid", choices=["full", "quick"], default="full")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--csv", help="also write every cell's rows here")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if args.ablate_neff:
+        res = ablate_neff(args.reps)
+        print(markdown(res[["metric", "coverage", "reject", "mean", "null_mean", "n_eff_silicon"]], index=False))
+        return 0
     parts = []
     for i, c in enumerate(cells(args.grid, args.reps)):
         parts.append(run_cell(c, seed=args.seed * 1000 + i))
