@@ -122,21 +122,17 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         from simsurvey.instruments import load_instrument
 
         instrument = load_instrument(resolve_path(cfg.survey.instrument, key="survey.instrument"))
-    spec = variables = None
-    if {"sample", "administer", "analyze"} & set(cfg.stages):
-        from simsurvey.population.spec import load_population_spec
-
-        spec = resolve_path(cfg.population.spec, key="population.spec")
-        # The population owns its attributes: the reference, baselines and subgroups read them.
-        variables = load_population_spec(spec).variables
-    reference = None
+    spec = variables = reference = None
     if {"administer", "analyze"} & set(cfg.stages):
+        from simsurvey.population.spec import load_population_spec
         from simsurvey.reference import load_reference, reference_provenance
 
+        # The population owns its attributes: the reference, baselines and subgroups read them.
+        variables = load_population_spec(resolve_path(cfg.population.spec, key="population.spec")).variables
         reference = load_reference(instrument, cfg.survey, variables)
         provenance = reference_provenance(cfg.survey, instrument, variables)
-    if not {"sample", "administer"} & set(cfg.stages):
-        spec = None  # the fingerprint of an analysis-only run does not cover the population
+    if {"sample", "administer"} & set(cfg.stages):
+        spec = resolve_path(cfg.population.spec, key="population.spec")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with lock_run_dir(run_dir):

@@ -182,7 +182,8 @@ class PopulationSpec(_Frozen):
 def _first_error_key(err: ValidationError) -> str:
     msg = format_validation_error(err)
     # Our own checks already name their key; pydantic's "Value error, " prefix is noise.
-    return msg.replace("<config>: Value error, ", "").replace("Value error, ", "")
+    msg = msg.replace("Value error, ", "")
+    return msg.removeprefix("<config>: ")
 
 
 def load_population_spec(path: str | Path) -> PopulationSpec:
