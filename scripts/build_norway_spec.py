@@ -202,6 +202,7 @@ def build_spec(raw: pd.DataFrame, version: str) -> tuple[dict[str, Any], pd.Data
             "(ess10no) itself: personas drawn from this spec are matched to the human sample."
         ),
         "locale": "no_NO",
+        "country": "Norway",
         "seed": {
             "file": SEED.name,
             "joint": "raked",
