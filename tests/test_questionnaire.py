@@ -60,7 +60,12 @@ def test_questionnaire_runs_end_to_end_on_the_baselines(tmp_path) -> None:
         assert ((m.metric == metric) & (m.question_id == "agreeableness")).any(), metric
     human = m[(m.metric == "cronbach_alpha_human") & (m.question_id == "agreeableness")]["value"].iloc[0]
     assert human == pytest.approx(0.70, abs=0.01)  # psych::bfi agreeableness (adults, complete cases)
+    scale = m[(m.question_id == "agreeableness") & (m.group_var == "all") & (m.model == "baseline/reference")]
+    scale = scale.set_index("metric")
+    assert {"scale_mean_diff", "scale_variance_ratio", "scale_ks"} <= set(scale.index)
+    assert 4.4 < scale.loc["scale_mean_human", "value"] < 4.9  # psych::bfi agreeableness: mean about 4.65
     rates = m[(m.metric == "selection_rate_human") & (m.question_id == "abortion_legal")]
     assert set(rates.group_value) == {"defect", "nomore", "health", "poor", "rape", "single", "any"}
     html = (tmp_path / "report.html").read_text()
     assert "Batteries and multi-select questions" in html and "Battery agreeableness" in html
+    assert "Scale scores of agreeableness" in html

@@ -133,3 +133,31 @@ def test_selection_rate_rows_by_hand(run) -> None:
     # x: 0.7 vs 0.6, y: 0.3 vs 0.4 are real differences; z (0.5 vs 0.5) is not.
     assert _row(m, "selection_rate_diff", "ms", "option", "x")["value"] > 0
     assert _row(m, "selection_rate_diff", "ms", "option", "y")["value"] < 0
+
+
+def test_alpha_units_are_each_condition_of_a_within_design() -> None:
+    # Regression: under a within design a persona answers the grid once per condition; each is an
+    # administration of the battery. The old code averaged a persona's conditions within a replicate
+    # (halving the item noise), so the silicon alpha came out inflated (0.84 here instead of 0.72).
+    rng = np.random.default_rng(12)
+    n_p = 150
+    personas = pd.DataFrame({"persona_id": np.arange(n_p, dtype=np.int64), "weight": 1.0, "cue": "p"})
+    theta = np.repeat(rng.standard_normal(n_p), 2)
+    y = 0.9 * theta[:, None] + rng.standard_normal((2 * n_p, 4))
+    xs = np.clip(np.round(2.5 + 1.2 * y), 0, 5).astype(int)
+    xs[:, 0] = 5 - xs[:, 0]
+    conds = ("as_is|letters", "reversed|letters")
+    responses = pd.DataFrame([{"persona_id": u // 2, "condition_id": conds[u % 2], "question_id": item,
+                               "answer_code": LEVELS[xs[u, j]]} for u in range(2 * n_p) for j, item in enumerate(ITEMS)])
+    responses = responses.assign(replicate=0, model="m", valid=True, refusal=False)
+    responses["persona_id"] = responses["persona_id"].astype("Int64")
+    xh = _likert(rng, 300, 0.8)
+    reference = pd.DataFrame([{"respondent_id": str(r), "question_id": item, "answer_code": LEVELS[xh[r, j]]}
+                              for r in range(300) for j, item in enumerate(ITEMS)]).assign(source="x", weight=1.0)
+    cfg = CFG.model_copy(update={"group_vars": []})
+    m = analyze(responses, reference, personas, _instrument(), cfg, seed=2).metrics
+    row = m[(m.question_id == "agree") & (m.metric == "cronbach_alpha_silicon")].iloc[0]
+    refl = xs.astype(float)
+    refl[:, 0] = 5 - refl[:, 0]
+    assert row.value == pytest.approx(_alpha(refl)) and row.n_silicon == 2 * n_p
+    assert row.value < _alpha(refl.reshape(n_p, 2, 4).mean(1)) - 0.05  # what averaging the conditions gives

@@ -129,3 +129,13 @@ def test_an_unknown_locale_is_one_line(tmp_path: Path) -> None:
     cfg = PopulationConfig(spec=str(_spec(tmp_path, locale="xx_YY")), n=4)
     with pytest.raises(UserError, match=r"locale: 'xx_YY' is not a Faker locale"):
         sample_personas(cfg, seed=1, cue_style="attributes")
+
+
+def test_a_country_is_named_in_every_cue_style_without_a_states_file(tmp_path: Path) -> None:
+    cues = {style: sample_personas(PopulationConfig(spec=str(_spec(tmp_path, country="Norway")), n=4), seed=1,
+                                   cue_style=style).frame["cue"].iloc[0] for style in ("attributes", "backstory", "name")}
+    assert "\nCountry: Norway\n" in cues["attributes"]
+    assert " living in Norway." in cues["backstory"]
+    assert cues["name"].endswith(" and you live in Norway.")
+    plain = sample_personas(PopulationConfig(spec=str(_spec(tmp_path)), n=4), seed=1, cue_style="name").frame["cue"]
+    assert plain.iloc[0].endswith(".") and "live in" not in plain.iloc[0]

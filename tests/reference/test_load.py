@@ -140,3 +140,18 @@ def test_an_arm_value_with_no_arm_id_is_one_line(tmp_path) -> None:
     with pytest.raises(UserError, match="experiment 'mandate_order': reference pew2012_healthcare.order: "
                                         "value 'penalty_second' has no option code"):
         load_reference(inst, HC_CFG)
+
+
+def test_population_codes_are_checked_on_the_rows_a_mapping_keeps() -> None:
+    """A population of six GSS waves against GSS 1972-2018: the waves `where` leaves out are not
+    an error (they were, before: every row of the data set was checked); a kept one is."""
+    from simsurvey.population.spec import load_population_spec
+
+    variables = load_population_spec(PROJECT_ROOT / "personas" / "us_gss_waves.yaml").variables
+    inst = load_instrument(PROJECT_ROOT / "surveys" / "abortion.yaml")
+    ref = load_reference(inst, SurveyConfig(reference=["gss_abortion"]), variables)
+    assert set(ref["year"]) == {"1977", "1985", "1994", "2000", "2010", "2018"}
+    q = inst.questions[0]
+    wider = q.model_copy(update={"reference": (q.reference[0].model_copy(update={"where": {"year": ("1972", "1977")}}),)})
+    with pytest.raises(UserError, match=r"gss_abortion: column 'year' has code '1972', not a code of attribute year"):
+        load_reference(Instrument(id="x", title="x", questions=(wider,)), SurveyConfig(reference=["gss_abortion"]), variables)

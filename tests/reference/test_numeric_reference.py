@@ -22,17 +22,18 @@ from simsurvey.reference.load import map_numeric
 THERMS = "surveys/thermometers.yaml"
 
 
-def test_thermometers_map_the_2012_wave_on_the_raw_scale() -> None:
+def test_thermometers_map_the_chosen_waves_on_the_raw_scale() -> None:
     inst = load_instrument(THERMS)
     ref = load_reference(inst, SurveyConfig(instrument=THERMS, reference=["anes_partytherms"]))
     raw = pd.read_parquet(BUILTIN["anes_partytherms"].path)
-    raw = raw[raw["year"] == 2012].set_index("respondent_id")
+    raw = raw[raw["year"].isin([1980, 1988, 1996, 2004, 2012])].set_index("respondent_id")
     dem = ref[ref["question_id"] == "therm_dem"].set_index("respondent_id")
-    assert len(dem) == raw["therm_dem"].notna().sum() == 5_856
+    assert len(dem) == raw["therm_dem"].notna().sum() == 12_164
     assert (dem["answer_value"] == raw.loc[dem.index, "therm_dem"]).all()
     q = inst.question("therm_dem")
     assert (dem["answer_code"] == [q.bin_code(v) for v in dem["answer_value"]]).all()
-    assert dem.index.str.startswith("2012-").all()
+    assert dem.index.str[:4].value_counts().to_dict() == {"2012": 5_856, "1988": 1_926, "1996": 1_687,
+                                                          "1980": 1_517, "2004": 1_178}
     # Heaping is kept as it is: 50 is the most common rating.
     assert dem["answer_value"].value_counts().idxmax() == 50
 

@@ -240,9 +240,9 @@ def test_dtype_auto_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
 
     monkeypatch.setattr(local, "cpu_supports_bf16", lambda: True)
     b = LocalBackend(cfg())
-    assert (b.dtype, b.identity) == ("bfloat16", {"dtype": "bfloat16"})
+    assert (b.dtype, b.identity) == ("bfloat16", {"dtype": "bfloat16", "label_scoring": 2})
     monkeypatch.setattr(local, "cpu_supports_bf16", lambda: False)
-    assert LocalBackend(cfg()).identity == {"dtype": "float32"}
+    assert LocalBackend(cfg()).identity == {"dtype": "float32", "label_scoring": 2}
     assert LocalBackend(cfg(params={"dtype": "auto"})).dtype == "float32"
     assert LocalBackend(cfg(params={"dtype": "bfloat16"})).dtype == "bfloat16"  # an explicit dtype is kept
     assert resolve_dtype("float32") == "float32"
@@ -601,3 +601,33 @@ def test_loads_offline_in_a_fresh_process():
     assert out.stdout.strip().endswith("ok")
     # transformers' deprecation notices go to its logger once per process: none here.
     assert "deprecated" not in out.stderr.lower() and "warning" not in out.stderr.lower(), out.stderr[-2000:]
+
+
+def test_a_label_does_not_hold_the_mass_of_the_labels_that_continue_it():
+    # Digits one token each (as SmolLM2 tokenizes them): "10" is "1" then "0", so the next-token
+    # probability of "1" (0.5) holds P("10") = 0.5 * 0.6 = 0.3 too. Hand-worked: "1" keeps 0.2.
+    import torch
+
+    vocab = {str(d): d for d in range(10)} | {" ": 10}
+
+    class Tok:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [vocab[c] for c in text]}
+
+    def logits(p):
+        full = torch.full((12,), 1e-9)
+        for k, v in p.items():
+            full[k] = v
+        return torch.log(full / full.sum())
+
+    b = LocalBackend.__new__(LocalBackend)
+    b._tok, b._label_ids = Tok(), {}
+    b._cache = lambda kv: None
+    after_one = logits({0: 0.6, 11: 0.4})  # after "1": "0" (-> "10") or end of answer
+    b._forward = lambda seq, cache, keep=1: torch.stack([after_one if seq == [1] else logits({11: 1.0})])
+    last = logits({1: 0.5, 2: 0.2, 0: 0.1, 11: 0.2})
+    probs, missing = b._label_distribution([str(v) for v in range(11)], last, [])
+    mass = {"0": 0.1, "1": 0.2, "2": 0.2, "10": 0.3}
+    total = sum(mass.values())
+    assert probs == pytest.approx(tuple(mass.get(str(v), 0.0) / total for v in range(11)), abs=1e-6)
+    assert missing == pytest.approx(1 - total, abs=1e-6)

@@ -128,3 +128,29 @@ def test_never_raises_and_a_valid_value_is_on_the_scale(text: str) -> None:
         assert 0 <= r.value <= 100 and float(r.value).is_integer()
     if not r.valid:
         assert r.kind in INVALID_REASONS
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Well, the party won around 50 thousand votes in the county and people argue a lot about it these days.",
+     "On a 5-point likert scale people often answer the middle, which is what this is about really in the end.",
+     "They got 44.2% of the vote last time, which tells you a lot about how people see them in this state.",
+     "I remember the 1990s, when the party was in a very different place and people felt differently about it.",
+     "They lost 3 times in a row"],
+)
+def test_a_number_the_text_talks_about_is_not_a_rating(text: str) -> None:
+    # Found by the thermometers study: the last-resort tier took any lone number as the answer
+    # (all five were valid answers before).
+    r = therm(text, unit="degrees")
+    assert not r.valid and r.kind == "unparseable" and r.value is None, r
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("Hmm. 70.", 70), ("Warm enough: 65 degrees, I suppose, on most days of the week I think honestly.", 65),
+     ("Overall they do fine, 70 out of 100 if you ask me, maybe less on the bad days at work.", 70),
+     ("They are fine I guess, so 55", 55)],
+)
+def test_a_lone_number_given_as_a_rating_is_read(text: str, value: float) -> None:
+    r = therm(text, unit="degrees")
+    assert r.valid and r.value == value, r

@@ -38,7 +38,9 @@ MODES = ("answers", "cluster", "weights")
 _REPEATS = 3
 
 
-def _items(rng: np.random.Generator, theta: np.ndarray, loadings: np.ndarray) -> np.ndarray:
+def draw_items(rng: np.random.Generator, theta: np.ndarray, loadings: np.ndarray) -> np.ndarray:
+    """(n, k) raw answer categories 0..5 of the one-factor model at traits ``theta``; the first item
+    is worded in reverse (its category reversed: reflect it before scoring)."""
     eps = rng.standard_normal((len(theta), len(loadings)))
     y = theta[:, None] * loadings[None] + np.sqrt(1 - loadings[None] ** 2) * eps
     cat = np.searchsorted(np.asarray(THRESHOLDS), y).astype(float)  # 0..5
@@ -55,7 +57,7 @@ def battery_truth(d: float) -> dict[str, np.ndarray]:
     """Population alpha, standardized alpha and correlation matrix at silicon shift ``d``."""
     rng = np.random.default_rng(12345)
     n = 2_000_000
-    x = B.reflect(_items(rng, rng.standard_normal(n), _loadings(d)), [True, False, False, False, False], 6)
+    x = B.reflect(draw_items(rng, rng.standard_normal(n), _loadings(d)), [True, False, False, False, False], 6)
     cov = np.cov(x, rowvar=False)
     r = B.correlation(cov)
     return {"alpha": B.cronbach_alpha(cov), "alpha_std": B.standardized_alpha(r), "corr": r}
@@ -78,8 +80,8 @@ def simulate_battery(cell: BatteryCell, rng: np.random.Generator) -> tuple[dict,
         raise ValueError(f"mode must be one of {MODES}, not {cell.mode!r}")
     m = _REPEATS if cell.mode == "cluster" else 1
     theta = np.repeat(rng.standard_normal(cell.n_silicon), m)
-    xs = _items(rng, theta, _loadings(cell.d))
-    xh = _items(rng, rng.standard_normal(cell.n_human), _loadings(0.0))
+    xs = draw_items(rng, theta, _loadings(cell.d))
+    xh = draw_items(rng, rng.standard_normal(cell.n_human), _loadings(0.0))
     rev = [True, False, False, False, False]
     s = {"x": B.reflect(xs, rev, 6), "c": np.repeat(np.arange(cell.n_silicon), m),
          "w": np.repeat(rng.uniform(0.5, 2, cell.n_silicon), m) if cell.mode == "weights" else None}

@@ -3,15 +3,17 @@
 Called by :func:`simsurvey.analysis.compare.analyze` once per model. Each battery item is already
 scored as a question of its own there; this adds the battery-level rows (question_id = the
 battery id: ``cronbach_alpha_*``, ``standardized_alpha_*``, ``inter_item_corr_mad``) and the
-item-pair rows (question_id ``item1|item2``: ``inter_item_corr_silicon/human``), and for every
+item-pair rows (question_id ``item1|item2``: ``inter_item_corr_silicon/human``), the scale-score
+rows (question_id = the battery id, overall and per group: ``scale_*``, :mod:`.scale`), and for every
 multi_select question with human answers the per-option rows (group_var ``option``:
 ``selection_rate_silicon/human/diff``). Definitions and calibration: :mod:`.battery`,
 VALIDATION.md.
 
 Units of a battery. Silicon: a persona's answers in one replicate (its conversation under
-``design.context: sequential``); a persona answering an item in several conditions of one
-replicate contributes the mean of its answer positions; only units with every item answered
-(valid, substantive) enter, and the bootstrap resamples personas. Human: a respondent with
+``design.context: sequential``) under one condition (a battery is dealt as one grid: under a
+``within`` design each condition is its own administration of the battery, and averaging them
+would shrink item noise and inflate alpha); only units with every item answered (valid,
+substantive) enter, and the bootstrap resamples personas. Human: a respondent with
 every item answered. Answers are the rows' ``answer_code`` positions (in probs mode too: a
 persona's drawn or argmax answer, since alpha is a property of answers). Batteries whose items
 are not ordinal or numeric (binned) are not scored: alpha needs an ordered scale.
@@ -25,6 +27,8 @@ import numpy as np
 
 from simsurvey.analysis import battery as B
 from simsurvey.analysis.frames import Rows
+from simsurvey.analysis.numeric import numeric_block
+from simsurvey.analysis.scale import SCALE_METRICS, required_items, scale_scores
 from simsurvey.instruments.models import Instrument, Question
 
 if TYPE_CHECKING:
@@ -65,8 +69,7 @@ def battery_metrics(out: _Out, diag: dict[str, Any], model: str, sil: Rows, pers
             diag["notes"].append(f"model '{model}' battery '{bid}': no {'silicon' if len(s_idx) == 0 else 'human'} "
                                  "answers: internal consistency not scored")
             continue
-        rep = sil.replicate[s_idx] if sil.replicate is not None else np.zeros(len(s_idx), np.int64)
-        xs, fs = _matrix(sil, s_idx, items, sil.unit[s_idx] * (int(rep.max()) + 1) + rep)
+        xs, fs = _matrix(sil, s_idx, items, _unit_key(sil, s_idx))
         xh, fh = _matrix(hum, h_idx, items, hum.unit[h_idx])
         ok_s, ok_h = np.isfinite(xs).all(1), np.isfinite(xh).all(1)
         if ok_s.sum() < 3 or ok_h.sum() < 3:
@@ -90,6 +93,74 @@ def battery_metrics(out: _Out, diag: dict[str, Any], model: str, sil: Rows, pers
             for p, (i, j) in zip(pairs, zip(*iu)):
                 out.add(model, p, "all", ["all"], name, np.array([side.corr[i, j]]), side.corr_b[:, i, j][:, None],
                         ns, nh, neff=neff)
+
+
+def _unit_key(sil: Rows, idx: np.ndarray) -> np.ndarray:
+    """A silicon battery unit per row: persona × replicate × condition (a battery is dealt as one grid)."""
+    parts = [sil.unit[idx]]
+    for a in (sil.replicate, sil.condition):
+        parts.append(a[idx] if a is not None else np.zeros(len(idx), np.int64))
+    return np.unique(np.stack(parts, 1), axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def scale_metrics(out: _Out, diag: dict[str, Any], model: str, sil: Rows, persona_rows: np.ndarray, hum: Rows,
+                  instrument: Instrument, cfg: AnalysisConfig, gvars: list[str], cats: dict[str, list[str]],
+                  scode: dict[str, np.ndarray], hcode: dict[str, np.ndarray], seed: list[int]) -> None:
+    """Add the ``scale_*`` rows of one model: each ordinal battery's scale scores, silicon vs human,
+    overall and per group (``gvars`` with ``all``), by :func:`simsurvey.analysis.numeric.numeric_block`.
+
+    Units, the scoring rule and the unscored: :mod:`simsurvey.analysis.scale`. How many units of
+    each side were scored is a note in the diagnostics.
+    """
+    qindex = {q.id: i for i, q in enumerate(instrument.questions)}
+    for bi, (bid, item_ids) in enumerate(instrument.batteries.items()):
+        qs = [instrument.question(i) for i in item_ids]
+        if qs[0].kind != "ordinal":
+            continue  # a scale score needs ordered items (the alpha note already names the battery)
+        k_levels = len(qs[0].substantive_codes)
+        items = [qindex[i] for i in item_ids]
+        rev = [q.reverse_keyed for q in qs]
+        all_s = np.flatnonzero(persona_rows & np.isin(sil.q, items))
+        all_h = np.flatnonzero(np.isin(hum.q, items) & (hum.w > 0))
+        if len(all_s) == 0 or len(all_h) == 0:
+            continue
+        ok_s = sil.valid[all_s] & ~sil.refusal[all_s] & (sil.pos[all_s] >= 0)
+        # Every unit of the battery gets a row of the matrix (NaN items): the unscored are counted.
+        key = _unit_key(sil, all_s)
+        n_units_s = int(key.max()) + 1
+        xs, fs = _unit_matrix(sil, all_s, ok_s, items, key, n_units_s)
+        hkey = np.unique(hum.unit[all_h], return_inverse=True)[1].reshape(-1)
+        xh, fh = _unit_matrix(hum, all_h, hum.pos[all_h] >= 0, items, hkey, int(hkey.max()) + 1)
+        ss = scale_scores(xs, rev, k_levels, cfg.scale_min_share)
+        sh = scale_scores(xh, rev, k_levels, cfg.scale_min_share)
+        gs, gh = np.isfinite(ss), np.isfinite(sh)
+        need = required_items(len(items), cfg.scale_min_share)
+        diag["notes"].append(f"model '{model}' battery '{bid}': scale scores for {int(gs.sum())} of {len(ss)} silicon "
+                             f"and {int(gh.sum())} of {len(sh)} human units (≥ {need} of {len(items)} items answered)")
+        if gs.sum() < 2 or gh.sum() < 2:
+            continue
+        fs, fh = fs[gs], fh[gh]
+        numeric_block(out, model, bid, 1.0, float(k_levels),
+                      s_value=ss[gs], s_unit=sil.unit[fs], s_w=sil.w[fs], s_groups={v: scode[v][fs] for v in gvars},
+                      h_value=sh[gh], h_unit=hum.unit[fh], h_w=hum.w[fh], h_groups={v: hcode[v][fh] for v in gvars},
+                      cats={v: cats[v] for v in gvars}, min_group_n=cfg.min_group_n, bootstrap=cfg.bootstrap,
+                      null_draws=cfg.null_draws, seed=[*seed, bi], names=SCALE_METRICS, neff_by="mean")
+
+
+def _unit_matrix(rows: Rows, idx: np.ndarray, answered: np.ndarray, items: list[int], key: np.ndarray,
+                  n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_units, k) mean answer positions per unit and item over the ``answered`` rows (NaN where
+    none), and each unit's first row index (every unit of ``key`` has a row, answered or not)."""
+    _, first = np.unique(key, return_index=True)
+    col = {qi: j for j, qi in enumerate(items)}
+    j = np.array([col[q] for q in rows.q[idx]], dtype=np.int64)
+    tot = np.zeros((n_units, len(items)))
+    cnt = np.zeros((n_units, len(items)))
+    a = np.asarray(answered, bool)
+    np.add.at(tot, (key[a], j[a]), rows.pos[idx][a].astype(float))
+    np.add.at(cnt, (key[a], j[a]), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, tot / cnt, np.nan), idx[first]
 
 
 def _none_code(q: Question) -> str | None:

@@ -47,7 +47,7 @@ from simsurvey.analysis.inference import design_n, null_summary, null_tables, sh
 from simsurvey.analysis.config import AnalysisConfig
 from simsurvey.analysis.frames import (MISSING, NONSUBST, Rows, answer_vectors, encode_reference,
                                        encode_responses, onehot)
-from simsurvey.analysis.battery_rows import battery_metrics, selection_metrics
+from simsurvey.analysis.battery_rows import battery_metrics, scale_metrics, selection_metrics
 from simsurvey.analysis.context import context_effects
 from simsurvey.analysis.numeric import numeric_block
 from simsurvey.analysis.order import order_effects
@@ -287,6 +287,9 @@ def analyze(responses: pd.DataFrame, reference: pd.DataFrame, personas: pd.DataF
                         lambda i, mi=mi: np.random.default_rng([seed, 5, mi, i]))
         selection_metrics(out, diag, model, sil, persona_rows, hum, instrument, cfg,
                           lambda i, mi=mi: np.random.default_rng([seed, 6, mi, i]))
+        # Battery scale scores compared like a numeric question's values (simsurvey.analysis.scale).
+        scale_metrics(out, diag, model, sil, persona_rows, hum, instrument, cfg, ["all", *gvars], cats, scode, hcode,
+                      [seed, 10, mi])
     modes = {m: d["distribution"] == "probs" for m, d in diag["models"].items()}
     oe = order_effects(sil, instrument, cfg, seed=seed, use_probs=modes)
     te = treatment_effects(sil, hum, instrument, use_probs=modes, ci=cfg.ci, n_permutations=cfg.n_permutations,

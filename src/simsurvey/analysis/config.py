@@ -52,6 +52,12 @@ class AnalysisConfig(BaseModel):
         description="Score the pairwise question associations (pair_cramers_v_*, pattern_cramers_v_corr): "
         "Q(Q−1)/2 pairs, so an instrument of hundreds of questions may want it off.",
     )
+    scale_min_share: float = Field(
+        default=1.0, gt=0.0, le=1.0,
+        description="Share of a battery's items a respondent (persona x replicate x condition, or human) must "
+        "have answered substantively to get a scale score (the mean of the answered items, reverse-keyed "
+        "items reflected; simsurvey.analysis.scale); 1 = complete batteries only.",
+    )
     min_group_n: int = Field(
         default=20, ge=1,
         description="Skip a subgroup with fewer rows than this on either side (noted in diagnostics); the overall comparison is always made.",

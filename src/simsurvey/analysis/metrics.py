@@ -15,12 +15,14 @@ Levels: ``group`` — one value per (model, question, group_var, group_value), i
 (model, pair of questions), question_id ``"q1|q2"``; ``model`` — one per model,
 question_id ``"*"``; ``option`` — one per (model, multi_select question, option), written with
 group_var ``"option"`` and group_value the option code. Battery-level metrics are ``question``
+level rows whose question_id is the battery id; a battery's scale-score rows (``scale_*``, the
+``value_*`` comparison of numeric questions applied to per-respondent scale scores) are ``group``
 level rows whose question_id is the battery id.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -355,7 +357,7 @@ _CRONBACH = "Cronbach 1951, Coefficient alpha and the internal structure of test
 _HALL_WILSON = ("; p_value: Hall & Wilson 1991 bootstrap test (null = the centred bootstrap errors of both "
                 "sides, two-sided; simsurvey.analysis.battery)")
 _BAT = ("Battery rows (question_id = the battery id): units are a persona's complete battery in one "
-        "replicate (answers; a persona is one bootstrap cluster) and human respondents with every item "
+        "replicate and condition (answers; a persona is one bootstrap cluster) and human respondents with every item "
         "answered; reverse-keyed items reflected")
 _MS = ("multi_select rows (group_var 'option', group_value the option code): a row's answer set "
        "('a|c'); weighted over valid sets, personas resampled as clusters")
@@ -418,6 +420,21 @@ def _numeric() -> tuple[MetricSpec, ...]:
                    f"Kolmogorov–Smirnov statistic silicon vs human, in [0,1]{_VAL}{_NULL}.",
                    test="upper", ci="span"),
     )
+
+
+_SCALE = (", here the battery's scale scores (question_id = the battery id): per unit the mean of its answered "
+          "items on the positions 1..K, reverse-keyed items reflected (K+1−x), units with fewer than "
+          "analysis.scale_min_share of the items answered unscored; silicon units a persona's battery in one "
+          "replicate and condition (a persona is one cluster), human units respondents; compared as a numeric "
+          "question's values on [1, K] (simsurvey.analysis.scale)")
+
+
+def _scale_scores() -> tuple[MetricSpec, ...]:
+    """The battery scale-score metrics: the ``value_*`` comparison applied to scale scores
+    (``scale_*`` for ``value_*``; the same formulas, tests and intervals)."""
+    return tuple(replace(s, name="scale_" + s.name.removeprefix("value_"), applies_to=_ORD,
+                         description=s.description.replace(_VAL, _SCALE))
+                 for s in _numeric())
 
 
 #: The one registry of metric names (public contract), in report order.
@@ -493,6 +510,7 @@ METRICS: dict[str, MetricSpec] = {
                    "—", "Weighted share of valid answers on non-substantive or neutral options; "
                    "they are kept out of every distribution."),
         *_numeric(),
+        *_scale_scores(),
     )
 }
 

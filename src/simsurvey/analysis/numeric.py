@@ -161,12 +161,32 @@ class _ValueSide:
     def n_eff(self, ug: np.ndarray, g: int) -> np.ndarray:
         return design_n(self.counts.astype(float), self.m, self.w, ug, g)[0]
 
+    def n_eff_mean(self, ug: np.ndarray, g: int, x: np.ndarray) -> np.ndarray:
+        """Linearized effective size of the weighted mean: σ̂² / V̂(μ̂), V̂ = Σ_u w_u² (y_u − m_u μ̂)² / (Σ_u w_u m_u)²
+        with y_u a unit's sum of values (Kish's n for unclustered rows with weights unrelated to
+        the values; the number of units when a unit's values are identical). ``design_n`` counts a
+        unit's rows as clustered only where they give the *same* value; scores that are correlated
+        but not equal (a persona's scale score in several replicates) need this one."""
+        ok = ug >= 0
+        u, w, m = ug[ok], self.w[ok], self.m[ok]
+        y = (self.counts[ok] * x).sum(1)
+        y2 = (self.counts[ok] * x**2).sum(1)
+        bc = lambda v: np.bincount(u, weights=v, minlength=g)
+        s = bc(w * m)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = bc(w * y) / s
+            var = bc(w * y2) / s - mu**2
+            v_mean = bc(w**2 * (y - m * mu[u]) ** 2) / s**2
+            n = np.where(v_mean > 1e-15 * np.maximum(var, 1e-300), var / v_mean, self.n_eff(ug, g))
+        return np.where(s > 0, n, 0.0)
+
 
 def numeric_block(out: _Sink, model: str, qid: str, lo: float, hi: float, *,
                   s_value: np.ndarray, s_unit: np.ndarray, s_w: np.ndarray, s_groups: dict[str, np.ndarray],
                   h_value: np.ndarray, h_unit: np.ndarray, h_w: np.ndarray, h_groups: dict[str, np.ndarray],
                   cats: dict[str, list[str]], min_group_n: int, bootstrap: int, null_draws: int,
-                  seed: list[int]) -> None:
+                  seed: list[int], names: tuple[str, ...] = VALUE_METRICS,
+                  neff_by: str = "values") -> None:
     """Add the ``value_*`` rows of one model × numeric question, overall and per group.
 
     Args:
@@ -189,7 +209,14 @@ def numeric_block(out: _Sink, model: str, qid: str, lo: float, hi: float, *,
         bootstrap: Bootstrap replicates B.
         null_draws: Null replicates.
         seed: Seed parts; group variable i uses ``default_rng([*seed, i])``.
+        names: The metric names written, aligned with :data:`VALUE_METRICS` (a battery's scale
+            scores are compared by this same block under :data:`simsurvey.analysis.scale.SCALE_METRICS`).
+        neff_by: ``values`` (the effective sizes of the one-hot value vectors, as for answer
+            tables) or ``mean`` (:meth:`_ValueSide.n_eff_mean`, for a unit's correlated but unequal
+            values, as a persona's scale scores over replicates and conditions are).
     """
+    if neff_by not in ("values", "mean"):
+        raise ValueError(f"neff_by must be values or mean, not {neff_by!r}")
     s_value, h_value = np.asarray(s_value, float), np.asarray(h_value, float)
     if len(s_value) == 0 or len(h_value) == 0:
         return
@@ -216,11 +243,14 @@ def numeric_block(out: _Sink, model: str, qid: str, lo: float, hi: float, *,
         S, H = sil.table(sgk, len(kept)), hum.table(hgk, len(kept))
         ug_s, ug_h = sil.unit_groups(sgk), hum.unit_groups(hgk)
         S_b, H_b = sil.boot(rng, S, ug_s, bootstrap), hum.boot(rng, H, ug_h, bootstrap)
-        n_es, n_eh = sil.n_eff(ug_s, len(kept)), hum.n_eff(ug_h, len(kept))
+        if neff_by == "mean":
+            n_es, n_eh = sil.n_eff_mean(ug_s, len(kept), x), hum.n_eff_mean(ug_h, len(kept), x)
+        else:
+            n_es, n_eh = sil.n_eff(ug_s, len(kept)), hum.n_eff(ug_h, len(kept))
         XS, XH = np.concatenate([S[None], S_b]), np.concatenate([H[None], H_b])
         scored = value_metrics(XS, XH, x, lo, hi, n_s=n_es, n_h=n_eh)
         P0, Q0 = null_tables(rng, _norm(S), _norm(H), n_es, n_eh, null_draws)
         nulls = value_metrics(P0, Q0, x, lo, hi, n_s=n_es, n_h=n_eh)
         arr = np.stack([scored[n] for n in VALUE_METRICS], 1)
-        out.add_block(model, qid, var, [cats[var][j] for j in kept], list(VALUE_METRICS), arr[0], arr[1:],
+        out.add_block(model, qid, var, [cats[var][j] for j in kept], list(names), arr[0], arr[1:],
                       ns[kept], nh[kept], null=np.stack([nulls[n] for n in VALUE_METRICS], 1), neff=(n_es, n_eh))

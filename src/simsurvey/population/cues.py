@@ -73,9 +73,12 @@ def render_cues(frame: pd.DataFrame, spec: PopulationSpec, style: str) -> pd.Ser
         if has_place:
             return _join([*lead, "Your name is ", _col(frame, "name"), " and you live in ", _col(frame, "city"), ", ",
                           _col(frame, "state_name"), "."], n)
-        return _join([*lead, "Your name is ", _col(frame, "name"), "."], n)
+        where = f" and you live in {spec.country}" if spec.country else ""
+        return _join([*lead, "Your name is ", _col(frame, "name"), where + "."], n)
     pieces: list[pa.Array | str] = list(lead)
     if style == "attributes":
+        if spec.country and not has_place:
+            pieces.append(f"Country: {spec.country}")
         for key, attr in spec.attributes.items():
             if attr.statement is not None:
                 continue
@@ -90,7 +93,10 @@ def render_cues(frame: pd.DataFrame, spec: PopulationSpec, style: str) -> pd.Ser
         return _join(pieces, n)
     sex = _lookup(frame, "sex", {c.code: c.noun or c.label.lower() for c in spec.attributes["sex"].categories})
     pieces += ["I am a ", age, "-year-old ", sex]
-    pieces += [" living in ", _col(frame, "state_name"), "."] if has_place else ["."]
+    if has_place:
+        pieces += [" living in ", _col(frame, "state_name"), "."]
+    else:
+        pieces.append(f" living in {spec.country}." if spec.country else ".")
     for key, attr in spec.attributes.items():
         if attr.backstory is None or attr.statement is not None or key in ("sex", "age"):
             continue

@@ -101,6 +101,11 @@ class PopulationSpec(_Frozen):
     derived: dict[str, Derived] = Field(default_factory=dict, description="Attributes derived from raked ones.")
     attributes: dict[str, Attribute] = Field(min_length=1, description="Raked attributes, in cue order.")
     locale: str = Field(default="en_US", description="Faker locale of the personas' names, cities and jobs.")
+    country: str | None = Field(
+        default=None,
+        description="The country the personas live in, named in every cue style when the spec has no states file "
+        "(a cue without it leaves the model to assume one).",
+    )
     compare: list[str] | None = Field(
         default=None, description="Subgroup variables the analysis compares by default (default: every attribute and derived attribute)."
     )

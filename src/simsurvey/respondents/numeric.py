@@ -161,6 +161,27 @@ def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
+#: A text of at most this many words whose only number is that number answers with it.
+SHORT_ANSWER_WORDS = 12
+# A number followed by these is a quantity the text talks about, not a rating.
+_QUANTITY = re.compile(r"^\s*(?:%|percent\b|per\s*cent\b|thousand\b|million\b|billion\b|k\b|-?\s*point\s+(?:scale|likert)"
+                       r"|-\s*point\b|votes?\b|people\b|years?\b|times\b|th\b|st\b|nd\b|rd\b)")
+
+
+def _reads_as_rating(nums: list[_Num], text: str, hi: float, unit: str | None) -> bool:
+    """Whether the one number found (maybe written several times) reads as a rating (see
+    :func:`parse_number`)."""
+    after = [text[n.end:n.end + 40] for n in nums]
+    if any(_QUANTITY.match(a) for a in after):
+        return False
+    marks = [r"degrees?\b", r"(?:/|out\s+of)\s*" + re.escape(_fmt(hi))]
+    if unit:
+        marks.append(re.escape(unit.casefold()))
+    if any(re.match(r"^\s*(?:" + "|".join(marks) + ")", a) for a in after) or any(n.den is not None for n in nums):
+        return True
+    return len(text.split()) <= SHORT_ANSWER_WORDS
+
+
 def parse_number(
     text: str | None,
     *,
@@ -168,8 +189,16 @@ def parse_number(
     hi: float,
     step: float | None = 1.0,
     nonsubstantive: Mapping[str, str] | None = None,
+    unit: str | None = None,
 ) -> ParsedAnswer:
     """Read a number on the scale ``[lo, hi]`` from a model's raw answer.
+
+    The number is the answer when the text starts with it, when it follows an answer marker
+    ("my rating is 70"), or — the last resort — when it is the only number in the text and reads
+    as a rating: the text is short (at most :data:`SHORT_ANSWER_WORDS` words), or the number is
+    followed by the scale's unit, "degrees" or "out of <max>"; never a number followed by a
+    magnitude or a count ("50 thousand votes", "44% of the vote", "a 5-point scale"), which is
+    something the text talks about, not a rating.
 
     Args:
         text: The generated text (None when the backend gave none).
@@ -178,6 +207,7 @@ def parse_number(
         step: The scale's grid (1 = whole numbers; None = continuous). Off-grid values are
             rounded to the nearest step, halves up.
         nonsubstantive: Code -> label of the question's non-substantive options (Don't know).
+        unit: The scale's unit ("degrees"), which marks a number as the rating.
 
     Returns:
         A :class:`ParsedAnswer`: ``value`` set for a number (also when out of range, for
@@ -235,6 +265,9 @@ def parse_number(
         if inside:
             return ParsedAnswer(code=None, valid=False, refusal=False, kind="ambiguous",
                                 reason=f"ambiguous: a number and the option '{nonsub[inside[0]]}'")
+        if len({_snap(n.value, lo, step) for n in nums}) == 1 and not _reads_as_rating(nums, digits, hi, unit):
+            return ParsedAnswer(code=None, valid=False, refusal=False, kind="unparseable",
+                                reason="the only number in the text is not given as the answer")
         return decide(nums, "the text")
     if len(inside) == 1:
         return ParsedAnswer(code=inside[0], valid=True, refusal=False, reason=None)
@@ -268,7 +301,7 @@ def parse_numeric_answer(text: str | None, question: Question) -> ParsedAnswer:
     scale = question.scale
     assert scale is not None
     nonsub = {o.code: o.label for o in question.options if o.non_substantive}
-    parsed = parse_number(text, lo=scale.min, hi=scale.max, step=scale.step, nonsubstantive=nonsub)
+    parsed = parse_number(text, lo=scale.min, hi=scale.max, step=scale.step, nonsubstantive=nonsub, unit=scale.unit)
     if parsed.valid and parsed.value is not None:
         return ParsedAnswer(code=question.bin_code(parsed.value), valid=True, refusal=False, reason=None,
                             value=parsed.value)
