@@ -127,3 +127,15 @@ def test_a_run_is_refused_before_any_model_call_and_an_accepted_one_is_counted(s
     assert "Personas and the human sample" in html
     assert f"{n_hisp:,} of 40 personas" in html and "have no human counterpart" in html
     assert "targets: spec" in html
+
+
+def test_check_prints_the_mappings_warnings(tmp_path):
+    inst, mapping = write_study(tmp_path / "study")
+    m = yaml.safe_load(mapping.read_text(encoding="utf-8"))
+    m["questions"]["pid3"]["missing"] = [9, 99]  # 99 never occurs in the column
+    mapping.write_text(yaml.safe_dump(m), encoding="utf-8")
+    proc = run_cli("check", *_study_args(inst, mapping), "survey.accept_uncovered=true",
+                   f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr
+    warned = [ln for ln in proc.stdout.splitlines() if ln.startswith("mapping warning:")]
+    assert len(warned) == 1 and "99" in warned[0] and "party" in warned[0], proc.stdout

@@ -40,6 +40,8 @@ def check_summary(*, instrument: Any, provenance: dict[str, Any], population: di
         got = "; ".join(f"{e['source']}.{e['variable']}: {e['n']:,} answers, {e['n_missing_dropped']:,} missing"
                         for e in entries) or "no human reference (shown without a comparison)"
         lines.append(f"  {qid}: {got}")
+    for warning in provenance.get("warnings") or ():  # e.g. a missing-value code that never occurs
+        lines.append(f"mapping warning: {warning}")
     targets = sample_diag.get("targets", "spec")
     what = (f"the weighted composition of {sample_diag.get('reference_source')} (targets: reference)"
             if targets == "reference" else "the spec's own figures (targets: spec)")

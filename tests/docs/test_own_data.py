@@ -4,7 +4,6 @@ itself, so a page that drifts from the code fails here."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -21,7 +20,6 @@ DOC = PROJECT_ROOT / "docs" / "own-data.md"
 TEXT = DOC.read_text(encoding="utf-8")
 #: Fast settings added after each documented run command (later overrides win).
 FAST = ["model=baseline/majority", "baselines=[]", "population.n=40"]
-HAS_CHECK = importlib.util.find_spec("simsurvey.check") is not None
 
 
 def _commands() -> list[tuple[list[str], int]]:
@@ -77,7 +75,6 @@ def test_a_documented_run_makes_a_report(tmp_path: Path, args: list[str]) -> Non
     assert set(people["sex"].dropna()) == {"female", "male"} and people["region"].isna().all()
 
 
-@pytest.mark.xfail(not HAS_CHECK, strict=True, reason="simsurvey check (issue 11, another branch) is not merged yet")
 @pytest.mark.parametrize(("args", "code"), CHECKS, ids=["refused", "accepted", "matched"])
 def test_a_documented_check(tmp_path: Path, args: list[str], code: int) -> None:
     run_dir = tmp_path / "run"
