@@ -139,12 +139,11 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
     spec = variables = reference = None
     if {"administer", "analyze", "check"} & stages or matched:
         from simsurvey.population.spec import load_population_spec
-        from simsurvey.reference import load_reference, reference_provenance
+        from simsurvey.reference.load import load_reference_with_provenance
 
         # The population owns its attributes: the reference, baselines and subgroups read them.
         variables = load_population_spec(resolve_path(cfg.population.spec, key="population.spec")).variables
-        reference = load_reference(instrument, cfg.survey, variables)
-        provenance = reference_provenance(cfg.survey, instrument, variables)
+        reference, provenance = load_reference_with_provenance(instrument, cfg.survey, variables)
     # Personas that will be asked are drawn (cheap) or read before anything is written, so that
     # their match with the human sample is checked before any model call and a refusal leaves
     # nothing behind; a sample-only run draws them in its stage.

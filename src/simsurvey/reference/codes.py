@@ -62,4 +62,9 @@ def value_keys(values: pd.Series) -> pd.Series:
         rest = ok & ~whole
         out[rest] = [repr(float(v)) for v in x[rest]]
         return pd.Series(out, index=values.index, dtype=object)
-    return pd.Series([value_key(v) for v in values.tolist()], index=values.index, dtype=object)
+    # Other columns: the key of each distinct value, then a lookup (a string column of tens of
+    # thousands of rows has a handful of distinct values).
+    arr = values.to_numpy(dtype=object, na_value=None)
+    inverse, uniq = pd.factorize(pd.Series(arr, dtype=object), use_na_sentinel=True)
+    keys = np.array([value_key(v) for v in uniq] + [None], dtype=object)
+    return pd.Series(keys[inverse], index=values.index, dtype=object)

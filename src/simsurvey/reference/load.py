@@ -415,6 +415,14 @@ def load_reference(instrument: Instrument, cfg: SurveyConfig, variables: Variabl
     return _collect(instrument, cfg, variables)[0]
 
 
+def load_reference_with_provenance(instrument: Instrument, cfg: SurveyConfig,
+                                   variables: Variables | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`load_reference` and :func:`reference_provenance` (with the instrument) from one
+    pass over the data sets."""
+    frame, summary = _collect(instrument, cfg, variables)
+    return frame, {**reference_provenance(cfg), **summary}
+
+
 def reference_provenance(cfg: SurveyConfig, instrument: Instrument | None = None,
                          variables: Variables | None = None) -> dict[str, Any]:
     """What each reference sample is and is not, for the manifest and the report.

@@ -270,7 +270,8 @@ def check_codes(col: pd.Series, variables: Variables, name: str, *, what: str) -
             (codes: ...)``.
     """
     codes = variables.codes(name)
-    bad = sorted(set(col.dropna().astype(str)) - set(codes))
+    # Distinct values first: a reference holds tens of thousands of rows and a handful of codes.
+    bad = sorted({str(v) for v in pd.unique(col.dropna().to_numpy(dtype=object))} - set(codes))
     if bad:
         raise UserError(f"{what} has code '{bad[0]}', not a code of attribute {name} of population "
                         f"'{variables.name}' (codes: {', '.join(codes)})")
