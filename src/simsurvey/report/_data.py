@@ -7,6 +7,7 @@ numpy arrays so it can be checked against independent computations.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -47,9 +48,10 @@ class RunData:
     #: run made before they were stored).
     stored_variables: Variables | None = None
 
-    @property
+    @functools.cached_property
     def variables(self) -> Variables:
-        """The demographic variables of the run, in the population spec's order."""
+        """The demographic variables of the run, in the population spec's order (computed once:
+        a run without stored variables reads them off its personas and reference)."""
         return population_of(self.personas, self.reference, self.stored_variables)
 
     @property
