@@ -109,6 +109,13 @@ def test_option_mass_reads_dicts_pairs_and_arrow_maps_alike():
     xa, hasa = option_mass(arrow, ["a", "b", "c"])
     np.testing.assert_array_equal(xa, x)
     np.testing.assert_array_equal(hasa, has)
+    # Dicts written to parquet without a schema are stored as a struct of one field per code.
+    struct = pd.Series(pd.arrays.ArrowExtensionArray(pa.array([{"a": 0.2, "c": 0.5, "zz": 0.3}, {"b": 0.4, "a": 0.1},
+                                                               None, {"a": float("nan"), "b": -1.0}])))
+    assert pa.types.is_struct(struct.dtype.pyarrow_dtype)
+    xt, hast = option_mass(struct, ["a", "b", "c"])
+    np.testing.assert_array_equal(xt, x)
+    np.testing.assert_array_equal(hast, has)
     # A slice of an arrow column starts mid-buffer (the report filters by model and question).
     xs, _ = option_mass(arrow.iloc[1:3], ["c", "b", "a"])
     np.testing.assert_allclose(xs, [[0, 0.4, 0.1], [0, 0, 0]])

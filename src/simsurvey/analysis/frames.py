@@ -156,6 +156,18 @@ def _arrow_codes(strings: pa.Array, categories: list[str]) -> np.ndarray:
     return lut[idx]
 
 
+def _struct_to_map(arr: pa.StructArray) -> pa.MapArray:
+    """A struct of one float field per code (how parquet stores dicts written without a schema)
+    as a map of the same entries; a null field becomes a null value (no mass), a null row a null map."""
+    names = [arr.type.field(i).name for i in range(arr.type.num_fields)]
+    n, f = len(arr), len(names)
+    fields = [np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.float64) for c in arr.flatten()]
+    vals = np.column_stack(fields).ravel() if f else np.zeros(0)
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * f, pa.int32())
+    return pa.MapArray.from_arrays(offsets, pa.array(np.tile(np.array(names, dtype=object), n), pa.string()),
+                                   pa.array(vals, pa.float64()), mask=arr.is_null())
+
+
 def _arrow_list(col: pd.Series, typ: pa.DataType) -> pa.Array:
     """The column as one arrow array of ``typ`` (zero-copy when it is already arrow-backed)."""
     if isinstance(col.dtype, pd.ArrowDtype):
@@ -163,6 +175,8 @@ def _arrow_list(col: pd.Series, typ: pa.DataType) -> pa.Array:
         # otherwise, or with integer values, is cast by arrow).
         arr = pa.array(col.array)
         arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        if pa.types.is_struct(arr.type) and pa.types.is_map(typ):
+            arr = _struct_to_map(arr)
         return arr if arr.type == typ else arr.cast(typ)
     try:
         arr = pa.array(col.array, type=typ) if hasattr(col.array, "__arrow_array__") else None
