@@ -6,15 +6,14 @@ import pyarrow as pa
 import pytest
 
 from simsurvey.analysis.frames import option_mass
-
 from simsurvey.report._data import (
     RunData,
     answer_matrix,
-    mean_distribution,
     load_run,
+    mean_distribution,
+    null_band,
     option_codes,
     silicon_answers,
-    null_band,
     weighted_distribution,
     weighted_mean,
 )
