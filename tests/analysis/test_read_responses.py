@@ -4,6 +4,7 @@ option_order arrow-backed) or an ordinary pandas frame with probs as dicts (the 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +17,7 @@ from simsurvey.analysis.frames import ANALYSIS_COLUMNS, encode_responses
 from simsurvey.config import PROJECT_ROOT, validate_config
 from simsurvey.errors import DamagedStateError
 from simsurvey.instruments import load_instrument
-from simsurvey.io import read_responses
+from simsurvey.io import check_stored_parquet, read_responses
 from simsurvey.pipeline import run
 from simsurvey.population.variables import read_variables
 from simsurvey.runner._checkpoint import RESPONSE_COLUMNS, table_to_frame
@@ -132,3 +133,25 @@ def test_a_damaged_responses_file_is_one_line_naming_it_and_the_fix(tmp_path) ->
     assert "\n" not in msg
     with pytest.raises(FileNotFoundError):
         read_responses(tmp_path / "absent.parquet")
+
+
+def test_check_stored_parquet_decodes_every_batch_and_names_a_damaged_file(tmp_path) -> None:
+    path = tmp_path / "responses.parquet"
+    n = 200_000
+    table = pa.table({"question_id": pa.array([f"q{i % 7}" for i in range(n)]),
+                      "cost_usd": pa.array(np.arange(n, dtype=float))})
+    pq.write_table(table, path, row_group_size=50_000)
+    check_stored_parquet(path, fix="rebuild it")
+    data = bytearray(path.read_bytes())
+    # A damaged data page behind an intact footer: only decoding the pages finds it.
+    meta = pq.read_metadata(path)
+    col = meta.row_group(2).column(1)
+    start = col.data_page_offset
+    data[start + 10:start + 4000] = b"\xff" * 3990
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedStateError) as err:
+        check_stored_parquet(path, fix="rebuild it")
+    assert str(err.value).startswith(f"{path}: damaged parquet file (") and str(err.value).endswith("; rebuild it")
+    path.write_bytes(bytes(data[: len(data) // 2]))  # truncated: no footer
+    with pytest.raises(DamagedStateError):
+        check_stored_parquet(path, fix="rebuild it")

@@ -264,13 +264,13 @@ def silicon_answers(data: RunData) -> pd.DataFrame:
     cols = ["model", "question_id", "answer_code", "condition_id", "persona_id", "valid", "refusal", "probs"]
     if r is None or not {"model", "question_id"} <= set(r.columns):
         return pd.DataFrame(columns=[*cols, "weight"])
-    r = r.copy()
+    r = r[[c for c in cols if c in r.columns]]  # only these columns (not a copy of the whole frame)
     for c, default in (("condition_id", pd.NA), ("persona_id", pd.NA), ("answer_code", None), ("valid", True),
                        ("refusal", False), ("probs", None)):
         if c not in r.columns:
             r[c] = default
-    r = r[r["persona_id"].notna()]
-    r = r[cols].astype({"model": object, "question_id": object, "answer_code": object})
+    # Strings stay as read (arrow-backed): object columns would hold three Python strings per row.
+    r = r.loc[r["persona_id"].notna().to_numpy(), cols]
     r["persona_id"] = r["persona_id"].astype("int64")
     p = data.personas
     if p is not None and "persona_id" in p.columns:
