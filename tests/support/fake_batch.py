@@ -12,7 +12,8 @@ kill test's window). Outcomes, in order of creation (``outcomes``; later batches
   error file with ``batch_expired``.
 
 Per-line faults, on a key's first submission only (so a resubmission succeeds), by custom_id
-(``line_faults``) or by seeded fraction (``line_rates``): ``error`` (a 500 in the error file),
+(``line_faults``) or by seeded fraction (``line_rates``): ``error`` (a 500 in the error file), ``400`` (a content filter's 400
+in the error file: that row's own error, not resubmitted),
 ``missing`` (the line is absent from both files), ``malformed`` (a truncated, unparseable output
 line), ``badbody`` (a parseable line whose body has no choices).
 
@@ -48,10 +49,10 @@ from typing import Any
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import CONTENT_FILTER, FakeOpenAI
 
 STEPS = ("validating", "in_progress", "finalizing")
-LINE_FAULTS = ("ok", "error", "missing", "malformed", "badbody")
+LINE_FAULTS = ("ok", "error", "400", "missing", "malformed", "badbody")
 
 
 @dataclass
@@ -183,10 +184,11 @@ class FakeBatch:
             kind = self._fault(cid)
             if kind == "missing":
                 continue
-            if kind == "error":
+            if kind in ("error", "400"):
+                status, message = (500, "The server had an error") if kind == "error" else (400, CONTENT_FILTER)
                 err.append(_dumps({"id": f"batch_req_{i}", "custom_id": cid, "response": {
-                    "status_code": 500, "request_id": f"req_{i}",
-                    "body": {"error": {"message": "The server had an error", "type": "server_error"}}}, "error": None}))
+                    "status_code": status, "request_id": f"req_{i}",
+                    "body": {"error": {"message": message, "type": "server_error"}}}, "error": None}))
                 continue
             body = self.answers.completion(req["body"])
             if kind == "badbody":
@@ -406,6 +408,8 @@ class FakeBatch:
         app.router.add_get("/v1/messages/batches/{bid}", self.a_retrieve)
         app.router.add_get("/v1/messages/batches/{bid}/results", self.a_results)
         app.router.add_post("/v1/messages/batches/{bid}/cancel", self.a_cancel)
+        # The sync endpoint too: a sync run and a batch run with the same api_base share cache keys.
+        app.router.add_post("/v1/chat/completions", self.answers.handle)
         app.router.add_get("/stats", self.stats)
         app.router.add_post("/control", self.control)
         return app
@@ -420,6 +424,17 @@ class FakeBatch:
         if "hold" in body:
             self.hold = bool(body["hold"])
         return web.json_response({"hold": self.hold})
+
+
+def run_batch_file(fake: FakeBatch, src: Path, dest: Path) -> None:
+    """What ``vllm run-batch -i src -o dest`` does, with the fake's answers (the file provider's tests)."""
+    out = []
+    for raw in src.read_bytes().splitlines():
+        if raw.strip():
+            req = json.loads(raw)
+            out.append(_dumps({"id": "vllm-x", "custom_id": req["custom_id"], "response": {
+                "status_code": 200, "request_id": "vllm-x", "body": fake.answers.completion(req["body"])}, "error": None}))
+    dest.write_bytes(b"\n".join(out) + b"\n")
 
 
 def _dumps(obj: Any) -> bytes:

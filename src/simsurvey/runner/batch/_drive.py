@@ -105,38 +105,28 @@ class _Failure:
 
 
 class _Deferrer:
-    """The backend of a defer pass: every request it is asked becomes a request line (once per key)."""
-
-    deterministic = False
-    batch_size = 1
+    """The answers of a defer pass (a :class:`PassBackend` callback): every request not answered
+    yet becomes a request line (once per key) and is deferred."""
 
     def __init__(self, ex: _Executor, writer: RequestFileWriter) -> None:
         self.ex, self.writer = ex, writer
-        self.name = ex.ctx.backend.name
-        self.identity = getattr(ex.ctx.backend, "identity", None)
         self.written: set[str] = set()
+        self.deferred = 0
         self.gave_up = 0
 
-    async def generate(self, requests: list[Request]) -> list[Result]:
-        from simsurvey.runner._administer import DEFERRED
-
-        out: list[Result] = []
-        for r in requests:
-            key = self.ex.ctx.state.key(r)
-            fail = self.ex.failures.get(key)
-            if key in self.ex.live_keys or key in self.written:
-                out.append(DEFERRED)
-            elif fail is not None and fail.attempts > self.ex.cfg.max_resubmits:
-                self.gave_up += 1
-                out.append(Result(error=f"{fail.reason} (gave up after {fail.attempts} batch submissions)"))
-            else:
-                self.ex.write_request(self.writer, key, r)
-                self.written.add(key)
-                out.append(DEFERRED)
-        return out
-
-    async def aclose(self) -> None:
-        """Nothing to close (the real backend is closed by the runner)."""
+    def __call__(self, key: str, r: Request) -> Result | None:
+        ex = self.ex
+        fail = ex.failures.get(key)
+        if key in ex.live_keys or key in self.written:
+            self.deferred += 1
+            return None
+        if fail is not None and fail.attempts > ex.cfg.max_resubmits:
+            self.gave_up += 1
+            return Result(error=f"{fail.reason} (gave up after {fail.attempts} batch submissions)")
+        ex.write_request(self.writer, key, r)
+        self.written.add(key)
+        self.deferred += 1
+        return None
 
 
 class _Executor:
@@ -354,10 +344,14 @@ class _Executor:
     async def _store(self, answers: list[tuple[str, Result]]) -> None:
         if not answers:
             return
-        cache = self.ctx.state.cache
-        if cache is not None:
-            await cache.aput_many(answers)  # committed before anything uses them (kill-safety)
-        self.ctx.state.preset.update(answers)
+        state = self.ctx.state
+        if state.cache is None:
+            state.preset.update(answers)
+            return
+        # Committed the moment they are read (kill-safety), and handed to the runner by key only:
+        # a million answers stay on disk, not in memory.
+        await state.cache.aput_many(answers)
+        state.fresh.update(k for k, _ in answers)
 
     def _fail(self, key: str, reason: str) -> None:
         prev = self.failures.get(key)
@@ -373,37 +367,36 @@ class _Executor:
 
     # -- the rounds ------------------------------------------------------------------------
     async def run(self) -> None:
-        from simsurvey.runner._administer import run_pass
+        from simsurvey.runner._executors import PassBackend, run_pass
 
         ctx = self.ctx
-        pending = ctx.pending
         round_no = max((j.round for j in self.jobs.jobs), default=0)
-        if any(j.stage in ("written", "uploaded") for j in self.jobs.jobs):
-            for job in [j for j in self.jobs.jobs if j.stage in ("written", "uploaded")]:
-                await self._send(job)  # recorded by a killed run before it could send them
+        for job in [j for j in self.jobs.jobs if j.stage in ("written", "uploaded")]:
+            await self._send(job)  # recorded by a killed run before it could send them
         if any(j.stage in ("submitted", "ended") for j in self.jobs.jobs):
-            await self._wait()
-        while pending.singles or pending.conversations:
+            await self._wait()  # a killed run's batches: collect them before writing anything new
+        while True:
             round_no += 1
             writer = self.writer()
-            deferrer = _Deferrer(self, writer)
+            answer = _Deferrer(self, writer)
+            future = 0
             try:
-                pending = await run_pass(ctx.state, pending.singles, pending.conversations, deferrer)
-            except BaseException:
-                writer.discard()
-                raise
-            files = writer.close()
-            if not (pending.singles or pending.conversations):
-                writer.discard()
-                return
-            self.stats["batch_resubmitted"] += sum(1 for k in deferrer.written if k in self.failures)
-            if files:
-                future = sum(max(0, c.pending - 1) for c in pending.conversations)
-                try:
+                for pending in ctx.chunks():
+                    left = await run_pass(ctx.state, pending, PassBackend(ctx.state, answer))
+                    future += sum(max(0, c.pending - 1) for c in left.conversations)
+                    if ctx.state.stopping:
+                        writer.discard()
+                        return
+                files = writer.close()
+                if not answer.deferred:
+                    return  # every trial has its row
+                self.stats["batch_resubmitted"] += sum(1 for k in answer.written if k in self.failures)
+                if files:
                     self.guard(files, future)
-                except BaseException:
-                    writer.discard()
-                    raise
+            except BaseException:
+                writer.discard()  # nothing half-written: the request lines of a refused round go
+                raise
+            if files:
                 await self.submit(files, round_no)
             elif not self.live_keys:
                 raise RuntimeError("batch executor: trials were deferred but no batch holds them")
@@ -457,6 +450,4 @@ async def drive(ctx: Any) -> None:
         await ex.run()
     finally:
         await ex.provider.aclose()
-        record = getattr(ctx, "stats", None)
-        if isinstance(record, dict):
-            record.update(ex.stats)
+        ctx.state.executor_stats.update(ex.stats)

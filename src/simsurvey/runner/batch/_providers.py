@@ -24,6 +24,7 @@ retried by the caller.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterable
@@ -156,17 +157,23 @@ class LiteLLMProvider:
             self._kw["api_key"] = "none"  # a local server needs no key, the OpenAI client wants one
         if model and custom_llm_provider not in ("openai", "azure", "hosted_vllm", "litellm_proxy"):
             self._kw["model"] = model
+        self._litellm: Any = None
+
+    def warm_up(self) -> None:
+        """Import litellm (seconds: the executor calls this in a thread, never on the event loop)."""
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
         self._litellm = litellm
 
     async def _call(self, fn: str, **kwargs: Any) -> Any:
+        if self._litellm is None:
+            await asyncio.to_thread(self.warm_up)
         try:
             return await getattr(self._litellm, fn)(**kwargs, **self._kw)
         except BatchAPIError:
             raise
-        except Exception as err:  # noqa: BLE001 - mapped to the batch error hierarchy
+        except Exception as err:
             status = getattr(err, "status_code", None)
             msg = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
             raise classify(status if isinstance(status, int) else None, f"{type(err).__name__}: {msg}") from err
@@ -284,8 +291,7 @@ class AnthropicProvider:
 
     def __init__(self, *, api_key: str | None, api_base: str | None = None) -> None:
         self.base = (api_base or "https://api.anthropic.com").rstrip("/")
-        if self.base.endswith("/v1"):
-            self.base = self.base[:-3]
+        self.base = self.base.removesuffix("/v1")
         self._headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
         if api_key:
             self._headers["x-api-key"] = api_key
