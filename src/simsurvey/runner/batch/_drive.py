@@ -27,7 +27,7 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,17 @@ def make_provider(ctx: Any, directory: Path) -> Provider:
                         "use runner.batch.provider=file (vllm run-batch) or runner.executor=local")
     return LiteLLMProvider(llm_provider, api_base=model.api_base, api_key=api_key, extra=dict(cfg.provider_params),
                            model=model.name)
+
+
+@dataclass
+class _Collected:
+    """What one ended batch gave: answers, rows' own errors (4xx), keys for another round."""
+
+    keys: set[str]
+    answers: list[tuple[str, Result]] = field(default_factory=list)
+    row_errors: dict[str, Result] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    malformed: int = 0
 
 
 @dataclass
@@ -288,12 +299,29 @@ class _Executor:
         for fid, dest in ((job.output_file_id, out), (job.error_file_id, err)):
             if fid and not dest.exists():
                 await self._retry(f"downloading the results of batch {job.batch_id}", self.provider.download, fid, dest)
-        meta = read_meta(self.jobs.meta_file(job))
         turnaround = max(0.0, time.time() - (job.submitted_at or time.time()))
-        state = self.ctx.state
+        # Reading and parsing tens of thousands of lines takes a while: off the event loop.
+        got = await asyncio.to_thread(self._read, job, turnaround)
+        for i in range(0, len(got.answers), _CACHE_CHUNK):
+            await self._store(got.answers[i:i + _CACHE_CHUNK])
+        self.ctx.state.preset.update(got.row_errors)
+        for cid, reason in got.failures:
+            self._fail(cid, reason)
+        self.stats["batch_malformed"] += got.malformed
+        ok, failed = len(got.answers), len(got.row_errors) + len(got.failures)
+        job.stage, job.collected_at = "collected", time.time()
+        job.collected_ok, job.collected_failed = ok, failed
+        self.jobs.save()
+        self.live_keys.difference_update(got.keys)
+        self.stats["batch_collected"] += ok
+        log.info("collected %s: %d answers, %d without", job.batch_id, ok, failed)
+
+    def _read(self, job: Job, turnaround: float) -> _Collected:
+        """A job's output and error lines, read against its meta sidecar (on a worker thread)."""
+        out, err = self.jobs.output_file(job, "out"), self.jobs.output_file(job, "err")
+        meta = read_meta(self.jobs.meta_file(job))
+        got = _Collected(keys=set(meta))
         seen: set[str] = set()
-        answers: list[tuple[str, Result]] = []
-        ok = failed = 0
         for path in (out, err):
             if not path.exists():
                 continue
@@ -309,37 +337,20 @@ class _Executor:
                     try:
                         res = self.ctx.backend.parse_body(line.body, req, latency=turnaround,
                                                           cost=self._cost(line.body.get("usage")))
-                    except RetryableError as e:
-                        self._fail(cid, f"{MALFORMED}: {e}")
-                        self.stats["batch_malformed"] += 1
-                        failed += 1
+                    except RetryableError as e:  # the sync path would retry it: so do we, next round
+                        got.failures.append((cid, f"{MALFORMED}: {e}"))
+                        got.malformed += 1
                         continue
-                    answers.append((cid, res))
-                    ok += 1
+                    got.answers.append((cid, res))
                 elif line.status in _ROW_ERROR_STATUS:
                     # This prompt's problem (a content filter, the context window): the row's error, as on the sync path.
-                    state.preset[cid] = Result(error=scrub(line.error or "", self.secrets), latency_s=turnaround)
-                    failed += 1
+                    got.row_errors[cid] = Result(error=scrub(line.error or "", self.secrets), latency_s=turnaround)
                 else:
-                    if line.error == MALFORMED:
-                        self.stats["batch_malformed"] += 1
-                    self._fail(cid, line.error or MALFORMED)
-                    failed += 1
-                if len(answers) >= _CACHE_CHUNK:
-                    await self._store(answers)
-                    answers = []
-        await self._store(answers)
+                    got.malformed += line.error == MALFORMED
+                    got.failures.append((cid, line.error or MALFORMED))
         why = f"batch {job.batch_id} {job.status}" + (f": {job.errors}" if job.errors else "")
-        for cid in meta:
-            if cid not in seen:
-                self._fail(cid, f"not in the output of {why}")
-                failed += 1
-        job.stage, job.collected_at = "collected", time.time()
-        job.collected_ok, job.collected_failed = ok, failed
-        self.jobs.save()
-        self.live_keys.difference_update(meta)
-        self.stats["batch_collected"] += ok
-        log.info("collected %s: %d answers, %d without", job.batch_id, ok, failed)
+        got.failures += [(cid, f"not in the output of {why}") for cid in meta if cid not in seen]
+        return got
 
     async def _store(self, answers: list[tuple[str, Result]]) -> None:
         if not answers:

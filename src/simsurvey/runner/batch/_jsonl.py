@@ -190,9 +190,9 @@ def parse_output_line(raw: bytes) -> OutputLine:
     """Read one output/error line; an unreadable one keeps its custom_id when it can be found."""
     try:
         obj = json.loads(raw)
-        if not isinstance(obj, dict):
-            raise ValueError("not an object")
     except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
         m = _CUSTOM_ID.search(raw)
         return OutputLine(custom_id=m.group(1).decode() if m else None, error=MALFORMED)
     cid = obj.get("custom_id")

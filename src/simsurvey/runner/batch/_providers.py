@@ -180,7 +180,8 @@ class LiteLLMProvider:
 
     async def upload(self, path: Path) -> str:
         """Upload a request file (``purpose=batch``); its file id."""
-        obj = await self._call("acreate_file", file=(path.name, path.read_bytes()), purpose="batch")
+        data = await asyncio.to_thread(path.read_bytes)  # up to 200 MB: off the event loop
+        obj = await self._call("acreate_file", file=(path.name, data), purpose="batch")
         return str(_get(obj, "id"))
 
     async def create(self, input_file_id: str, path: Path) -> str:
@@ -217,7 +218,7 @@ class LiteLLMProvider:
         data = _get(content, "content")
         if data is None and hasattr(content, "read"):
             data = content.read()
-        write_bytes(dest, data if isinstance(data, bytes) else str(data).encode())
+        await asyncio.to_thread(write_bytes, dest, data if isinstance(data, bytes) else str(data).encode())
 
     async def cancel(self, batch_id: str) -> None:
         """Ask the provider to cancel a batch."""
@@ -326,9 +327,12 @@ class AnthropicProvider:
 
     async def create(self, input_file_id: str, path: Path) -> str:
         """POST the file's requests, mapped to Anthropic's format; the batch id."""
-        reqs = [{"custom_id": (line := json.loads(raw))["custom_id"], "params": anthropic_params(line["body"])}
-                for raw in iter_lines(path)]
-        payload = json.dumps({"requests": reqs}, separators=(",", ":"), ensure_ascii=False).encode()
+        def build() -> bytes:  # reading and mapping a file of 100,000 requests: off the event loop
+            reqs = [{"custom_id": (line := json.loads(raw))["custom_id"], "params": anthropic_params(line["body"])}
+                    for raw in iter_lines(path)]
+            return json.dumps({"requests": reqs}, separators=(",", ":"), ensure_ascii=False).encode()
+
+        payload = await asyncio.to_thread(build)
         out = await self._request("POST", f"{self.base}/v1/messages/batches", data=payload)
         return str(out["id"])
 
@@ -356,15 +360,24 @@ class AnthropicProvider:
             async with self._sess().get(file_id) as resp:
                 if resp.status != 200:
                     raise classify(resp.status, (await resp.read())[:300].decode("utf-8", "replace"))
-                with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
-                    async for raw in resp.content:
-                        if not raw.strip():
-                            continue
-                        try:
-                            line = json.dumps(anthropic_result_line(json.loads(raw)), separators=(",", ":")).encode()
-                        except (ValueError, AttributeError, TypeError):
-                            line = raw.rstrip(b"\n")  # kept as it came: read as a malformed line
-                        fh.write(line + b"\n")
+                with atomic_path(dest) as tmp:
+                    fh = await asyncio.to_thread(open, tmp, "wb")
+                    try:
+                        buf: list[bytes] = []
+                        async for raw in resp.content:
+                            if not raw.strip():
+                                continue
+                            try:
+                                line = json.dumps(anthropic_result_line(json.loads(raw)), separators=(",", ":")).encode()
+                            except (ValueError, AttributeError, TypeError):
+                                line = raw.rstrip(b"\n")  # kept as it came: read as a malformed line
+                            buf.append(line + b"\n")
+                            if len(buf) >= 1000:  # written off the event loop, a thousand lines at a time
+                                await asyncio.to_thread(fh.write, b"".join(buf))
+                                buf = []
+                        await asyncio.to_thread(fh.write, b"".join(buf))
+                    finally:
+                        await asyncio.to_thread(fh.close)
         except aiohttp.ClientError as err:
             raise TransientBatchError(f"{type(err).__name__}: {err}") from err
 
