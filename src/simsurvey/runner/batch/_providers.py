@@ -203,7 +203,10 @@ class LiteLLMProvider:
 
     async def retrieve(self, batch_id: str) -> BatchStatus:
         """The batch's status and counts."""
-        b = await self._call("aretrieve_batch", batch_id=batch_id)
+        # litellm's logging would download a completed batch's output and price every line (~10 ms a
+        # line: minutes for 50,000) on each poll; simsurvey prices the lines itself when it reads them.
+        b = await self._call("aretrieve_batch", batch_id=batch_id,
+                             litellm_metadata={"batch_ignore_default_logging": True})
         counts = _get(b, "request_counts")
         return BatchStatus(status=str(_get(b, "status")), total=int(_get(counts, "total") or 0),
                            completed=int(_get(counts, "completed") or 0), failed=int(_get(counts, "failed") or 0),
