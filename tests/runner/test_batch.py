@@ -219,7 +219,8 @@ def test_anthropic_message_batches(tmp_path, bserver, bfake, monkeypatch):
     msgs = [{"role": "system", "content": first["system"]}] if first.get("system") else []
     want = bfake.answers.completion({"messages": msgs + first["messages"]})["choices"][0]["message"]["content"]
     assert want in set(got.frame["raw_text"])
-    assert not bfake.duplicates() or set(bfake.duplicates().values()) == {2}
+    counts = sorted(bfake.submissions.values())  # the expired half (and only it) went twice
+    assert counts.count(2) == len(counts) - int(len(counts) * 0.5) and counts.count(1) == int(len(counts) * 0.5)
 
 
 def test_the_file_provider_writes_the_vllm_input_and_collects_its_output(tmp_path, bserver, bfake):

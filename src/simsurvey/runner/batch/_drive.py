@@ -168,8 +168,11 @@ class _Executor:
     def write_request(self, writer: RequestFileWriter, key: str, r: Request) -> None:
         body = self.ctx.backend.chat_payload(r, model=self.body_model)
         out_cap = 1 if r.elicitation == "logprobs" else r.max_tokens
-        writer.add(key, body, elicitation=r.elicitation, labels=r.labels,
-                   est_prompt_tokens=estimate_tokens(r.messages, 0), max_tokens=out_cap)
+        try:
+            writer.add(key, body, elicitation=r.elicitation, labels=r.labels,
+                       est_prompt_tokens=estimate_tokens(r.messages, 0), max_tokens=out_cap)
+        except ValueError as err:  # one request bigger than a whole file may be
+            raise self._fatal(f"runner.batch.max_bytes={self.cfg.max_bytes}: {err}") from None
 
     def writer(self) -> RequestFileWriter:
         return RequestFileWriter(self.directory, max_requests=min(self.cfg.max_requests, self.provider.max_requests),
