@@ -265,8 +265,8 @@ class _Executor:
         log.info("submitted %s (%d requests) as %s", job.name, job.n, job.batch_id)
 
     # -- poll and collect ----------------------------------------------------------------
-    async def poll(self) -> None:
-        """Poll every live batch until each has ended, collecting each as it ends."""
+    async def poll(self, *, once: bool = False) -> None:
+        """Poll every live batch until each has ended (``once``: one look), collecting each as it ends."""
         from simsurvey.runner.batch._progress import BatchProgress
 
         bar = BatchProgress(self.ctx.model.name, enabled=bool(self.ctx.progress))
@@ -290,7 +290,7 @@ class _Executor:
                     await self.collect(job)
                 live = [j for j in self.jobs.jobs if j.stage == "submitted"]
                 bar.update(live)
-                if not live:
+                if not live or once:
                     return
                 await asyncio.sleep(self.cfg.poll_interval_s)
         finally:
@@ -418,21 +418,11 @@ class _Executor:
 
     async def _wait(self) -> None:
         """Poll and collect, or stop here (``batch.wait: false``, or a file batch without output)."""
-        if not self.cfg.wait:
+        # One look without waiting: batch.wait false (a 24 h window), or files the user runs elsewhere.
+        once = not self.cfg.wait or self.kind == "file"
+        await self.poll(once=once)
+        if once and any(j.stage == "submitted" for j in self.jobs.jobs):
             raise RunPendingError(self._pending_message())
-        if self.kind == "file":
-            # One look: the user runs the files elsewhere; nothing to wait for in this process.
-            for job in [j for j in self.jobs.jobs if j.stage == "submitted"]:
-                st = await self.provider.retrieve(job.batch_id)  # type: ignore[arg-type]
-                if st.status in TERMINAL:
-                    job.status, job.output_file_id, job.stage = st.status, st.output_file_id, "ended"
-            self.jobs.save()
-            for job in [j for j in self.jobs.jobs if j.stage == "ended"]:
-                await self.collect(job)
-            if any(j.stage == "submitted" for j in self.jobs.jobs):
-                raise RunPendingError(self._pending_message())
-            return
-        await self.poll()
 
     def _pending_message(self) -> str:
         live = [j for j in self.jobs.jobs if j.stage in ("submitted", "ended")]
