@@ -164,6 +164,7 @@ def test_past_max_resubmits_rows_are_kept_with_the_error(tmp_path, bserver, bfak
     assert any("HTTP 400" in e for e in errors)
     assert not bfake.duplicates()
     assert not got.frame.loc[got.frame["error"].notna(), "valid"].any()
+    assert got.stats["batch_gave_up"] == 1 and got.stats["batch_malformed"] == 1
 
 
 def test_the_budget_guard_refuses_before_anything_is_submitted(tmp_path, bserver, bfake):

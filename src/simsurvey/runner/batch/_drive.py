@@ -162,7 +162,8 @@ class _Executor:
         self.failures: dict[str, _Failure] = {}
         self.rng = random.Random(0)  # backoff jitter only
         self.stats = {"batches_submitted": 0, "batch_calls_submitted": 0, "batch_collected": 0,
-                      "batch_resubmitted": 0, "batch_malformed": 0, "batch_price_source": self.price_source}
+                      "batch_resubmitted": 0, "batch_malformed": 0, "batch_gave_up": 0,
+                      "batch_price_source": self.price_source}
 
     # -- request lines ------------------------------------------------------------------
     def write_request(self, writer: RequestFileWriter, key: str, r: Request) -> None:
@@ -402,6 +403,7 @@ class _Executor:
                         writer.discard()
                         return
                 files = writer.close()
+                self.stats["batch_gave_up"] += answer.gave_up
                 if not answer.deferred:
                     return  # every trial has its row
                 self.stats["batch_resubmitted"] += sum(1 for k in answer.written if k in self.failures)
