@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from simsurvey.config import Config, resolve_path
-from simsurvey.errors import RunDirError, UserError
+from simsurvey.errors import RunDirError, RunPendingError, UserError
 from simsurvey.io import (
     RESPONSES_FIX,
     check_stored_parquet,
@@ -220,6 +220,9 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
                              variables=variables, sample=sample, personas=personas)
         except KeyboardInterrupt:
             manifest.finish("interrupted")
+            raise
+        except RunPendingError:  # the calls are in a provider's batch (runner.batch.wait: false)
+            manifest.finish("pending")
             raise
         except BaseException:
             manifest.finish("failed")
