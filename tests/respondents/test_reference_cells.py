@@ -24,7 +24,7 @@ from simsurvey.population import sample_personas
 from simsurvey.population.config import PopulationConfig
 from simsurvey.population.spec import load_population_spec
 from simsurvey.reference.load import load_reference
-from simsurvey.respondents._reference_cells import QuestionCells
+from simsurvey.respondents._reference_cells import QuestionCells, ReferenceColumns
 from simsurvey.respondents.baselines import ReferenceBackend, _choice
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
@@ -117,7 +117,7 @@ def test_cells_and_totals_match_a_filter_of_the_rows() -> None:
     spec = [(str(rng.choice(["a", "b", "c"])), float(rng.uniform(0.1, 3)),
              {"sex": rng.choice(["f", "m", None]), "age": rng.choice([1, 2, 3])}) for _ in range(400)]
     df = _frame(spec)
-    q = QuestionCells(df, ["sex", "age", "educ"])
+    q = QuestionCells(ReferenceColumns(df, ["sex", "age", "educ"]), np.arange(len(df)))
     assert set(q.var_codes) == {"sex", "age"}  # educ is not a column: never matched
     for persona in ({"sex": "f", "age": 2}, {"sex": "m", "age": "3"}, {"sex": None, "age": 1}, {"sex": "x", "age": 1}):
         level, cell, n = q.find(persona, [("sex", "age"), ("age",), ()], min_cell=1)

@@ -15,6 +15,7 @@ them, so the answers do not change (``tests/respondents/test_reference_cells.py`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,38 +46,58 @@ class Level:
         return self.members[self.starts[cell]:self.starts[cell + 1]]
 
 
-class QuestionCells:
-    """One question's reference rows as arrays, with its ladder's levels built on first use.
+class ReferenceColumns:
+    """The whole reference's columns as arrays, factorized once (each question takes its rows).
 
     Args:
-        df: The question's reference rows (``weight`` > 0, ``answer_code`` as str, ``_rix``).
+        df: The reference rows (``weight`` > 0, ``answer_code`` as str, ``_rix``).
         names: The population's variable names (those a persona may be matched on).
     """
 
     def __init__(self, df: pd.DataFrame, names: Sequence[str]) -> None:
         self.weight = df["weight"].to_numpy(dtype=float)
         self.rix = df["_rix"].to_numpy()
+        self.answer = df["answer_code"].astype(str).to_numpy(dtype=object)
+        self.values = df["answer_value"].to_numpy(dtype=float, na_value=np.nan) if "answer_value" in df.columns \
+            else np.full(len(df), np.nan)
+        #: Variable -> (row codes, -1 where null; code text -> code). A persona matches a row on a
+        #: variable when their codes are the same text (the columns are compared as strings).
+        self.var_codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+        for v in names:
+            if v in df.columns:
+                codes, uniques = pd.factorize(df[v].astype("string"))
+                self.var_codes[v] = (codes, {str(u): i for i, u in enumerate(uniques)})
+
+
+class QuestionCells:
+    """One question's reference rows as arrays, with its ladder's levels built on first use.
+
+    Args:
+        columns: The reference's columns.
+        rows: This question's row positions in them, in row order.
+    """
+
+    def __init__(self, columns: ReferenceColumns, rows: np.ndarray) -> None:
+        self.weight = columns.weight[rows]
+        self.rix = columns.rix[rows]
         # Sorted like a groupby's keys, so a cell's answers come in the order they always did.
-        self.answer, self.codes = pd.factorize(df["answer_code"].astype(str), sort=True)
-        self.codes = np.asarray(self.codes, dtype=object)
+        self.answer, codes = pd.factorize(columns.answer[rows], sort=True)
+        self.codes = np.asarray(codes, dtype=object)
         #: Each answer code's parts (a multi_select set "a|c" is two).
         self.parts: list[tuple[str, ...]] = [tuple(str(c).split("|")) for c in self.codes]
         self.has_set = any(len(p) > 1 for p in self.parts)
-        values = df["answer_value"].to_numpy(dtype=float, na_value=np.nan) if "answer_value" in df.columns \
-            else np.full(len(df), np.nan)
-        self.has_values = bool(np.isfinite(values).any()) if len(values) else False
+        values = columns.values[rows]
         finite = ~np.isnan(values)
+        self.has_values = bool(finite.any())
         self.values = np.unique(values[finite])
-        self.value_index = np.full(len(df), -1, dtype=np.int64)
+        self.value_index = np.full(len(rows), -1, dtype=np.int64)
         self.value_index[finite] = np.searchsorted(self.values, values[finite])
-        #: Variable -> (row codes, -1 where null; code text -> code). A persona matches a row on a
-        #: variable when their codes are the same text (as the columns compared as strings).
+        # Variables with no code in this question's rows are not available for it: never matched on.
         self.var_codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
-        for v in names:
-            if v not in df.columns or not df[v].notna().any():
-                continue  # not available for this question: never matched on
-            codes, uniques = pd.factorize(df[v].astype("string"))
-            self.var_codes[v] = (codes, {str(u): i for i, u in enumerate(uniques)})
+        for v, (codes_v, mapping) in columns.var_codes.items():
+            mine = codes_v[rows]
+            if (mine >= 0).any():
+                self.var_codes[v] = (mine, mapping)
         self._levels: dict[tuple[str, ...], Level] = {}
         self._totals: dict[tuple[tuple[str, ...], str], np.ndarray] = {}
 
@@ -119,7 +140,16 @@ class QuestionCells:
         else:
             codes = np.stack([self.var_codes[v][0] for v in match], axis=1)
             rows = np.flatnonzero((codes >= 0).all(axis=1))  # a null code matches no persona
-            uniq, inv, counts = np.unique(codes[rows], axis=0, return_inverse=True, return_counts=True)
+            codes = codes[rows]
+            sizes = [len(self.var_codes[v][1]) for v in match]
+            if math.prod(sizes) < 2**62:  # one integer per combination: a 1-D unique (fast)
+                key = np.zeros(len(rows), dtype=np.int64)
+                for j, size in enumerate(sizes):
+                    key = key * size + codes[:, j]
+                _, first, inv, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+                uniq = codes[first]
+            else:
+                uniq, inv, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
             inv = inv.reshape(-1)
             lookup = {tuple(u): g for g, u in enumerate(uniq.tolist())}
         order = np.argsort(inv, kind="stable")

@@ -58,7 +58,11 @@ import pandas as pd
 from simsurvey.errors import UserError
 from simsurvey.population.variables import Variables, population_of
 from simsurvey.reference.codes import demographic_columns
-from simsurvey.respondents._reference_cells import Level, QuestionCells
+from simsurvey.respondents._reference_cells import (
+    Level,
+    QuestionCells,
+    ReferenceColumns,
+)
 from simsurvey.respondents.base import Request, Result
 from simsurvey.respondents.config import ModelConfig
 
@@ -254,7 +258,9 @@ class ReferenceBackend:
         df = df.assign(_rix=pd.factorize(df["source"].astype(str) + "\x00" + df["respondent_id"].astype(str))[0]
                        if "source" in df.columns else pd.factorize(df["respondent_id"].astype(str))[0])
         self._n_resp = int(df["_rix"].max()) + 1 if len(df) else 0
-        self._by_q = {str(q): g for q, g in df.groupby("question_id", observed=True)}
+        # Each question's row positions; its cells are indexed on first use (factorized once here).
+        self._by_q = {str(q): rows for q, rows in df.groupby("question_id", observed=True).indices.items()}
+        self._columns = ReferenceColumns(df, self.variables.names)
         self._index: dict[str, QuestionCells] = {}
         self._personas: dict[tuple, dict] = {}
         # Battery keys per (battery, persona): a persona's items come in one batch, so a few
@@ -278,7 +284,7 @@ class ReferenceBackend:
     def _question(self, question_id: str) -> QuestionCells:
         q = self._index.get(question_id)
         if q is None:
-            q = self._index[question_id] = QuestionCells(self._by_q[question_id], self.variables.names)
+            q = self._index[question_id] = QuestionCells(self._columns, self._by_q[question_id])
         return q
 
     def _persona(self, persona: dict | None) -> dict:
