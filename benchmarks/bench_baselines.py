@@ -34,6 +34,7 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["CI"] = "true"  # no progress bar
 
+import pandas as pd
 import yaml
 
 from simsurvey.instruments import build_design, load_instrument
@@ -65,24 +66,24 @@ def politics(n_personas: int, seed: int = 1):
 
 
 def requests_of(trials, personas, inst, variables, model: ModelConfig) -> list:
-    """The runner's rendered requests for ``trials`` (persona context included)."""
-    from simsurvey.runner._administer import _Run
+    """Rendered requests for ``trials``, with the persona's demographic codes as the runner passes them."""
+    from simsurvey.population.variables import population_of
+    from simsurvey.respondents.prompts import render_request
 
-    class _Null:  # only render() is used
-        def __getattr__(self, name):
-            return None
-
-    run = _Run(backend=_Null(), model=model, runner=RunnerConfig(cache=False), prompt=PromptConfig(),
-               instrument=inst, personas=personas, seed=1, cache=None, writer=None, progress=None,
-               total=len(trials), variables=variables)
-    try:
-        records = trials.to_dict("records")
-        for t in records:
-            t["persona_id"] = None if t["persona_id"] is None or t["persona_id"] != t["persona_id"] else int(t["persona_id"])
-            t["replicate"] = int(t["replicate"])
-        return [run.render(t) for t in records]
-    finally:
-        run.part_thread.shutdown()
+    cols = list(population_of(personas, None, variables).names)
+    demo = {int(r["persona_id"]): {c: (None if pd.isna(r[c]) else r[c]) for c in cols}
+            for r in personas[["persona_id", "cue", *cols]].to_dict("records")}
+    cues = dict(zip(personas["persona_id"].astype(int), personas["cue"]))
+    questions = {q.id: q for q in inst.questions}
+    out = []
+    for i, t in enumerate(trials.to_dict("records")):
+        pid = None if pd.isna(t["persona_id"]) else int(t["persona_id"])
+        out.append(render_request(cue=cues[pid] if pid is not None else None, question=questions[t["question_id"]],
+                                  option_order=list(t["option_order"]), label_style=t["label_style"],
+                                  prompt=PromptConfig(), model=model, seed=i,
+                                  prefix_key=f"persona-{pid}" if pid is not None else None,
+                                  context={"persona": demo.get(pid) if pid is not None else None}))
+    return out
 
 
 def generate_all(backend, reqs, size: int = 256) -> list:
