@@ -8,7 +8,6 @@ seeded draws.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +35,10 @@ TIMING = ["latency_s"]
 
 
 def _study(survey: str, n: int, design: dict, seed: int = 3):
-    os.chdir(ROOT)
     scfg = SurveyConfig(**{k: v for k, v in yaml.safe_load((ROOT / f"conf/survey/{survey}.yaml").read_text()).items()
                            if k in SurveyConfig.model_fields})
-    inst = load_instrument(resolve_path(scfg.instrument, key="survey.instrument"))
-    variables = load_population_spec(resolve_path("personas/us_adults.yaml", key="population.spec")).variables
+    inst = load_instrument(resolve_path(str(ROOT / scfg.instrument), key="survey.instrument"))
+    variables = load_population_spec(resolve_path(str(ROOT / "personas/us_adults.yaml"), key="population.spec")).variables
     reference = load_reference(inst, scfg, variables)
     pop = yaml.safe_load((ROOT / "conf/population/us_adults.yaml").read_text())
     personas = sample_personas(PopulationConfig(**{**pop, "n": n}), seed=seed, cue_style="attributes").frame
