@@ -156,15 +156,36 @@ def main() -> None:
                     print(f"rep {rep} c={c:<4} {client:<15} {n / wall:8.0f} req/s  {1000 * cpu / n:5.2f} CPU ms/req", flush=True)
 
         print(f"\n{n} requests, server latency {args.latency * 1000:.0f} ms, median of {args.reps}\n")
-        print("| client | " + " | ".join(f"c={c} req/s" for c in args.concurrency) + " | CPU ms/req | vs aiohttp |")
-        print("|---|" + "---|" * (len(args.concurrency) + 2))
+        cs = args.concurrency
+        print("| client | " + " | ".join(f"c={c} req/s" for c in cs) + " | " + " | ".join(f"c={c} CPU ms/req" for c in cs)
+              + " | req/s vs aiohttp | CPU vs aiohttp |")
+        print("|---|" + "---|" * (2 * len(cs) + 2))
+
+        def med(client: str, c: int, what: int) -> float:
+            return statistics.median((n / v[0]) if what == 0 else (1000 * v[1] / n) for v in results[(client, c)])
+
         for client in args.clients:
-            rates = [statistics.median(n / w for w, _ in results[(client, c)]) for c in args.concurrency]
-            base = [statistics.median(n / w for w, _ in results[("aiohttp", c)]) for c in args.concurrency] \
-                if "aiohttp" in args.clients else None
-            cpu = statistics.median(1000 * cp / n for c in args.concurrency for _, cp in results[(client, c)])
-            ratio = " / ".join(f"{r / b:.2f}" for r, b in zip(rates, base)) if base else "-"
-            print(f"| {client} | " + " | ".join(f"{r:,.0f}" for r in rates) + f" | {cpu:.2f} | {ratio} |")
+            rates = [med(client, c, 0) for c in cs]
+            cpus = [med(client, c, 1) for c in cs]
+            if "aiohttp" in args.clients:
+                ratio = " / ".join(f"{r / med('aiohttp', c, 0):.2f}" for r, c in zip(rates, cs))
+                cpu_ratio = " / ".join(f"{x / med('aiohttp', c, 1):.2f}" for x, c in zip(cpus, cs))
+            else:
+                ratio = cpu_ratio = "-"
+            print(f"| {client} | " + " | ".join(f"{r:,.0f}" for r in rates) + " | "
+                  + " | ".join(f"{x:.2f}" for x in cpus) + f" | {ratio} | {cpu_ratio} |")
+        # Ratios per repetition (each repetition runs the clients back to back, so a ratio within
+        # one repetition is the least noisy figure on a shared machine).
+        if "aiohttp" in args.clients:
+            for client in args.clients:
+                if client == "aiohttp":
+                    continue
+                for c in cs:
+                    # (req/s ratio = aiohttp's wall / the client's, CPU ratio = the client's CPU / aiohttp's)
+                    per = [(b[0] / w[0], w[1] / b[1]) for w, b in zip(results[(client, c)], results[("aiohttp", c)])]
+                    print(f"{client} c={c}: req/s ratio per rep " + ", ".join(f"{p[0]:.2f}" for p in per)
+                          + f" (median {statistics.median(p[0] for p in per):.2f}); CPU ratio per rep "
+                          + ", ".join(f"{p[1]:.2f}" for p in per) + f" (median {statistics.median(p[1] for p in per):.2f})")
     finally:
         server.terminate()
         server.wait(10)

@@ -263,5 +263,7 @@ def render_top_tokens(top: Sequence[tuple[str, float]], limit: int = 20) -> str:
     """
     import json
     import math
+    from json.encoder import encode_basestring  # json.dumps(str, ensure_ascii=False), minus its ~1.5 us set-up
 
-    return ", ".join(f"{json.dumps(tok, ensure_ascii=False)} {math.exp(lp):.3f}" for tok, lp in list(top)[:limit])
+    return ", ".join(f"{encode_basestring(tok) if type(tok) is str else json.dumps(tok, ensure_ascii=False)} "
+                     f"{math.exp(lp):.3f}" for tok, lp in list(top)[:limit])
