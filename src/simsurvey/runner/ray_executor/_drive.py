@@ -1,0 +1,227 @@
+"""``drive(ctx)``: the Ray executor on the runner's seam.
+
+Per chunk of ``runner.chunk_size`` trials, and until nothing is deferred:
+
+1. ``run_pass`` with a *collecting* backend: the trials the cache (or this run) already answers
+   get their rows at once; every other call is recorded (its cache key, its request, its call
+   group: exactly the calls the local runner would make) and deferred.
+2. The recorded requests go through the Ray Data pipeline (:mod:`._pipeline`); each result block
+   that streams back is checked (the workers' backend identity must be the driver's), written to
+   the response cache at once (a kill re-pays only what is still out on Ray) and put in
+   ``state.preset``.
+3. ``run_pass`` again: the preset answers become rows exactly as the local runner builds them
+   (parts, stats, circuit breaker). A sequential conversation advances one turn per round.
+
+The driver renders, keys, caches and builds rows; the workers only answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from simsurvey.errors import UserError
+from simsurvey.respondents.base import FatalBackendError, Request, Result
+from simsurvey.runner import _administer as _adm
+from simsurvey.runner.ray_executor._records import request_row, result_from_json
+
+_END = object()
+
+
+class Collector:
+    """A backend that answers nothing: it records each call's requests and defers them.
+
+    It presents the real backend's batch size and identity, so ``run_pass`` groups the trials
+    into the same calls as with the real backend, and a worker then makes exactly those calls.
+    """
+
+    def __init__(self, backend: Any, state: Any) -> None:
+        self.name = backend.name
+        self.deterministic = getattr(backend, "deterministic", False)
+        self.batch_size = int(getattr(backend, "batch_size", 1) or 1)
+        self.identity = dict(getattr(backend, "identity", None) or {})
+        self._state = state
+        self.rows: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+        self._calls = 0
+
+    async def generate(self, requests: Sequence[Request]) -> list[Result]:
+        call = self._calls
+        self._calls += 1
+        for req in requests:
+            key = self._state.key(req)
+            if key not in self._seen:  # an identical call deferred twice is asked once
+                self._seen.add(key)
+                self.rows.append(request_row(req, key=key, call=call))
+        return [_adm.DEFERRED for _ in requests]
+
+
+def resolve_processor(processor: str, model: Any) -> str:
+    """``auto`` -> ``actor`` for the embedded model, ``http`` for litellm; a mismatch is one line."""
+    if processor == "auto":
+        return "actor" if model.backend == "local" else "http"
+    if processor == "actor" and model.backend != "local":
+        raise UserError(f"runner.ray.processor: 'actor' runs the embedded model (model.backend=local), "
+                        f"not model.backend={model.backend!r}; use http (or auto)")
+    if processor in ("http", "vllm") and model.backend != "litellm":
+        raise UserError(f"runner.ray.processor: {processor!r} answers for model.backend=litellm, "
+                        f"not {model.backend!r}; use actor (or auto) for the embedded model")
+    return processor
+
+
+def _chunks(pending: Any, size: int) -> list[Any]:
+    """Chunks of about ``size`` trials: singles in order, then whole conversations."""
+    Pending = _adm.Pending
+    out: list[Any] = []
+    singles = list(pending.singles)
+    for i in range(0, len(singles), size):
+        out.append(Pending(singles[i:i + size], []))
+    convs: list[Any] = []
+    n = 0
+    for c in pending.conversations:
+        turns = len(c.turns) - c.start
+        if convs and n + turns > size:
+            out.append(Pending([], convs))
+            convs, n = [], 0
+        convs.append(c)
+        n += turns
+    if convs:
+        out.append(Pending([], convs))
+    return out
+
+
+class RayDriver:
+    """One ``drive``: the worker spec, the Ray options and the accounting of what came back."""
+
+    def __init__(self, ctx: Any) -> None:
+        from simsurvey.runner.ray_executor._workers import WorkerSpec
+
+        self.ctx = ctx
+        self.state = ctx.state
+        self.opts = ctx.runner.ray
+        self.processor = resolve_processor(self.opts.processor, ctx.model)
+        if self.processor == "vllm":
+            from simsurvey.runner.ray_executor._pipeline import _vllm_available
+
+            why = _vllm_available()
+            if why is not None:
+                raise UserError(f"runner.ray.processor: 'vllm' needs vllm and a GPU on this node: {why}")
+        self.expected = dict(getattr(ctx.backend, "identity", None) or {})
+        self.spec = WorkerSpec(
+            processor=self.processor, model=ctx.model.model_dump(mode="json"),
+            runner=ctx.runner.model_dump(mode="json", include=_RUNNER_FIELDS), seed=int(ctx.state.seed),
+            concurrency=self.opts.concurrency_per_worker, threads=max(1, int(self.opts.num_cpus_per_worker)),
+            workers=self.opts.num_workers, api_key=getattr(ctx.backend, "_api_key", None))
+        name = ctx.model.name.split("/", 1)[1] if "/" in ctx.model.name else ctx.model.name
+        self.vllm = {"model_source": self.opts.vllm_model_source or name, "engine_kwargs": self.opts.vllm_engine_kwargs,
+                     "concurrency": self.opts.num_workers, "batch_size": self.opts.vllm_batch_size}
+
+    async def run(self) -> None:
+        for chunk in _chunks(self.ctx.pending, max(1, int(self.ctx.runner.chunk_size))):
+            todo = chunk
+            while todo.singles or todo.conversations:
+                collector = Collector(self.ctx.backend, self.state)
+                todo = await _adm.run_pass(self.state, todo.singles, todo.conversations, collector)
+                if self.state.stopping or not (todo.singles or todo.conversations):
+                    break
+                if not collector.rows:  # deferred with nothing to ask: a seam bug, never a lost row
+                    raise RuntimeError("ray executor: trials were deferred but no request was recorded")
+                await self.ask(collector.rows)
+            if self.state.stopping:
+                return
+
+    async def ask(self, rows: list[dict[str, Any]]) -> None:
+        """Ask the rows on Ray; every answer goes to the cache and ``state.preset`` as it arrives."""
+        from simsurvey.runner.ray_executor._pipeline import stream_answers
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for frame in stream_answers(rows, self.spec, block_rows=self.opts.block_rows,
+                                            num_workers=self.opts.num_workers,
+                                            num_cpus_per_worker=self.opts.num_cpus_per_worker, vllm=self.vllm):
+                    loop.call_soon_threadsafe(queue.put_nowait, frame)
+                    if stop.is_set():
+                        return
+            except BaseException as err:  # noqa: BLE001 - handed to the loop, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, err)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        # A daemon thread, not the loop's executor: an interrupted run does not wait for Ray.
+        threading.Thread(target=produce, name="simsurvey-ray", daemon=True).start()
+        fatal = ""
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise _worker_failure(item)
+                fatal = await self.take(item) or fatal
+        finally:
+            stop.set()
+        if fatal:
+            raise FatalBackendError(fatal)
+
+    async def take(self, frame: Any) -> str:
+        """Check, cache and preset one result block; returns its fatal message (or '')."""
+        state = self.state
+        for text in set(frame["identity"]):
+            got = json.loads(text)
+            if got != self.expected:
+                raise UserError(
+                    f"runner.executor: ray: a worker's backend resolved {got}, the driver's {self.expected}: "
+                    "their answers would be cached under the wrong key; pin the setting (e.g. model.params.dtype) "
+                    "so every node resolves the same")
+        fatal = next((f for f in frame["fatal"] if f), "")
+        got = [(k, result_from_json(t)) for k, t in zip(frame["key"], frame["result"])]
+        if fatal:
+            got = [(k, r) for k, r in got if r.error is None]  # the answers paid for are kept
+        if state.cache is not None:
+            await state.cache.aput_many(got)  # committed before the rows use them (kill-safety)
+        for k, r in got:
+            state.preset[k] = r
+        state.c["calls"] += int(frame["calls"].sum())
+        state.c["retries"] += int(frame["retries"].sum())
+        return fatal
+
+
+#: The runner settings a worker's retry loop reads.
+_RUNNER_FIELDS = {"max_retries", "backoff_base_s", "backoff_max_s", "timeout_s", "rpm", "tpm", "concurrency"}
+
+
+def _worker_failure(err: BaseException) -> BaseException:
+    """A failure of the Ray pipeline as one line (the worker's own error, not Ray's traceback)."""
+    if isinstance(err, (UserError, FatalBackendError, KeyboardInterrupt, asyncio.CancelledError)):
+        return err
+    cause = getattr(err, "cause", None) or err
+    text = str(cause).strip().splitlines()
+    line = text[-1] if text else type(cause).__name__
+    return UserError(f"runner.executor: ray: the pipeline failed: {type(cause).__name__}: {line[:300]}")
+
+
+async def drive(ctx: Any) -> None:
+    """Answer ``ctx.pending`` on Ray (see the module docstring); rows as the local runner's.
+
+    Raises:
+        UserError: a processor that does not fit the model, vllm without a GPU, a cluster that
+            cannot be reached, a worker whose backend resolves another identity.
+        FatalBackendError: bad credentials or an unknown model (the runner makes it one line).
+    """
+    from simsurvey.runner.ray_executor._session import start_ray, stop_ray
+
+    driver = RayDriver(ctx)
+    if not (ctx.pending.singles or ctx.pending.conversations):
+        return
+    opts = ctx.runner.ray
+    started = await asyncio.to_thread(start_ray, address=opts.address, num_cpus=opts.num_cpus,
+                                      runtime_env=opts.runtime_env)
+    try:
+        await driver.run()
+    finally:
+        if started:
+            await asyncio.to_thread(stop_ray)
