@@ -25,7 +25,8 @@ from typing import Any
 
 from simsurvey.errors import UserError
 from simsurvey.respondents.base import FatalBackendError, Request, Result
-from simsurvey.runner import _administer as _adm
+from simsurvey.runner._administer import DEFERRED
+from simsurvey.runner._executors import run_pass
 from simsurvey.runner.ray_executor._records import request_row, result_from_json
 
 _END = object()
@@ -34,9 +35,12 @@ _END = object()
 class Collector:
     """A backend that answers nothing: it records each call's requests and defers them.
 
-    It presents the real backend's batch size and identity, so ``run_pass`` groups the trials
-    into the same calls as with the real backend, and a worker then makes exactly those calls.
+    It presents the real backend's batch size, so ``run_pass`` groups the trials into the same
+    calls as with the real backend, and a worker then makes exactly those calls. Like every pass
+    backend it sends nothing (``sends = False``: no rate limit, no call counted).
     """
+
+    sends = False
 
     def __init__(self, backend: Any, state: Any) -> None:
         self.name = backend.name
@@ -56,7 +60,7 @@ class Collector:
             if key not in self._seen:  # an identical call deferred twice is asked once
                 self._seen.add(key)
                 self.rows.append(request_row(req, key=key, call=call))
-        return [_adm.DEFERRED for _ in requests]
+        return [DEFERRED for _ in requests]
 
 
 def resolve_processor(processor: str, model: Any) -> str:
@@ -70,27 +74,6 @@ def resolve_processor(processor: str, model: Any) -> str:
         raise UserError(f"runner.ray.processor: {processor!r} answers for model.backend=litellm, "
                         f"not {model.backend!r}; use actor (or auto) for the embedded model")
     return processor
-
-
-def _chunks(pending: Any, size: int) -> list[Any]:
-    """Chunks of about ``size`` trials: singles in order, then whole conversations."""
-    Pending = _adm.Pending
-    out: list[Any] = []
-    singles = list(pending.singles)
-    for i in range(0, len(singles), size):
-        out.append(Pending(singles[i:i + size], []))
-    convs: list[Any] = []
-    n = 0
-    for c in pending.conversations:
-        turns = len(c.turns) - c.start
-        if convs and n + turns > size:
-            out.append(Pending([], convs))
-            convs, n = [], 0
-        convs.append(c)
-        n += turns
-    if convs:
-        out.append(Pending([], convs))
-    return out
 
 
 class RayDriver:
@@ -120,12 +103,12 @@ class RayDriver:
                      "concurrency": self.opts.num_workers, "batch_size": self.opts.vllm_batch_size}
 
     async def run(self) -> None:
-        for chunk in _chunks(self.ctx.pending, max(1, int(self.ctx.runner.chunk_size))):
+        for chunk in self.ctx.chunks():  # persona chunks of runner.chunk_size trials: memory stays bounded
             todo = chunk
-            while todo.singles or todo.conversations:
+            while todo:
                 collector = Collector(self.ctx.backend, self.state)
-                todo = await _adm.run_pass(self.state, todo.singles, todo.conversations, collector)
-                if self.state.stopping or not (todo.singles or todo.conversations):
+                todo = await run_pass(self.state, todo, collector)
+                if self.state.stopping or not todo:
                     break
                 if not collector.rows:  # deferred with nothing to ask: a seam bug, never a lost row
                     raise RuntimeError("ray executor: trials were deferred but no request was recorded")
@@ -141,18 +124,24 @@ class RayDriver:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
 
+        def hand(item: Any) -> bool:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+                return True
+            except RuntimeError:  # the loop is gone (the run stopped): nobody is waiting
+                return False
+
         def produce() -> None:
             try:
                 for frame in stream_answers(rows, self.spec, block_rows=self.opts.block_rows,
                                             num_workers=self.opts.num_workers,
                                             num_cpus_per_worker=self.opts.num_cpus_per_worker, vllm=self.vllm):
-                    loop.call_soon_threadsafe(queue.put_nowait, frame)
-                    if stop.is_set():
+                    if stop.is_set() or not hand(frame):
                         return
             except BaseException as err:  # noqa: BLE001 - handed to the loop, raised there
-                loop.call_soon_threadsafe(queue.put_nowait, err)
+                hand(err)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
+                hand(_END)
 
         # A daemon thread, not the loop's executor: an interrupted run does not wait for Ray.
         threading.Thread(target=produce, name="simsurvey-ray", daemon=True).start()
@@ -214,9 +203,7 @@ async def drive(ctx: Any) -> None:
     """
     from simsurvey.runner.ray_executor._session import start_ray, stop_ray
 
-    driver = RayDriver(ctx)
-    if not (ctx.pending.singles or ctx.pending.conversations):
-        return
+    driver = RayDriver(ctx)  # a processor that does not fit the model: one line, before Ray starts
     opts = ctx.runner.ray
     started = await asyncio.to_thread(start_ray, address=opts.address, num_cpus=opts.num_cpus,
                                       runtime_env=opts.runtime_env)

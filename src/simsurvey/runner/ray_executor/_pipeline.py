@@ -58,7 +58,9 @@ def dataset_of(rows: Sequence[Mapping[str, Any]], *, block_rows: int) -> Any:
     """A Ray Dataset of request rows, one block per group of whole personas."""
     import ray.data
 
-    parts = [pd.DataFrame(b, columns=list(REQUEST_COLUMNS)) for b in blocks(rows, block_rows)]
+    # Persona order (stable: a call's rows stay together and in order), so a block holds whole personas.
+    ordered = sorted(rows, key=lambda r: (r["persona"], r["call"]))
+    parts = [pd.DataFrame(b, columns=list(REQUEST_COLUMNS)) for b in blocks(ordered, block_rows)]
     return ray.data.from_pandas(parts)
 
 

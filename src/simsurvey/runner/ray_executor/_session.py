@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 #: Loggers Ray writes to the driver's stderr.
@@ -22,6 +23,8 @@ _RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve", "ray.ll
 
 def quiet_ray() -> None:
     """Ray's driver-side loggers at ERROR, Ray Data's progress bars and banners off."""
+    # A block of whole personas is one task: fewer blocks than workers is expected, not a problem.
+    warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks", category=UserWarning)
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data re-applies its config from this
     for name in _RAY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
