@@ -176,17 +176,26 @@ def _embedded_ready() -> str | None:
     return None
 
 
-def test_embedded_model_on_ray_workers_gives_the_local_rows(tmp_path):
+@pytest.fixture(scope="module")
+def fp32_model_dir() -> str:
+    """The embedded model's fp32 copy, converted once (module scope: before the per-test cache dir)."""
     why = _embedded_ready()
     if why:
         pytest.skip(why)
+    from simsurvey.respondents.local import convert_gguf, converted_dir, embedded_gguf
+
+    gguf = embedded_gguf()
+    return str(convert_gguf(gguf, converted_dir(gguf, "float32"), dtype="float32"))
+
+
+def test_embedded_model_on_ray_workers_gives_the_local_rows(tmp_path, fp32_model_dir):
     # Few prompts (~2 s each here): 2 personas x 2 questions, one condition.
     inst = Instrument(id="tiny", title="Tiny", questions=_instrument().questions[:2])
     cfg = DesignConfig(no_persona=False, replicates=1, orders=["as_is"])
     personas = make_personas(2)
     trials = build_design(personas, inst, cfg, seed=3)
     trials = trials.groupby(["persona_id", "question_id"], sort=False).head(1).reset_index(drop=True)
-    model = ModelConfig(backend="local", name="smollm2-135m", elicitation="logprobs", params={"dtype": "float32"})
+    model = ModelConfig(backend="local", name="smollm2-135m", elicitation="logprobs", params={"dtype": "float32", "model_dir": fp32_model_dir})
     # A long timeout: the first call loads the model (a timeout would be retried, and counted).
     local = _run(tmp_path / "local", tmp_path / "cache-local", model, trials, instrument=inst, personas=personas,
                  timeout_s=300)

@@ -152,3 +152,16 @@ def test_vllm_engine_error_is_the_rows_error() -> None:
     row = {**_vllm_out("logprobs", None), "__inference_error__": "prompt too long\nTraceback..."}
     res = vllm_result(row, top_logprobs=20)
     assert res.error == "vllm: prompt too long" and res.label_probs is None
+
+
+def test_split_pending_keeps_personas_and_conversations_whole() -> None:
+    from simsurvey.runner._conversation import Conversation
+    from simsurvey.runner._executors import Pending
+    from simsurvey.runner.ray_executor._drive import split_pending
+
+    singles = [{"persona_id": p, "i": i} for i, p in enumerate([1, 1, 1, 2, 2, 3, None, None])]
+    convs = [Conversation(persona_id=p, replicate=0, turns=[{"persona_id": p}] * 3) for p in range(3)]
+    parts = list(split_pending(Pending(singles, convs), 2))
+    assert [[t["persona_id"] for t in p.singles] for p in parts if p.singles] == [[1, 1, 1], [2, 2], [3, None], [None]]
+    assert [len(p.conversations) for p in parts if p.conversations] == [1, 1, 1]  # 3 turns each >= 2
+    assert [t["i"] for p in parts for t in p.singles] == list(range(8))

@@ -16,8 +16,18 @@ from fake_openai import CONTENT_FILTER
 from simsurvey.respondents.base import Request
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.litellm_backend import LiteLLMBackend
-from simsurvey.runner.ray_executor._records import REQUEST_COLUMNS, RESULT_COLUMNS, request_row, result_from_json
-from simsurvey.runner.ray_executor._workers import WorkerSpec, answer_block, answer_groups, build_backend
+from simsurvey.runner.ray_executor._records import (
+    REQUEST_COLUMNS,
+    RESULT_COLUMNS,
+    request_row,
+    result_from_json,
+)
+from simsurvey.runner.ray_executor._workers import (
+    WorkerSpec,
+    answer_block,
+    answer_groups,
+    build_backend,
+)
 
 
 def _req(i: int, elicitation: str = "logprobs") -> Request:

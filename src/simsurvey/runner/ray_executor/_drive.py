@@ -20,16 +20,18 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from simsurvey.errors import UserError
 from simsurvey.respondents.base import FatalBackendError, Request, Result
 from simsurvey.runner._administer import DEFERRED
-from simsurvey.runner._executors import run_pass
+from simsurvey.runner._executors import Pending, run_pass
 from simsurvey.runner.ray_executor._records import request_row, result_from_json
 
 _END = object()
+#: Trials per batch of a pass that only answers (nothing is sent: the batch is a cache round trip).
+_ANSWER_BATCH = 256
 
 
 class Collector:
@@ -42,10 +44,10 @@ class Collector:
 
     sends = False
 
-    def __init__(self, backend: Any, state: Any) -> None:
+    def __init__(self, backend: Any, state: Any, *, batch_size: int | None = None) -> None:
         self.name = backend.name
         self.deterministic = getattr(backend, "deterministic", False)
-        self.batch_size = int(getattr(backend, "batch_size", 1) or 1)
+        self.batch_size = batch_size or int(getattr(backend, "batch_size", 1) or 1)
         self.identity = dict(getattr(backend, "identity", None) or {})
         self._state = state
         self.rows: list[dict[str, Any]] = []
@@ -61,6 +63,29 @@ class Collector:
                 self._seen.add(key)
                 self.rows.append(request_row(req, key=key, call=call))
         return [DEFERRED for _ in requests]
+
+
+def split_pending(pending: Pending, size: int) -> Iterator[Pending]:
+    """``pending`` in parts of about ``size`` trials: singles cut between personas (a persona's
+    trials share a prompt prefix), then conversations, whole."""
+    part: list[dict[str, Any]] = []
+    for t in pending.singles:
+        if len(part) >= size and (t["persona_id"] is None or t["persona_id"] != part[-1]["persona_id"]):
+            yield Pending(part, [])
+            part = []
+        part.append(t)
+    if part:
+        yield Pending(part, [])
+    convs: list[Any] = []
+    n = 0
+    for c in pending.conversations:
+        if convs and n >= size:
+            yield Pending([], convs)
+            convs, n = [], 0
+        convs.append(c)
+        n += c.pending
+    if convs:
+        yield Pending([], convs)
 
 
 def resolve_processor(processor: str, model: Any) -> str:
@@ -103,18 +128,64 @@ class RayDriver:
                      "concurrency": self.opts.num_workers, "batch_size": self.opts.vllm_batch_size}
 
     async def run(self) -> None:
-        for chunk in self.ctx.chunks():  # persona chunks of runner.chunk_size trials: memory stays bounded
-            todo = chunk
-            while todo:
-                collector = Collector(self.ctx.backend, self.state)
-                todo = await run_pass(self.state, todo, collector)
-                if self.state.stopping or not todo:
-                    break
-                if not collector.rows:  # deferred with nothing to ask: a seam bug, never a lost row
-                    raise RuntimeError("ray executor: trials were deferred but no request was recorded")
-                await self.ask(collector.rows)
+        """Chunk after chunk, two in flight: while Ray answers chunk i, the driver renders chunk i+1
+        (its collecting pass) and then builds chunk i's rows, so the driver's work overlaps the
+        workers' instead of adding to it."""
+        prev: tuple[asyncio.Task[None] | None, Any] | None = None
+        task: asyncio.Task[None] | None = None
+        try:
+            for chunk in self._parts():
+                deferred, rows = await self.collect(chunk, batch_size=None)
+                if self.state.stopping:
+                    return
+                task = asyncio.create_task(self.ask(rows)) if deferred else None
+                if prev is not None:
+                    await self.finish(*prev)
+                    if self.state.stopping:
+                        return
+                prev = (task, deferred)
+            if prev is not None:
+                await self.finish(*prev)
+            prev = task = None
+        finally:
+            left = [t for t in (task, prev[0] if prev else None) if t is not None and not t.done()]
+            for t in left:
+                t.cancel()  # the run stops: what came back is already in the cache
+            await asyncio.gather(*left, return_exceptions=True)
+
+    def _parts(self) -> Iterator[Any]:
+        """The runner's persona chunks (``runner.chunk_size``: memory stays bounded), each cut into
+        parts of about ``4 x block_rows x num_workers`` trials (whole personas; whole conversations)
+        so that even a one-chunk run has parts to overlap."""
+        size = 4 * self.opts.block_rows * self.opts.num_workers
+        for chunk in self.ctx.chunks():
+            yield from split_pending(chunk, size)
+
+    async def collect(self, pending: Any, *, batch_size: int | None) -> tuple[Any, list[dict[str, Any]]]:
+        """One pass with a :class:`Collector`: (what it deferred, the request rows to ask)."""
+        collector = Collector(self.ctx.backend, self.state, batch_size=batch_size)
+        deferred = await run_pass(self.state, pending, collector)
+        if deferred and not collector.rows and not self.state.stopping:
+            # Deferred with nothing to ask: a seam bug; raised rather than a row silently lost.
+            raise RuntimeError("ray executor: trials were deferred but no request was recorded")
+        return deferred, collector.rows
+
+    async def finish(self, task: asyncio.Task[None] | None, deferred: Any) -> None:
+        """Wait for a chunk's answers, build its rows; a conversation goes on one turn per round.
+
+        The first pass of a chunk grouped its calls as the real backend would (a worker makes
+        exactly those calls); these passes answer from the cache and defer only a conversation's
+        next turn (one request, one call), so they take large batches: one cache round trip for a
+        persona's rows, not one per row.
+        """
+        todo = deferred
+        while todo:
+            if task is not None:
+                await task
+            todo, rows = await self.collect(todo, batch_size=_ANSWER_BATCH)
             if self.state.stopping:
                 return
+            task = asyncio.create_task(self.ask(rows)) if todo else None
 
     async def ask(self, rows: list[dict[str, Any]]) -> None:
         """Ask the rows on Ray; every answer goes to the cache and ``state.preset`` as it arrives."""
@@ -170,10 +241,17 @@ class RayDriver:
         got = [(k, result_from_json(t)) for k, t in zip(frame["key"], frame["result"])]
         if fatal:
             got = [(k, r) for k, r in got if r.error is None]  # the answers paid for are kept
-        if state.cache is not None:
+        if state.cache is None:
+            state.preset.update(got)
+        else:
             await state.cache.aput_many(got)  # committed before the rows use them (kill-safety)
-        for k, r in got:
-            state.preset[k] = r
+            for k, r in got:
+                # An answer waits in the cache (a key in `fresh`: the pass reads it, as this run's own
+                # call), not in memory; an error is never cached, so it waits in `preset`.
+                if r.error is None:
+                    state.fresh.add(k)
+                else:
+                    state.preset[k] = r
         state.c["calls"] += int(frame["calls"].sum())
         state.c["retries"] += int(frame["retries"].sum())
         return fatal

@@ -64,6 +64,15 @@ def dataset_of(rows: Sequence[Mapping[str, Any]], *, block_rows: int) -> Any:
     return ray.data.from_pandas(parts)
 
 
+def block_target(n: int, *, block_rows: int, num_workers: int) -> int:
+    """Rows per block: ``block_rows``, raised so a pass is at most ~4 blocks per worker.
+
+    A block is one Ray task (~0.3 s of scheduling on a busy machine, measured in BENCHMARKS.md);
+    four per worker keep the load balanced while that cost stays small against the block's calls.
+    """
+    return max(int(block_rows), -(-n // max(1, 4 * num_workers)))
+
+
 def _vllm_post(row: dict[str, Any], *, top_logprobs: int) -> dict[str, Any]:
     return result_row(row["key"], vllm_result(row, top_logprobs=top_logprobs), calls=1)
 
@@ -96,7 +105,7 @@ def stream_answers(rows: Sequence[Mapping[str, Any]], spec: WorkerSpec, *, block
     """
     if not rows:
         return
-    ds = dataset_of(rows, block_rows=block_rows)
+    ds = dataset_of(rows, block_rows=block_target(len(rows), block_rows=block_rows, num_workers=num_workers))
     if spec.processor == "vllm":
         ds = vllm_processor(spec.model, vllm or {})(ds)
     else:

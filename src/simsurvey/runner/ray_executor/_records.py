@@ -102,10 +102,7 @@ def blocks(rows: Sequence[Mapping[str, Any]], target: int) -> list[list[Mapping[
         if nxt is None:
             break
         new_call = nxt["call"] != row["call"]
-        if new_call and (nxt["persona"] != row["persona"] or not row["persona"]) and len(cur) >= target:
-            out.append(cur)
-            cur = []
-        elif new_call and len(cur) >= 2 * target:  # one persona far beyond the target: cut between calls
+        if new_call and (nxt["persona"] != row["persona"] or not row["persona"]) and len(cur) >= target or new_call and len(cur) >= 2 * target:
             out.append(cur)
             cur = []
     if cur:
@@ -194,6 +191,6 @@ def vllm_result(row: Mapping[str, Any], *, top_logprobs: int) -> Result:
 
 def _int_or_none(v: Any) -> int | None:
     try:
-        return None if v is None or (isinstance(v, float) and v != v) else int(v)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
     except (TypeError, ValueError):
         return None

@@ -42,7 +42,6 @@ def start_ray(*, address: str | None, num_cpus: int | None, runtime_env: dict[st
     Raises:
         simsurvey.errors.UserError: the cluster at ``address`` cannot be reached.
     """
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a survey run
     import ray
 
