@@ -165,3 +165,19 @@ def test_split_pending_keeps_personas_and_conversations_whole() -> None:
     assert [[t["persona_id"] for t in p.singles] for p in parts if p.singles] == [[1, 1, 1], [2, 2], [3, None], [None]]
     assert [len(p.conversations) for p in parts if p.conversations] == [1, 1, 1]  # 3 turns each >= 2
     assert [t["i"] for p in parts for t in p.singles] == list(range(8))
+
+
+def test_a_pipeline_failure_is_one_line_naming_the_workers_error() -> None:
+    from simsurvey.errors import UserError
+    from simsurvey.runner.ray_executor._drive import _worker_failure
+
+    class RayTaskErrorLike(Exception):  # Ray wraps the worker's exception; `.cause` is the original
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__("ray traceback\n  File ...\nModuleNotFoundError: No module named 'simsurvey'")
+            self.cause = cause
+
+    err = _worker_failure(RayTaskErrorLike(ModuleNotFoundError("No module named 'simsurvey'")))
+    assert isinstance(err, UserError) and "\n" not in str(err)
+    assert str(err) == "runner.executor: ray: the pipeline failed: ModuleNotFoundError: No module named 'simsurvey'"
+    mine = UserError("runner.ray.address: cannot connect")
+    assert _worker_failure(mine) is mine
