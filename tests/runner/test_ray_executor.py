@@ -153,6 +153,23 @@ def test_bad_credentials_stop_the_run_with_one_line(tmp_path, server, fake):
     assert "\n" not in str(err.value) and str(err.value).startswith("model: openai/fake:") and "401" in str(err.value)
 
 
+def test_answers_paid_before_a_stop_are_kept_and_never_paid_again(tmp_path, server, fake):
+    trials = _trials()
+    model = _fake_model(server.url)
+    fake.schedule = {40: "401"}  # the key is revoked mid-run: the run stops with one line
+    with pytest.raises(UserError, match="401"):
+        _run(tmp_path / "r1", tmp_path / "cache", model, trials, executor="ray")
+    paid = {e.key for e in fake.log if e.answered}
+    kept = len(_cache_keys(tmp_path / "cache"))
+    assert kept == len(paid) >= 40  # every answer that came back is in the cache
+    before = len(fake.log)
+    again = _run(tmp_path / "r2", tmp_path / "cache", model, trials, executor="ray")
+    asked_now = [e.key for e in fake.log[before:]]
+    assert not set(asked_now) & paid  # nothing paid twice
+    assert again.stats["cached"] == kept and again.stats["calls"] == len(asked_now)
+    assert len(again.frame) == len(trials) and again.frame["error"].isna().all()
+
+
 def test_a_processor_that_does_not_fit_the_model_is_one_line(tmp_path, server):
     with pytest.raises(UserError, match=r"^runner.ray.processor: 'actor' runs the embedded model"):
         _run(tmp_path / "r", tmp_path / "c", _fake_model(server.url), _trials(replicates=1), executor="ray",
