@@ -30,6 +30,8 @@ from simsurvey.runner._executors import Pending, run_pass
 from simsurvey.runner.ray_executor._records import request_row, result_from_json
 
 _END = object()
+#: A part's answers on their way back from Ray.
+_Asking = asyncio.Task  # of list[tuple[str, Result]]
 #: Trials per batch of a pass that only answers (nothing is sent: the batch is a cache round trip).
 _ANSWER_BATCH = 256
 
@@ -44,7 +46,8 @@ class Collector:
 
     sends = False
 
-    def __init__(self, backend: Any, state: Any, *, batch_size: int | None = None) -> None:
+    def __init__(self, backend: Any, state: Any, *, batch_size: int | None = None,
+                 asking: set[str] | None = None) -> None:
         self.name = backend.name
         self.deterministic = getattr(backend, "deterministic", False)
         self.batch_size = batch_size or int(getattr(backend, "batch_size", 1) or 1)
@@ -53,13 +56,19 @@ class Collector:
         self.rows: list[dict[str, Any]] = []
         self._seen: set[str] = set()
         self._calls = 0
+        # Keys an earlier part is still asking: deferred (their answer will be in the cache by this
+        # part's row pass) but not asked again, as the local runner would serve them from the cache.
+        self._asking = asking if asking is not None else set()
+        self.skipped = 0
 
     async def generate(self, requests: Sequence[Request]) -> list[Result]:
         call = self._calls
         self._calls += 1
         for req in requests:
             key = self._state.key(req)
-            if key not in self._seen:  # an identical call deferred twice is asked once
+            if key in self._asking:
+                self.skipped += 1
+            elif key not in self._seen:  # an identical call deferred twice is asked once
                 self._seen.add(key)
                 self.rows.append(request_row(req, key=key, call=call))
         return [DEFERRED for _ in requests]
@@ -118,6 +127,9 @@ class RayDriver:
             if why is not None:
                 raise UserError(f"runner.ray.processor: 'vllm' needs vllm and a GPU on this node: {why}")
         self.expected = dict(getattr(ctx.backend, "identity", None) or {})
+        #: Keys recorded by a part and not yet answered (parts overlap: see :meth:`run`).
+        self.asking: set[str] = set()
+        self.running: set[_Asking] = set()
         self.spec = WorkerSpec(
             processor=self.processor, model=ctx.model.model_dump(mode="json"),
             runner=ctx.runner.model_dump(mode="json", include=_RUNNER_FIELDS), seed=int(ctx.state.seed),
@@ -131,14 +143,14 @@ class RayDriver:
         """Chunk after chunk, two in flight: while Ray answers chunk i, the driver renders chunk i+1
         (its collecting pass) and then builds chunk i's rows, so the driver's work overlaps the
         workers' instead of adding to it."""
-        prev: tuple[asyncio.Task[None] | None, Any] | None = None
-        task: asyncio.Task[None] | None = None
+        prev: tuple[_Asking | None, Any] | None = None
+        interrupted = False
         try:
             for chunk in self._parts():
                 deferred, rows = await self.collect(chunk, batch_size=None)
                 if self.state.stopping:
                     return
-                task = asyncio.create_task(self.ask(rows)) if deferred else None
+                task = self.start(rows)
                 if prev is not None:
                     await self.finish(*prev)
                     if self.state.stopping:
@@ -146,11 +158,16 @@ class RayDriver:
                 prev = (task, deferred)
             if prev is not None:
                 await self.finish(*prev)
-            prev = task = None
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            interrupted = True
+            raise
         finally:
-            left = [t for t in (task, prev[0] if prev else None) if t is not None and not t.done()]
-            for t in left:
-                t.cancel()  # the run stops: what came back is already in the cache
+            # A run that stops (a fatal error, the circuit breaker) still collects what is on its
+            # way back: those calls are paid, and their answers go to the cache for the next run.
+            # An interrupt does not wait: what came back is in the cache already.
+            left = [t for t in self.running if not t.done()]
+            for t in left if interrupted else ():
+                t.cancel()
             await asyncio.gather(*left, return_exceptions=True)
 
     def _parts(self) -> Iterator[Any]:
@@ -163,14 +180,15 @@ class RayDriver:
 
     async def collect(self, pending: Any, *, batch_size: int | None) -> tuple[Any, list[dict[str, Any]]]:
         """One pass with a :class:`Collector`: (what it deferred, the request rows to ask)."""
-        collector = Collector(self.ctx.backend, self.state, batch_size=batch_size)
+        collector = Collector(self.ctx.backend, self.state, batch_size=batch_size, asking=self.asking)
         deferred = await run_pass(self.state, pending, collector)
-        if deferred and not collector.rows and not self.state.stopping:
+        self.asking.update(r["key"] for r in collector.rows)
+        if deferred and not collector.rows and not collector.skipped and not self.state.stopping:
             # Deferred with nothing to ask: a seam bug; raised rather than a row silently lost.
             raise RuntimeError("ray executor: trials were deferred but no request was recorded")
         return deferred, collector.rows
 
-    async def finish(self, task: asyncio.Task[None] | None, deferred: Any) -> None:
+    async def finish(self, task: _Asking | None, deferred: Any) -> None:
         """Wait for a chunk's answers, build its rows; a conversation goes on one turn per round.
 
         The first pass of a chunk grouped its calls as the real backend would (a worker makes
@@ -181,14 +199,32 @@ class RayDriver:
         todo = deferred
         while todo:
             if task is not None:
-                await task
+                self.hand_over(await task)
             todo, rows = await self.collect(todo, batch_size=_ANSWER_BATCH)
             if self.state.stopping:
                 return
-            task = asyncio.create_task(self.ask(rows)) if todo else None
+            task = self.start(rows)
+            if todo and task is None:  # only calls a later part is asking: wait for an answer to come back
+                running = [t for t in self.running if not t.done()]
+                if running:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
 
-    async def ask(self, rows: list[dict[str, Any]]) -> None:
-        """Ask the rows on Ray; every answer goes to the cache and ``state.preset`` as it arrives."""
+    def start(self, rows: list[dict[str, Any]]) -> _Asking | None:
+        """Ask ``rows`` on Ray in the background (None when there is nothing to ask)."""
+        if not rows:
+            return None
+        task = asyncio.create_task(self.ask(rows))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        return task
+
+    async def ask(self, rows: list[dict[str, Any]]) -> list[tuple[str, Result]]:
+        """Ask the rows on Ray; every answer is committed to the cache as its block arrives.
+
+        Returns the answers, handed to the runner (:meth:`hand_over`) only when this part's rows
+        are built: a part collected meanwhile must not take them as its own calls (it finds them in
+        the cache, as the local runner's later chunk would).
+        """
         from simsurvey.runner.ray_executor._pipeline import stream_answers
 
         loop = asyncio.get_running_loop()
@@ -217,18 +253,24 @@ class RayDriver:
         # A daemon thread, not the loop's executor: an interrupted run does not wait for Ray.
         threading.Thread(target=produce, name="simsurvey-ray", daemon=True).start()
         fatal = ""
+        answers: list[tuple[str, Result]] = []
         try:
             while (item := await queue.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise _worker_failure(item)
-                fatal = await self.take(item) or fatal
+                f, got = await self.take(item)
+                fatal = fatal or f
+                answers.extend(got)
         finally:
             stop.set()
+            self.asking.difference_update(r["key"] for r in rows)
         if fatal:
             raise FatalBackendError(fatal)
+        return answers
 
-    async def take(self, frame: Any) -> str:
-        """Check, cache and preset one result block; returns its fatal message (or '')."""
+    async def take(self, frame: Any) -> tuple[str, list[tuple[str, Result]]]:
+        """Check one result block and commit its answers to the cache: (its fatal message or '',
+        its answers)."""
         state = self.state
         for text in set(frame["identity"]):
             got = json.loads(text)
@@ -241,20 +283,25 @@ class RayDriver:
         got = [(k, result_from_json(t)) for k, t in zip(frame["key"], frame["result"])]
         if fatal:
             got = [(k, r) for k, r in got if r.error is None]  # the answers paid for are kept
-        if state.cache is None:
-            state.preset.update(got)
-        else:
+        if state.cache is not None:
             await state.cache.aput_many(got)  # committed before the rows use them (kill-safety)
-            for k, r in got:
-                # An answer waits in the cache (a key in `fresh`: the pass reads it, as this run's own
-                # call), not in memory; an error is never cached, so it waits in `preset`.
-                if r.error is None:
-                    state.fresh.add(k)
-                else:
-                    state.preset[k] = r
         state.c["calls"] += int(frame["calls"].sum())
         state.c["retries"] += int(frame["retries"].sum())
-        return fatal
+        return fatal, got
+
+    def hand_over(self, answers: list[tuple[str, Result]]) -> None:
+        """Give the runner a part's answers for its row pass, as this run's own calls."""
+        state = self.state
+        if state.cache is None:
+            state.preset.update(answers)
+            return
+        for k, r in answers:
+            # An answer waits in the cache (its key in `fresh`: the pass reads it as this run's own
+            # call), not twice in memory; an error is never cached, so it waits in `preset`.
+            if r.error is None:
+                state.fresh.add(k)
+            else:
+                state.preset[k] = r
 
 
 #: The runner settings a worker's retry loop reads.
