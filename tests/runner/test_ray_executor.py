@@ -122,8 +122,11 @@ def test_retries_and_row_errors_as_the_local_runner(tmp_path, server, fake):
     trials = _trials(replicates=1)
     fake.rates = {"500": 0.15, "400": 0.1}  # seeded: retried 5xx, a content filter's 400 kept as the row's error
     model = _fake_model(server.url, elicitation="logprobs")
-    got = _run(tmp_path / "ray", tmp_path / "cache", model, trials, executor="ray", max_consecutive_failures=0)
-    assert len(got.frame) == len(trials)
+    # runner.cache=false: the answers reach the rows through `preset` (no cache to wait in).
+    got = _run(tmp_path / "ray", tmp_path / "cache", model, trials, executor="ray", max_consecutive_failures=0,
+               cache=False)
+    assert len(got.frame) == len(trials) and not got.frame["cached"].any()
+    assert not (tmp_path / "cache").exists()
     errors = got.frame["error"].notna()
     assert errors.any() and got.frame.loc[errors, "error"].str.startswith("HTTP 400").all()
     assert not got.frame.loc[errors, "valid"].any() and got.stats["errors"] == int(errors.sum())
