@@ -110,6 +110,8 @@ def test_http_rows_cache_and_stats_equal_the_local_runner(tmp_path, server, fake
         assert got.stats[stat] == local.stats[stat], stat
     assert not got.frame["cached"].all() and got.stats["calls"] > 0
     assert (got.stats["cached"] > 0) == (elicitation == "logprobs")
+    assert got.stats["ray"]["processor"] == "http" and got.stats["ray"]["requests"] == got.stats["calls"]
+    assert got.stats["ray"]["datasets"] >= 2  # chunk_size=40: several chunks, one Dataset each
     # A rerun on a new run directory with the same cache: every row from the cache, nothing asked.
     again = _run(tmp_path / "ray2", tmp_path / "cache-ray", model, trials, executor="ray")
     assert len(fake.log) == 2 * asked_local

@@ -214,6 +214,10 @@ class RayDriver:
         if not rows:
             return None
         task = asyncio.create_task(self.ask(rows))
+        ray_stats = self.state.executor_stats.setdefault(
+            "ray", {"processor": self.processor, "num_workers": self.opts.num_workers, "datasets": 0, "requests": 0})
+        ray_stats["datasets"] += 1  # one Ray Dataset per part and conversation round
+        ray_stats["requests"] += len(rows)
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         return task
