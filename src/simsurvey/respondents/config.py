@@ -78,7 +78,33 @@ class RayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     address: str | None = Field(default=None, description="Ray cluster to connect to ('auto', 'ray://host:10001'); null = start a local Ray.")
-    num_workers: int = Field(default=2, gt=0, description="Workers (actors) that call the model.")
+    num_workers: int = Field(default=2, gt=0, description="Workers that call the model at once (Ray tasks; vllm: engine replicas).")
+    processor: Literal["auto", "http", "actor", "vllm"] = Field(
+        default="auto",
+        description=(
+            "Who answers on the workers. http: simsurvey's own client (model.backend=litellm: an OpenAI-compatible "
+            "server or any litellm provider); actor: the embedded model (model.backend=local) on CPU workers; vllm: "
+            "ray.data.llm's vLLM engine on GPU nodes (model.backend=litellm, the model named by vllm_model_source); "
+            "auto: actor for local, http for litellm."
+        ),
+    )
+    num_cpus: int | None = Field(default=None, gt=0, description="CPUs of the local Ray started when address is null; null = all cores.")
+    num_cpus_per_worker: float = Field(default=1.0, gt=0, description="CPUs each worker reserves (actor: its torch threads).")
+    concurrency_per_worker: int = Field(default=32, gt=0, description="http: calls in flight per worker (the whole run: num_workers x this).")
+    block_rows: int = Field(
+        default=256, gt=0,
+        description="Requests per Dataset block (one worker task); a block holds whole personas, so a persona's prompt prefix is reused on one worker.",
+    )
+    runtime_env: dict[str, Any] | None = Field(
+        default=None, description="Ray runtime_env for the workers (e.g. pip: [simsurvey] on a cluster without it); local or new connections only.",
+    )
+    vllm_model_source: str | None = Field(
+        default=None, description="vllm: the model the engine loads (HF id or path); null = model.name without its provider prefix.",
+    )
+    vllm_engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="vllm: extra vLLM engine arguments (prefix caching is on unless set here).",
+    )
+    vllm_batch_size: int = Field(default=64, gt=0, description="vllm: requests per engine batch.")
 
 
 class RunnerConfig(BaseModel):
