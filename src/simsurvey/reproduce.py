@@ -18,15 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from simsurvey.nested import get_path
 from simsurvey.secrets import scrub
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(k)
-    return d
 
 
 def reproduce_command(hydra: Mapping[str, Any], *, seed: int | None = None,
@@ -47,7 +40,7 @@ def reproduce_command(hydra: Mapping[str, Any], *, seed: int | None = None,
     """
     args: list[str] = []
     default = Path(default_config_dir).resolve() if default_config_dir is not None else None
-    for src in _get(hydra, "runtime", "config_sources") or []:
+    for src in get_path(hydra, "runtime", "config_sources") or []:
         if not isinstance(src, Mapping) or src.get("schema") != "file":
             continue
         path = str(src.get("path"))
@@ -55,14 +48,14 @@ def reproduce_command(hydra: Mapping[str, Any], *, seed: int | None = None,
             args.append(f"--config-dir={path}")
         elif src.get("provider") == "main" and (default is None or Path(path).resolve() != default):
             args.append(f"--config-path={path}")
-    name = _get(hydra, "job", "config_name")
+    name = get_path(hydra, "job", "config_name")
     if name and name != "config":
         args.append(f"--config-name={name}")
-    overrides = [str(o) for o in (_get(hydra, "overrides", "task") or [])]
+    overrides = [str(o) for o in (get_path(hydra, "overrides", "task") or [])]
     if seed is not None and not any(o.lstrip("+~").startswith("seed=") for o in overrides):
         overrides.append(f"seed={seed}")
     command = shlex.join(["python", "-m", "simsurvey", *args, *overrides])
-    cwd = _get(hydra, "runtime", "cwd")
+    cwd = get_path(hydra, "runtime", "cwd")
     if cwd:  # relative paths in the overrides were resolved there
         command = f"cd {shlex.quote(str(cwd))} && {command}"
     return scrub(command, tuple(secrets))

@@ -7,18 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from simsurvey.nested import get_path  # noqa: F401 - the report's sections import it from here
 from simsurvey.report import _figures as F
 from simsurvey.report._data import RunData, human_answers, is_baseline, silicon_answers, slug
 from simsurvey.report.config import ReportConfig
-
-
-def get_path(d: Any, *keys: str) -> Any:
-    """``d[k1][k2]...``, or None as soon as a level is missing or not a dict."""
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
 
 
 #: How to read each metric (direction and meaning), shown beside its name in tables.

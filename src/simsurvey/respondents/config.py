@@ -36,10 +36,44 @@ class ModelConfig(BaseModel):
     )
 
 
-class RunnerConfig(BaseModel):
-    """``runner:`` — concurrency, rate limits, retries, timeouts, cache, checkpoints."""
+class BatchConfig(BaseModel):
+    """``runner.batch:`` — the provider batch-API executor (``runner.executor: batch``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    poll_interval_s: float = Field(default=30.0, gt=0, description="Seconds between polls of a submitted batch.")
+    max_requests: int = Field(default=50_000, gt=0, description="Requests per batch file at most (OpenAI: 50,000).")
+    max_resubmits: int = Field(default=2, ge=0, description="How often a call that failed or expired in a batch is submitted again before its row keeps the error.")
+
+
+class RayConfig(BaseModel):
+    """``runner.ray:`` — the Ray executor (``runner.executor: ray``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(default=None, description="Ray cluster to connect to ('auto', 'ray://host:10001'); null = start a local Ray.")
+    num_workers: int = Field(default=2, gt=0, description="Workers (actors) that call the model.")
+
+
+class RunnerConfig(BaseModel):
+    """``runner:`` — the executor, concurrency, rate limits, retries, timeouts, cache, checkpoints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    executor: Literal["local", "batch", "ray"] = Field(
+        default="local",
+        description=(
+            "Who makes the model's calls: local = the async runner in this process; batch = the provider's batch API "
+            "(half price, answers within the completion window; resumable); ray = a Ray Data pipeline over a cluster. "
+            "Every executor writes the same rows, cache entries and files. Baselines always run locally."
+        ),
+    )
+    chunk_size: int = Field(
+        default=20_000, gt=0,
+        description="Trials handled at a time (a persona's trials are never split): memory is bounded by this and the concurrency, not by the design.",
+    )
+    batch: BatchConfig = Field(default_factory=BatchConfig, description="The batch executor's settings.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="The Ray executor's settings.")
 
     concurrency: int = Field(default=8, gt=0, description="Requests in flight at once.")
     rpm: float | None = Field(default=None, gt=0, description="Requests-per-minute limit (token bucket); null = unlimited.")

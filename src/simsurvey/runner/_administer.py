@@ -44,9 +44,7 @@ litellm, reading its price map: ``warm_up``) runs in a thread before the first c
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-import itertools
 import random
 import signal
 import threading
@@ -75,6 +73,7 @@ from simsurvey.respondents.cache import ResponseCache, cache_key, canonical_json
 from simsurvey.respondents.config import ModelConfig, RunnerConfig
 from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.runner import _conversation
+from simsurvey.runner._executors import ExecutorContext, Pending, executor_drive
 from simsurvey.runner._checkpoint import (
     KEY_COLUMNS,
     SORT_COLUMNS,
@@ -91,6 +90,16 @@ from simsurvey.population.variables import Variables, population_of
 
 #: The trial columns a response row copies (the design's; the context columns may be absent).
 TRIAL_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS
+
+#: What a pass backend returns for a request it does not answer in this pass (an executor that
+#: gets its answers elsewhere: a batch file, Ray workers). No row is written for the trial,
+#: nothing is cached or counted, and :func:`run_pass` hands the trial back for a later pass.
+DEFERRED = _conversation.DEFERRED
+
+
+def is_deferred(res: Result) -> bool:
+    """Whether a result is :data:`DEFERRED` (identity: no backend answer can be mistaken for it)."""
+    return res is DEFERRED
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,19 @@ class _Run:
         self.key_params = {"top_logprobs": model.top_logprobs, "api_base": model.api_base,
                            "params": {**model.params, **self.identity}}
         self.inflight: dict[str, asyncio.Future[Result]] = {}
+        # Answers this run received through another channel (a batch output file, a Ray worker),
+        # by cache key: served first, as this run's own calls (cost counted), then dropped.
+        self.preset: dict[str, Result] = {}
+        # Keys whose cache entry this run itself wrote through another channel (the batch
+        # executor keeps a million answers on disk, not in `preset`): a cache hit on one of them is
+        # this run's own call, not a cached row.
+        self.fresh: set[str] = set()
+        # The rows written by this run (row keys), and the answers of conversation turns among
+        # them (a later pass continues a conversation from them); and what a pass deferred.
+        self.written: set[tuple] = set()
+        self.history_rows: dict[tuple, dict[str, Any]] = {}
+        self.deferred_singles: list[dict[str, Any]] = []
+        self.deferred_conversations: list[_conversation.Conversation] = []
         self.c = dict(rows=0, cached=0, reasked=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0, errors=0)
         # Circuit breaker: rows in a row that ended in an error; set `stopping` to stop the run.
         self.consecutive_failures = 0
@@ -199,6 +221,10 @@ class _Run:
         self.cost_cached = 0.0
         self.t0 = time.perf_counter()
         self._last_progress = 0.0
+
+    def key(self, req: Request) -> str:
+        """The response-cache key of a request (a batch line's ``custom_id`` is this key)."""
+        return cache_key(req, model=self.model.name, backend=self.model.backend, params=self.key_params)
 
     # -- one trial -> request ----------------------------------------------------------
     def render(self, t: dict[str, Any]) -> Request:
@@ -220,6 +246,8 @@ class _Run:
     # -- calling the backend -----------------------------------------------------------
     async def call(self, reqs: list[Request]) -> list[Result]:
         """Call the backend with retries; a request that never succeeds gets an error result."""
+        if not getattr(self.backend, "sends", True):  # a pass backend: nothing is sent anywhere
+            return list(await self.backend.generate(reqs))
         attempt = 0
         while True:
             est = sum(estimate_tokens(r.messages, 1 if r.elicitation == "logprobs" else r.max_tokens) for r in reqs)
@@ -277,9 +305,19 @@ class _Run:
         n = len(reqs)
         results: list[Result | None] = [None] * n
         cached = [False] * n
-        if self.cache is None:  # every call is made: no keys, no sharing
-            return await self.call(reqs), cached
-        keys = [cache_key(r, model=self.model.name, backend=self.model.backend, params=self.key_params) for r in reqs]
+        if self.cache is None:  # every call is made: no sharing (answers another channel received come first)
+            if not self.preset:
+                return await self.call(reqs), cached
+            keys = [self.key(r) for r in reqs]
+            ask = [i for i in range(n) if keys[i] not in self.preset]
+            for i in range(n):
+                if keys[i] in self.preset:
+                    results[i] = self.preset.pop(keys[i])
+            if ask:
+                for i, res in zip(ask, await self.call([reqs[i] for i in ask])):
+                    results[i] = res
+            return results, cached  # type: ignore[return-value]
+        keys = [self.key(r) for r in reqs]
         waits: dict[int, asyncio.Future[Result]] = {}
         own: list[int] = []
         loop = asyncio.get_running_loop()
@@ -296,11 +334,22 @@ class _Run:
 
         if own:
             try:
-                hits = await self.cache.aget_many([keys[i] for i in own])
+                presets = [(i, self.preset.pop(keys[i])) for i in own if keys[i] in self.preset]
+                if presets:  # received through another channel: this run's calls, committed before use
+                    await self.cache.aput_many([(keys[i], res) for i, res in presets])
+                    for i, res in presets:
+                        results[i] = res
+                        settle(i, res)
+                rest = [i for i in own if results[i] is None]
+                hits = await self.cache.aget_many([keys[i] for i in rest]) if rest else {}
                 ask: list[int] = []
-                for i in own:
+                for i in rest:
                     hit = hits.get(keys[i])
-                    if hit is not None and self.acceptable(reqs[i], hit):
+                    if hit is not None and keys[i] in self.fresh:  # this run's own answer, via the cache
+                        self.fresh.discard(keys[i])
+                        results[i] = hit
+                        settle(i, hit)
+                    elif hit is not None and self.acceptable(reqs[i], hit):
                         results[i], cached[i] = hit, True
                         settle(i, hit)
                     else:
@@ -324,7 +373,7 @@ class _Run:
                 raise
         for i, fut in waits.items():
             results[i] = res = await fut
-            cached[i] = res.error is None  # served by another row's call: no cost of its own
+            cached[i] = res.error is None and not is_deferred(res)  # served by another row's call: no cost of its own
         return results, cached  # type: ignore[return-value]
 
     # -- result -> response row ----------------------------------------------------------
@@ -421,7 +470,16 @@ class _Run:
         reqs = reqs if reqs is not None else [self.render(t) for t in batch]
         results, cached = await self.resolve(reqs)
         for t, req, res, hit in zip(batch, reqs, results, cached):
-            self.buf.append(self.row(t, req, res, hit))
+            if is_deferred(res):  # answered in a later pass: handed back (a conversation hands back itself)
+                if not _conversation.in_conversation(t):
+                    self.deferred_singles.append(t)
+                continue
+            row = self.row(t, req, res, hit)
+            self.buf.append(row)
+            key = row_key(row)
+            self.written.add(key)
+            if res.error is None and _conversation.in_conversation(t):
+                self.history_rows[key] = {"raw_text": row["raw_text"], "answer_code": row["answer_code"]}
             if res.error is None:
                 self.consecutive_failures = 0
                 continue
@@ -504,16 +562,30 @@ def _final_rows(done: pd.DataFrame, final: pd.Series, done_keys: set[tuple]) -> 
     return {row_key(r): {k: _none_if_na(v) for k, v in r.items()} for r in rows}
 
 
-def _batches(records: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    """Consecutive trials of the same persona, up to ``size`` per batch."""
-    batch: list[dict[str, Any]] = []
+def _persona_chunks(records: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive records in chunks of at least ``size`` (the last may be smaller), a persona's
+    records never split across two chunks (they share a prompt prefix and a conversation)."""
+    chunk: list[dict[str, Any]] = []
     for t in records:
-        if batch and (len(batch) >= size or batch[-1]["persona_id"] != t["persona_id"] or t["persona_id"] is None):
-            yield batch
-            batch = []
-        batch.append(t)
-    if batch:
-        yield batch
+        if len(chunk) >= size and (t["persona_id"] is None or t["persona_id"] != chunk[-1]["persona_id"]):
+            yield chunk
+            chunk = []
+        chunk.append(t)
+    if chunk:
+        yield chunk
+
+
+def _plan(records: list[dict[str, Any]], final_rows: dict[tuple, dict[str, Any]], done_keys: set[tuple],
+          written: set[tuple], model: str) -> Pending:
+    """The trials of ``records`` still to ask: not final in an earlier run (``done_keys``) and not
+    written by this one; conversations from their first turn without an answer, unless this run
+    wrote that turn already (an error: the next run asks it again)."""
+    singles, conversations = _conversation.plan(records, final_rows, model)
+    todo = [t for t in singles
+            if (k := (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model)) not in done_keys
+            and k not in written]
+    convs = [c for c in conversations if _conversation._key(c.turns[c.start], model) not in written]
+    return Pending(todo, convs)
 
 
 async def administer_async(
@@ -598,10 +670,10 @@ async def administer_async(
     wanted = {(t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) for t in records}
     # Sequential designs: conversations are asked turn by turn from their first unfinished turn
     # (simsurvey.runner._conversation); every other row as before.
-    singles, conversations = _conversation.plan(records, _final_rows(done, final, done_keys), model.name)
-    pending_singles = [t for t in singles
-                       if (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) not in done_keys]
-    pending = pending_singles + [t for c in conversations for t in c.turns[c.start:]]
+    prior_rows = _final_rows(done, final, done_keys)
+    pending = len(_plan(records, prior_rows, done_keys, set(), model.name))
+    executor = "local" if model.backend.startswith("baseline/") else runner.executor  # baselines are free, in-process
+    drive = executor_drive(executor)  # an executor whose package is missing: one line, before anything starts
 
     if backend is None:
         from simsurvey.respondents.registry import make_backend
@@ -618,10 +690,21 @@ async def administer_async(
     cache = None
     if use_cache and pending:
         cache = await asyncio.to_thread(ResponseCache.open, runner.cache_dir, busy_timeout_s=runner.cache_busy_timeout_s)
-    bar = Progress(model.name, len(pending), enabled=progress_enabled(progress) and bool(pending))
+    bar = Progress(model.name, pending, enabled=progress_enabled(progress) and bool(pending))
     state = _Run(backend=backend, model=model, runner=runner, prompt=prompt, instrument=instrument,
-                 personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=len(pending),
+                 personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=pending,
                  variables=variables)
+
+    def chunks() -> Iterator[Pending]:
+        # Done: earlier runs' final rows and every row of this run (an error row of this run waits
+        # for the next run, as before); a conversation goes on from this run's answered turns.
+        for chunk in _persona_chunks(records, runner.chunk_size):
+            work = _plan(chunk, {**prior_rows, **state.history_rows}, done_keys, state.written, model.name)
+            if work:
+                yield work
+
+    ctx = ExecutorContext(state=state, backend=backend, model=model, runner=runner, run_dir=run_dir,
+                          part_dir=part_dir, progress=progress_enabled(progress), secrets=state.secrets, plan=chunks)
 
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
@@ -641,27 +724,16 @@ async def administer_async(
         except (NotImplementedError, RuntimeError):  # not Unix, or not the main thread's loop
             sigterm = False
 
-    batches = _batches(pending_singles, max(1, int(getattr(backend, "batch_size", 1) or 1)))
-    jobs = itertools.chain(((state.work, b) for b in batches),
-                           ((functools.partial(_conversation.run_conversation, state), c) for c in conversations))
-
-    async def worker() -> None:
-        for fn, job in jobs:  # one shared iterator: no await inside it, so no races
-            if state.stopping:  # the circuit breaker tripped: start nothing new
-                return
-            await fn(job)
-
     async def ticker() -> None:
         while True:
             await asyncio.sleep(min(runner.flush_seconds, 1.0))
             if state.flush_due():
                 await state.flush_parts()
 
-    tasks: list[asyncio.Task[None]] = []
     tick = asyncio.create_task(ticker())
     try:
-        tasks = [asyncio.create_task(worker()) for _ in range(min(runner.concurrency, max(1, len(pending))))]
-        await asyncio.gather(*tasks)
+        if pending:
+            await drive(ctx)
     except FatalBackendError as err:
         raise UserError(f"model: {model.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     except asyncio.CancelledError:
@@ -670,9 +742,7 @@ async def administer_async(
         raise
     finally:
         tick.cancel()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(tick, *tasks, return_exceptions=True)
+        await asyncio.gather(tick, return_exceptions=True)
         try:
             state.flush_parts_now()  # completed rows survive an interrupt or a fatal error
         finally:
@@ -697,7 +767,7 @@ async def administer_async(
     order = rank.loc[keep].sort_values(["ok", "n"], kind="stable").index
     frame = frame.loc[order].drop_duplicates(subset=list(KEY_COLUMNS), keep="last")
     frame = frame.sort_values(SORT_COLUMNS, kind="stable", na_position="first").reset_index(drop=True)
-    stats = state.stats(frame, resumed=len(records) - len(pending))
+    stats = state.stats(frame, resumed=len(records) - pending)
     if state.stopping:
         last = scrub(str(state.last_error).splitlines()[0][:300], state.secrets)
         raise RunFailedError(

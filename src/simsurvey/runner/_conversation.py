@@ -45,10 +45,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simsurvey.respondents.base import Request
+from simsurvey.respondents.base import Request, Result
 
 if TYPE_CHECKING:  # the runner's state; imported for the annotation only (no import cycle)
     from simsurvey.runner._administer import _Run
+
+
+#: The runner's "not answered in this pass" sentinel (defined here, the lower module, so that the
+#: runner and this module share the one object; :data:`simsurvey.runner._administer.DEFERRED`).
+DEFERRED = Result(error="deferred to a later pass", extra={"deferred": True})
 
 
 def _key(t: dict[str, Any], model: str) -> tuple:
@@ -154,16 +159,22 @@ async def run_conversation(state: _Run, conv: Conversation) -> None:
     """Ask ``conv``'s remaining turns in order (module docstring); rows go to the checkpoint."""
     history: list[dict[str, str]] = []
     for t, row in zip(conv.turns[: conv.start], conv.done):
-        req = _render(state, t, history)
+        req = _render(state, t, history)  # the history as it was asked (from the checkpointed rows)
         history = [*req.messages, {"role": "assistant", "content": assistant_text(req, row.get("raw_text"), row.get("answer_code"))}]
-    for t in conv.turns[conv.start:]:
+    done = list(conv.done)
+    for i in range(conv.start, len(conv.turns)):
+        t = conv.turns[i]
         if state.stopping:  # the circuit breaker tripped: start nothing new
             return
         req = _render(state, t, history)
         (res,) = await state.work([t], [req])
+        if res is DEFERRED:  # answered in a later pass: the conversation goes on from this turn then
+            state.deferred_conversations.append(dataclasses.replace(conv, start=i, done=done))
+            return
         if res.error is not None:
             return  # the model never answered this turn: the later ones wait for a resume
         code = state.answer(req, res)[0]
+        done.append({"raw_text": res.text, "answer_code": code})
         history = [*req.messages, {"role": "assistant", "content": assistant_text(req, res.text, code)}]
 
 
