@@ -69,7 +69,8 @@ def _wanted(trials: pd.DataFrame, model: str) -> tuple[set[tuple], KeySet]:
                            model)
 
 
-def _run(tmp_path: Path, url: str, trials: pd.DataFrame, *, n: int, model: str = MODEL, **runner_kw):
+def _run(tmp_path: Path, url: str, trials: pd.DataFrame, *, n: int, model: str = MODEL, run_dir: str = "run",
+         **runner_kw):
     inst = make_instrument()
     base = dict(concurrency=3, backoff_base_s=0.01, backoff_max_s=0.05, cache_dir=str(tmp_path / "cache"),
                 flush_every=4, flush_seconds=0.2, timeout_s=5, max_retries=0)
@@ -77,7 +78,7 @@ def _run(tmp_path: Path, url: str, trials: pd.DataFrame, *, n: int, model: str =
     cfg = (ModelConfig(backend=model, name=model, elicitation="both") if model.startswith("baseline/")
            else ModelConfig(backend="litellm", name=model, api_base=url, elicitation="sample"))
     return administer(trials, make_personas(n), inst, model=cfg, prompt=PromptConfig(),
-                      runner=RunnerConfig(**base), run_dir=tmp_path / "run", seed=11, progress=False)
+                      runner=RunnerConfig(**base), run_dir=tmp_path / run_dir, seed=11, progress=False)
 
 
 # -- key hashes and the key set ----------------------------------------------------------------
@@ -262,3 +263,116 @@ def test_a_damaged_part_is_named(tmp_path):
         with pytest.raises(DamagedStateError, match="part-00007.parquet: damaged checkpoint part"):
             read(tmp_path)
     assert bad.exists()
+
+
+# -- the runner on the streaming readers ---------------------------------------------------------
+
+def test_a_run_reads_the_parts_by_projection_only(tmp_path, server, fake, monkeypatch):
+    """No read of every column of every part during administer(): the done keys, the histories
+    and the result's rows are projections; the frame is read only when asked for."""
+    inst = make_instrument()
+    trials = make_trials(inst, 4)
+    fake.schedule = {3: "500"}
+    _run(tmp_path, server.url, trials.iloc[:10], n=4)  # parts to resume from, one error among them
+    reads: list[list[str] | None] = []
+    real = pq.read_table
+
+    def spy(source, *args, columns=None, **kw):
+        reads.append(None if columns is None else list(columns))
+        return real(source, *args, columns=columns, **kw)
+
+    monkeypatch.setattr(pq, "read_table", spy)
+    res = _run(tmp_path, server.url, trials, n=4)
+    allowed = {*KEY_COLUMNS, "error", "valid", "refusal"}
+    assert reads and all(cols is not None and set(cols) <= allowed for cols in reads), reads
+    assert res.stats["resumed_rows"] == 9 and res.stats["new_rows"] == len(trials) - 9
+    n_before = len(reads)
+    assert len(res.frame) == len(trials) and res.frame["error"].isna().all()
+    assert None in reads[n_before:]  # the frame: whole parts, read now
+
+
+def test_trials_become_dicts_a_persona_chunk_at_a_time(tmp_path, server, fake, monkeypatch):
+    from simsurvey.runner import _administer as adm
+
+    inst = make_instrument()
+    trials = make_trials(inst, 6, replicates=2)  # 8 trials a persona
+    sizes: list[int] = []
+    real = adm._records
+    monkeypatch.setattr(adm, "_records", lambda t: sizes.append(len(t)) or real(t))
+    res = _run(tmp_path, server.url, trials, n=6, chunk_size=10)
+    assert sum(sizes) == len(trials) and max(sizes) <= 10 + 8 - 1 and len(sizes) >= 4
+    assert len(res.frame) == len(trials)
+    # the same rows as one chunk of the whole design (a fresh run dir, everything from the cache)
+    sizes.clear()
+    whole = _run(tmp_path, server.url, trials, n=6, chunk_size=10**6, run_dir="other")
+    assert sizes == [len(trials)]
+    cols = [c for c in RESPONSE_COLUMNS if c not in ("latency_s", "cached", "cost_usd")]
+    pd.testing.assert_frame_equal(whole.frame[cols], res.frame[cols])
+
+
+def test_chunk_bounds_are_the_persona_chunks():
+    from simsurvey.runner import _administer as adm
+
+    rng = random.Random(3)
+    for _ in range(200):
+        pids = sorted(rng.choice(range(6)) for _ in range(rng.randrange(0, 30))) + [None] * rng.randrange(0, 4)
+        size = rng.randrange(1, 9)
+        expect = [len(c) for c in adm._persona_chunks([{"persona_id": p} for p in pids], size)]
+        got = [hi - lo for lo, hi in adm._chunk_bounds(pd.Series(pd.array(pids, dtype="Int64")), size)]
+        assert got == expect, (pids, size)
+
+
+def test_this_runs_keys_are_a_compact_log():
+    from simsurvey.runner._checkpoint import KeyLog
+
+    log = KeyLog()
+    keys = [(p, f"q{p % 7}", "c", r, "m") for p in range(70_000) for r in (0, 1)][:100_000]
+    for k in keys:
+        log.add(k)
+    assert keys[5] in log and (5, "q5", "c", 3, "m") not in log and (None, "q0", "c", 0, "m") not in log
+    probe = keys[::997] + [(p, "q0", "c", 9, "m") for p in range(50)]
+    assert log.contains_keys(probe).tolist() == [True] * len(keys[::997]) + [False] * 50
+    assert len(log) == len(keys)
+
+
+def _cli(run_dir: Path, cache: Path, *extra: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from simsurvey.config import PROJECT_ROOT
+
+    env = {**os.environ, "CI": "true"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simsurvey", "+experiment=politics", "model=baseline/uniform",
+         "baselines=[majority,reference]", "population.n=5", "stages=[sample,administer]", "runner.flush_every=7",
+         f"runner.cache_dir={cache}", f"hydra.run.dir={run_dir}", *extra],
+        check=False, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_the_pipelines_streamed_responses_parquet_is_the_concatenated_frames(tmp_path):
+    """responses.parquet of the pipeline = the frames of each model (the old in-memory algorithm
+    over its parts) concatenated and written as one frame, also after a resume re-asked rows."""
+    run_dir = tmp_path / "run"
+    _cli(run_dir, tmp_path / "cache")
+    parts = run_dir / "parts" / "responses"
+    models = ["baseline/uniform", "baseline/majority", "baseline/reference"]
+
+    def expected() -> pa.Table:
+        frames = [_old_frame(parts / model_slug(m), None) for m in models]
+        write_parquet(pd.concat(frames, ignore_index=True), tmp_path / "old.parquet", kind="responses",
+                      schema=RESPONSE_SCHEMA)
+        return pq.read_table(tmp_path / "old.parquet")
+
+    got = pq.read_table(run_dir / "responses.parquet")
+    assert got.equals(expected()) and got.schema.equals(expected().schema, check_metadata=True)
+    assert set(got.column("model").to_pylist()) == set(models)
+    # a part lost: its rows are asked again by the resume, in a later part; the file is rebuilt
+    lost = sorted((parts / "baseline_majority").glob("part-*.parquet"))[1]
+    lost.unlink()
+    _cli(run_dir, tmp_path / "cache")
+    again = pq.read_table(run_dir / "responses.parquet")
+    assert again.equals(expected()) and again.num_rows == got.num_rows
+    manifest = __import__("json").loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["administer"]["rows"] == got.num_rows
