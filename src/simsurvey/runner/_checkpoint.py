@@ -256,17 +256,25 @@ def _as_series(values: Any) -> pd.Series:
     return values if isinstance(values, pd.Series) else pd.Series(values)
 
 
-def _int_hash(values: Any, salt: np.uint64 | None) -> np.ndarray:
+def _ints(values: Any) -> np.ndarray:
+    """An int64 key column as uint64 (a null persona_id is :data:`_NO_PERSONA`)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return pc.fill_null(values.cast(pa.int64()), _NO_PERSONA).to_numpy().astype(np.int64).view(np.uint64)
     arr = pd.array(_as_series(values).to_numpy(dtype=object, na_value=None), dtype="Int64")
-    ints = arr.fillna(_NO_PERSONA).to_numpy("int64").view(np.uint64)
-    return pd.util.hash_array(ints if salt is None else ints ^ salt)
+    return arr.fillna(_NO_PERSONA).to_numpy("int64").view(np.uint64)
 
 
-def _str_hash(values: Any, n: int, key: str) -> np.ndarray:
-    if isinstance(values, str):  # one model for every row: hashed once
-        return np.full(n, pd.util.hash_array(np.array([values], dtype=object), hash_key=key)[0], dtype=np.uint64)
+def _factorized(values: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values as an object array) of a string key column (or one string)."""
+    if isinstance(values, str):
+        return np.zeros(n, dtype=np.intp), np.array([values], dtype=object)
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        enc = pc.dictionary_encode(values).combine_chunks() if isinstance(values, pa.ChunkedArray) \
+            else pc.dictionary_encode(values)
+        codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+        return codes, np.array([*enc.dictionary.to_pylist(), None], dtype=object)
     codes, uniques = pd.factorize(_as_series(values), use_na_sentinel=False)
-    return pd.util.hash_array(np.asarray(uniques, dtype=object), hash_key=key)[codes]
+    return codes, np.asarray(uniques, dtype=object)
 
 
 def key_hashes(persona_id: Any, question_id: Any, condition_id: Any, replicate: Any,
@@ -274,11 +282,14 @@ def key_hashes(persona_id: Any, question_id: Any, condition_id: Any, replicate: 
     """Two 64-bit hashes of each row key (columns as arrow, pandas or numpy; ``model`` may be one
     string for all rows). The same key gives the same hashes whatever the column types."""
     n = len(persona_id)
+    ints = [_ints(persona_id), _ints(replicate)]
+    strs = [_factorized(v, n) for v in (question_id, condition_id, model)]
     out = []
     for key, salt in ((_KEY_A, None), (_KEY_B, _INT_B)):
+        pid, rep = (pd.util.hash_array(x if salt is None else x ^ salt) for x in ints)
+        q, c, m = (pd.util.hash_array(u, hash_key=key, categorize=False)[codes] for codes, u in strs)
         h = np.zeros(n, dtype=np.uint64)
-        for part in (_int_hash(persona_id, salt), _str_hash(question_id, n, key), _str_hash(condition_id, n, key),
-                     _int_hash(replicate, salt), _str_hash(model, n, key)):
+        for part in (pid, q, c, rep, m):
             h = (h ^ part) * _MUL
             h ^= h >> np.uint64(29)
         out.append(h)
