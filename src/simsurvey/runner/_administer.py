@@ -38,7 +38,16 @@ turn, every request carrying the conversation so far; the rules (order, failures
 
 Nothing blocks the event loop: cache reads and writes run on the cache's own thread, parquet
 parts are written on a part-writer thread, and the backend's one-off start-up (importing
-litellm, reading its price map: ``warm_up``) runs in a thread before the first call.
+litellm, reading its price map: ``warm_up``) runs in a thread before the first call; reading
+the parts (done keys, the result's rows) runs in a thread too.
+
+Memory is bounded by ``runner.chunk_size`` and the concurrency, not by the design: the trials
+table becomes trial dicts one persona chunk at a time (a chunk whose trials are all done costs
+nothing), the keys already done and the keys this run wrote are held as two 64-bit hashes a key
+(:class:`~simsurvey.runner._checkpoint.KeySet`, ``KeyLog``), the parts are read by column
+projection, and the result is a selection of checkpointed rows
+(:class:`~simsurvey.runner._checkpoint.Selection`): its frame is read only when asked for, and
+the pipeline streams ``responses.parquet`` from it.
 """
 
 from __future__ import annotations
@@ -597,16 +606,32 @@ def _chunk_bounds(persona_ids: pd.Series, size: int) -> list[tuple[int, int]]:
 
 
 def _records(trials: pd.DataFrame) -> list[dict[str, Any]]:
-    """A chunk of the trials table as the runner's trial dicts (Python scalars, None for NA)."""
-    records = trials[[c for c in TRIAL_COLUMNS if c in trials.columns]].to_dict("records")
-    for t in records:
-        t["persona_id"] = None if pd.isna(t["persona_id"]) else int(t["persona_id"])
-        t["replicate"] = int(t["replicate"])
-        t["neutral_option"] = bool(t["neutral_option"])
-        for c in CONTEXT_COLUMNS:
-            v = t.get(c)
-            t[c] = None if v is None or pd.isna(v) else (int(v) if c.endswith("_position") else str(v))
-    return records
+    """A chunk of the trials table as the runner's trial dicts (Python scalars, None for NA).
+
+    Column by column (no per-cell ``pd.isna``): this runs on the event loop once per chunk.
+    """
+    cols = [c for c in TRIAL_COLUMNS if c in trials.columns and c not in CONTEXT_COLUMNS]
+    values: dict[str, list[Any]] = {}
+    for c in cols:
+        if c == "persona_id":
+            values[c] = [None if v is pd.NA else int(v) for v in pd.array(trials[c], dtype="Int64").tolist()]
+        elif c == "replicate":
+            values[c] = trials[c].astype("int64").tolist()
+        elif c == "neutral_option":
+            values[c] = trials[c].astype(bool).tolist()
+        else:
+            values[c] = trials[c].tolist()
+    n = len(trials)
+    for c in CONTEXT_COLUMNS:
+        if c not in trials.columns:
+            values[c] = [None] * n
+        elif c.endswith("_position"):
+            values[c] = [None if v is pd.NA else int(v) for v in pd.array(trials[c], dtype="Int64").tolist()]
+        else:
+            values[c] = [None if v is None or v is pd.NA or v != v else str(v)  # noqa: PLR0124 - NaN
+                         for v in trials[c].astype(object).tolist()]
+    names = list(values)
+    return [dict(zip(names, row)) for row in zip(*values.values())]
 
 
 def _key_columns(trials: pd.DataFrame) -> tuple[pd.Series, ...]:
@@ -750,13 +775,25 @@ async def administer_async(
     def chunks() -> Iterator[Pending]:
         # Done: earlier runs' final rows and every row of this run (an error row of this run waits
         # for the next run, as before); a conversation goes on from this run's answered turns.
-        # Only one chunk's trials are ever dicts; a chunk whose trials are all done costs no dicts.
-        for lo, hi in bounds:
-            if final[lo:hi].all():
-                continue
-            work = _plan(_records(trials.iloc[lo:hi]), final[lo:hi], history, state.written, model.name)
-            if work:
-                yield work
+        # Only the current and the next chunk's trials are ever dicts (a chunk whose trials are
+        # all done costs none); the next one is made on a thread while this one is asked, so a
+        # big chunk's dicts never stall the event loop.
+        todo = [(lo, hi) for lo, hi in bounds if not final[lo:hi].all()]
+        if not todo:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simsurvey-chunks")
+        try:
+            ahead = pool.submit(_records, trials.iloc[todo[0][0]:todo[0][1]])
+            for i, (lo, hi) in enumerate(todo):
+                records = ahead.result()
+                if i + 1 < len(todo):
+                    ahead = pool.submit(_records, trials.iloc[todo[i + 1][0]:todo[i + 1][1]])
+                work = _plan(records, final[lo:hi], history, state.written, model.name)
+                del records
+                if work:
+                    yield work
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     ctx = ExecutorContext(state=state, backend=backend, model=model, runner=runner, run_dir=run_dir,
                           part_dir=part_dir, progress=progress_enabled(progress), secrets=state.secrets, plan=chunks)
