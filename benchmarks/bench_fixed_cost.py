@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import export  # noqa: E402
+from bench_scale import export
 
 CHILD = r'''
 import json, os, statistics, sys, tempfile, time

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import export  # noqa: E402
+from bench_scale import export
 
 N_Q, CODES = 10, ["1", "2", "3", "4", "5"]
 

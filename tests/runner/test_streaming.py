@@ -72,8 +72,8 @@ def _wanted(trials: pd.DataFrame, model: str) -> tuple[set[tuple], KeySet]:
 def _run(tmp_path: Path, url: str, trials: pd.DataFrame, *, n: int, model: str = MODEL, run_dir: str = "run",
          **runner_kw):
     inst = make_instrument()
-    base = dict(concurrency=3, backoff_base_s=0.01, backoff_max_s=0.05, cache_dir=str(tmp_path / "cache"),
-                flush_every=4, flush_seconds=0.2, timeout_s=5, max_retries=0)
+    base = {"concurrency": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "cache_dir": str(tmp_path / "cache"),
+            "flush_every": 4, "flush_seconds": 0.2, "timeout_s": 5, "max_retries": 0}
     base.update(runner_kw)
     cfg = (ModelConfig(backend=model, name=model, elicitation="both") if model.startswith("baseline/")
            else ModelConfig(backend="litellm", name=model, api_base=url, elicitation="sample"))
@@ -145,7 +145,7 @@ def messy_run(tmp_path, server, fake):
 
 
 def test_done_keys_are_the_final_rows(messy_run):
-    run_dir, trials, _, _ = messy_run
+    run_dir, _, _, _ = messy_run
     part_dir = run_dir / "parts" / "responses" / model_slug(MODEL)
     errors = read_parts(part_dir)["error"].notna().sum()
     assert errors >= 3  # the fixture made errored rows, and later answers for some of them
@@ -181,7 +181,7 @@ def test_select_rows_is_the_old_in_memory_frame(messy_run):
 
 
 def test_streamed_responses_parquet_is_the_file_of_the_concatenated_frames(messy_run, tmp_path):
-    run_dir, trials, res, base = messy_run
+    run_dir, trials, _, _ = messy_run
     old_path, new_path = tmp_path / "old.parquet", tmp_path / "new.parquet"
     frames = []
     sels = []
