@@ -2,6 +2,14 @@
 
 Usage: python benchmarks/bench_analysis.py [--rows 1000000] [--naive-rows 100000] [--bootstrap 200]
        [--permutations 200] [--null-draws 1000] [--weights both|uniform|equal]
+       python benchmarks/bench_analysis.py --read-path [--rows 1000000] [--old-commit a584223]
+
+``--read-path`` measures reading responses.parquet for the analyzer and the report: a synthetic
+responses.parquet of ``--rows`` rows (the full response schema, every row with a probs map) is read
+and analyzed, and read into the report's data and distributions, by the code of ``--old-commit``
+(``git archive`` into a temporary directory, first on PYTHONPATH: pandas read of the whole file,
+probs as Python objects, the report's per-row loop) and by this checkout (pyarrow, column
+projection, probs arrow-backed), each in a fresh process, side by side; the metrics must be equal.
 
 Synthetic contract-shaped data (simsurvey.analysis.synthetic): 10 questions, 2 within-persona
 conditions, 5 grouping variables. Persona weights are measured both ways, because the order-effect
@@ -20,8 +28,10 @@ the script asserts the point estimates agree.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -128,8 +138,133 @@ def measure(fn):
     return res, dt, cpu, max(_status_kib("VmHWM") - before, 0) / 1024
 
 
+REPO = Path(__file__).resolve().parents[1]
+READ_CFG = {"group_vars": GROUP_VARS, "bootstrap": 200, "n_permutations": 200, "null_draws": 1000,
+            "distribution": "probs"}
+
+
+def _write_read_path_run(run_dir: Path, rows: int) -> None:
+    """A synthetic run directory: personas, reference and a responses.parquet of ``rows`` rows with
+    the full response schema (a probs map on every row, raw text and prompt hashes as a model's)."""
+    from simsurvey.io import write_parquet
+    from simsurvey.runner import RESPONSE_SCHEMA
+
+    n_personas = rows // 20  # 10 questions x 2 within-persona conditions
+    personas, r, reference, _ = synthetic_run(
+        n_personas=n_personas, n_human=max(2000, n_personas // 2), n_questions=10, seed=1, silicon_shift=0.3,
+        primacy=0.1, no_persona=0, persona_weights="equal", with_probs=True)
+    n = len(r)
+    rng = np.random.default_rng(2)
+    letters = np.array(list("ABCDEF"), dtype=object)
+    r["raw_text"] = "The answer is " + pd.Series(letters[rng.integers(0, 6, n)]).to_numpy(dtype=object)
+    r["prompt_hash"] = [f"{h:016x}" for h in rng.integers(0, 2**63, n)]
+    r["latency_s"] = rng.uniform(0.05, 0.5, n)
+    r["prompt_tokens"] = rng.integers(150, 300, n)
+    r["completion_tokens"] = 1
+    r["cost_usd"] = 0.0
+    r["cached"] = False
+    for col in RESPONSE_SCHEMA.names:
+        if col not in r.columns:
+            r[col] = None
+    write_parquet(r[list(RESPONSE_SCHEMA.names)], run_dir / "responses.parquet", kind="responses",
+                  schema=RESPONSE_SCHEMA)
+    write_parquet(personas, run_dir / "personas.parquet", kind="personas")
+    write_parquet(reference, run_dir / "reference.parquet", kind="reference")
+
+
+def _read_path_child(run_dir: Path, code: str, what: str) -> None:
+    """One measurement in this process: ``what`` is analyze or report; ``code`` old or new."""
+    from simsurvey import io
+    from simsurvey.analysis.synthetic import synthetic_instrument
+    from simsurvey.report import _data
+    from simsurvey.report._context import Ctx
+    from simsurvey.report.config import ReportConfig
+
+    inst = synthetic_instrument(10, 5)
+    personas = pd.read_parquet(run_dir / "personas.parquet")
+    reference = pd.read_parquet(run_dir / "reference.parquet")
+    path = run_dir / "responses.parquet"
+    cfg = AnalysisConfig(**READ_CFG)
+    # Warm up imports and lazily loaded arrow kernels on a tiny run first.
+    p0, r0, h0, i0 = synthetic_run(n_personas=200, n_human=400, n_questions=2, seed=0, with_probs=True)
+    analyze(r0, h0, p0, i0, cfg, seed=0)
+    if what == "analyze":
+        def read():
+            if code == "old":  # what the pipeline did: the whole file into pandas
+                return io.read_stored_parquet(path, fix="")
+            from simsurvey.analysis.frames import ANALYSIS_COLUMNS
+
+            return io.read_responses(path, ANALYSIS_COLUMNS)
+
+        def work():
+            t0 = time.perf_counter()
+            responses = read()
+            t1 = time.perf_counter()
+            res = analyze(responses, reference, personas, inst, cfg, seed=7)
+            return res, t1 - t0, time.perf_counter() - t1
+
+        (res, t_read, t_an), dt, cpu, peak = measure(work)
+        res.metrics.to_parquet(run_dir / f"metrics_{code}.parquet")
+        print(f"[read-path {code}] analyze: read {t_read:.2f}s + analyze {t_an:.2f}s = {dt:.2f}s wall, "
+              f"{cpu:.2f}s CPU, peak RSS +{peak:.0f} MiB ({_status_kib('VmHWM') / 1024:.0f} MiB process peak)")
+        return
+
+    def report_data():
+        # load_run + the per-question and per-condition distributions the sections draw.
+        data = _data.load_run(run_dir, inst)
+        ctx = Ctx(data, ReportConfig())
+        out = []
+        for m in ctx.models:
+            for q in inst.questions:
+                codes = list(q.substantive_codes)
+                sq = ctx.silicon[(ctx.silicon["question_id"] == q.id) & (ctx.silicon["model"] == m)]
+                out.append(_data.mean_distribution(sq, codes, use_probs=ctx.use_probs(m)))
+                r = data.responses
+                sub = r[(r["model"] == m) & (r["question_id"] == q.id)]
+                for _, g in sub.groupby(sub["condition_id"].astype(str), sort=True):
+                    out.append(_data.mean_distribution(g, codes, use_probs=ctx.use_probs(m)))
+        return np.array(out)
+
+    x, dt, cpu, peak = measure(report_data)
+    np.save(run_dir / f"report_{code}.npy", x)
+    print(f"[read-path {code}] report data (load_run, silicon answers, {len(x)} distributions): {dt:.2f}s wall, "
+          f"{cpu:.2f}s CPU, peak RSS +{peak:.0f} MiB ({_status_kib('VmHWM') / 1024:.0f} MiB process peak)")
+
+
+def read_path(rows: int, old_commit: str) -> None:
+    """Old vs new read path, each measurement in a fresh process (module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        old_src = tmp / "old"
+        old_src.mkdir()
+        # The package and the data files it finds beside it (population specs, surveys, conf).
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", old_commit, "src", "personas", "surveys", "conf"],
+                                 check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
+        run_dir = tmp / "run"
+        run_dir.mkdir()
+        t0 = time.perf_counter()
+        _write_read_path_run(run_dir, rows)
+        size = (run_dir / "responses.parquet").stat().st_size / 2**20
+        print(f"[read-path] wrote {rows:,}-row responses.parquet ({size:.0f} MiB) in {time.perf_counter() - t0:.1f}s")
+        for what in ("analyze", "report"):
+            for code, src in (("old", old_src / "src"), ("new", REPO / "src")):
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+                subprocess.run([sys.executable, __file__, "--read-child", f"{run_dir}:{code}:{what}"], check=True,
+                               env=env)
+        a, b = (pd.read_parquet(run_dir / f"metrics_{c}.parquet") for c in ("old", "new"))
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+        np.testing.assert_allclose(np.load(run_dir / "report_new.npy"), np.load(run_dir / "report_old.npy"),
+                                   rtol=1e-12, atol=0)
+        print(f"[read-path] old and new: {len(a):,} metric rows identical; report distributions agree (rtol 1e-12)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--read-path", action="store_true", help="old vs new reading of responses.parquet")
+    ap.add_argument("--old-commit", default="a584223", help="the code measured as 'old' by --read-path")
+    ap.add_argument("--read-child", default=None, help=argparse.SUPPRESS)  # run_dir:code:what (one child)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--naive-rows", type=int, default=100_000)
     ap.add_argument("--bootstrap", type=int, default=200)
@@ -140,6 +275,13 @@ def main() -> None:
                     help="probs: every row carries a logprob map (as the local backend writes)")
     ap.add_argument("--run", default=None, help=argparse.SUPPRESS)  # label:rows:weights (one child)
     args = ap.parse_args()
+    if args.read_child is not None:
+        run_dir, code, what = args.read_child.rsplit(":", 2)
+        _read_path_child(Path(run_dir), code, what)
+        return
+    if args.read_path:
+        read_path(args.rows, args.old_commit)
+        return
     n_q, n_cond = 10, 2
     cfg = AnalysisConfig(group_vars=GROUP_VARS, bootstrap=args.bootstrap, n_permutations=args.permutations,
                          distribution=args.distribution, null_draws=args.null_draws)

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
 from simsurvey.config import PROJECT_ROOT, validate_config  # noqa: E402
-from simsurvey.errors import RunFailedError, UserError  # noqa: E402
+from simsurvey.errors import RunFailedError, RunPendingError, UserError  # noqa: E402
 from simsurvey.secrets import known_secrets, scrub  # noqa: E402
 
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -206,6 +206,10 @@ def _hydra_main(cfg: DictConfig) -> None:
     except RunFailedError as err:
         _error(f"{err}; resume with hydra.run.dir={run_dir}", secrets)
         sys.exit(3)
+    except RunPendingError as err:
+        # Calls handed to a provider's batch API (runner.batch.wait: false): not a failure.
+        print(scrub(f"simsurvey: {err}", secrets), file=sys.stderr)
+        sys.exit(0)
     except (UserError, OSError) as err:
         if isinstance(err, OSError):
             # The environment's mistake (a read-only or full disk...): one line naming the file.

@@ -7,8 +7,10 @@ Exception hierarchy::
     │   ├── ConfigError    a config key has a bad value
     │   ├── DamagedStateError  a file of an earlier run (part, manifest, parquet, cache) is damaged
     │   └── RunDirError    the run directory is locked by another process or holds another run
-    └── RunFailedError     the model's calls kept failing and the run stopped (exit 3); the rows
-                           done are kept and a resume asks the failed ones again
+    ├── RunFailedError     the model's calls kept failing and the run stopped (exit 3); the rows
+    │                      done are kept and a resume asks the failed ones again
+    └── RunPendingError    the calls were handed to a provider's batch API and the run stops
+                           without waiting (``runner.batch.wait: false``): exit 0, a rerun collects
 
 A model's bad answer is never an exception: it is kept as a response row with ``valid=False``.
 :func:`format_validation_error` makes the one line of a pydantic error (config, spec, mapping).
@@ -82,3 +84,9 @@ class DamagedStateError(UserError):
 class RunDirError(UserError):
     """The run directory cannot be used as asked: another process holds it, or it was made
     with other settings than this command's (its fingerprint differs)."""
+
+
+class RunPendingError(SimsurveyError):
+    """The run's calls are in a provider's batch (submitted, not yet answered) and it stops without
+    waiting for them (``runner.batch.wait: false``, or request files to run elsewhere). Not a
+    failure: the CLI prints the message (what to run or when to rerun) and exits 0."""

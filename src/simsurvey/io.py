@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import yaml
 
@@ -110,8 +111,71 @@ def read_stored_parquet(path: str | os.PathLike, *, fix: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except (OSError, pa.ArrowException, ValueError) as err:
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise DamagedStateError(f"{path}: damaged parquet file ({reason}); {fix}") from None
+        raise _damaged(path, err, fix) from None
+
+
+def _damaged(path: str | os.PathLike, err: BaseException, fix: str) -> DamagedStateError:
+    reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+    return DamagedStateError(f"{path}: damaged parquet file ({reason}); {fix}")
+
+
+#: What a user can do about a damaged responses.parquet (ends the error line).
+RESPONSES_FIX = ("delete it and rerun with 'administer' in stages: it is rebuilt from the checkpoint parts "
+                 "without new calls")
+
+
+def _nested_stays_arrow(typ: pa.DataType) -> pd.ArrowDtype | None:
+    # A list or map column converted by pandas becomes one Python object per row (lists of
+    # tuples for a map): kept as arrow, it stays a few contiguous buffers.
+    return pd.ArrowDtype(typ) if pa.types.is_nested(typ) else None
+
+
+def read_responses(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
+                   fix: str = RESPONSES_FIX) -> pd.DataFrame:
+    """Read ``responses.parquet`` (a file, or a directory of parquet files written as one dataset)
+    with pyarrow, reading only ``columns``.
+
+    Nested columns (``probs``, a map, and ``option_order``, a list) stay arrow-backed
+    (``pd.ArrowDtype``): no Python object per row; every other column converts as
+    :func:`pandas.read_parquet` converts it. Every consumer of responses (the analyzer, the
+    report, the exports) reads through here and accepts such a frame as well as one with
+    ``probs`` as dicts.
+
+    Args:
+        path: The file or dataset directory.
+        columns: The columns to read (None: all). Those the file lacks are left out (a run made
+            before a column existed); the consumers treat an absent column as they always have.
+        fix: What the user can do about a damaged file (ends the error line).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DamagedStateError: ``<path>: damaged parquet file (<reason>); <fix>``.
+    """
+    if not Path(path).exists():
+        raise FileNotFoundError(str(path))
+    try:
+        data = pads.dataset(path, format="parquet")
+        names = data.schema.names
+        wanted = names if columns is None else [c for c in dict.fromkeys(columns) if c in names]
+        table = data.to_table(columns=wanted)
+        # self_destruct frees each arrow column once converted: the peak is not table + frame.
+        return table.to_pandas(types_mapper=_nested_stays_arrow, split_blocks=True, self_destruct=True)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise _damaged(path, err, fix) from None
+
+
+def check_stored_parquet(path: str | os.PathLike, *, fix: str) -> None:
+    """Decode every page of a parquet file (or dataset directory) an earlier stage wrote, one
+    record batch at a time (memory bounded by a batch, no pandas frame), diagnosing a damaged one.
+
+    Raises:
+        DamagedStateError: as :func:`read_stored_parquet`.
+    """
+    try:
+        for _ in pads.dataset(path, format="parquet").to_batches(batch_size=65_536):
+            pass
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise _damaged(path, err, fix) from None
 
 
 def schema_version(path: str | os.PathLike) -> str | None:

@@ -21,8 +21,14 @@ from typing import Any
 import pandas as pd
 
 from simsurvey.config import Config, resolve_path
-from simsurvey.errors import RunDirError, UserError
-from simsurvey.io import read_stored_parquet, write_parquet
+from simsurvey.errors import RunDirError, RunPendingError, UserError
+from simsurvey.io import (
+    RESPONSES_FIX,
+    check_stored_parquet,
+    read_responses,
+    read_stored_parquet,
+    write_parquet,
+)
 from simsurvey.manifest import Manifest, read_manifest
 from simsurvey.respondents.config import ModelConfig
 from simsurvey.seeds import derive_seed
@@ -44,7 +50,7 @@ class RunResult:
 # What to do about a damaged file of the run directory (ends the error line).
 _FIX = {
     "personas.parquet": "rerun with 'sample' in stages to rebuild it (the same seed gives the same personas)",
-    "responses.parquet": "delete it and rerun with 'administer' in stages: it is rebuilt from the checkpoint parts without new calls",
+    "responses.parquet": RESPONSES_FIX,
     "reference.parquet": "delete it and rerun: it is rebuilt from survey.reference (and checked against the run's fingerprint)",
     "metrics.parquet": "rerun with 'analyze' in stages to rebuild it",
     "order_effects.parquet": "rerun with 'analyze' in stages to rebuild it",
@@ -53,10 +59,12 @@ _FIX = {
 }
 
 
-def _read(run_dir: Path, name: str, stage: str) -> pd.DataFrame:
+def _read(run_dir: Path, name: str, stage: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     path = run_dir / name
     if not path.exists():
         raise UserError(f"stages: '{stage}' needs {name} in {run_dir}; run the stage that writes it first")
+    if name == "responses.parquet":  # pyarrow, only ``columns``; probs and option_order stay arrow
+        return read_responses(path, columns, fix=_FIX[name])
     return read_stored_parquet(path, fix=_FIX[name])
 
 
@@ -213,6 +221,9 @@ def run(cfg: Config, run_dir: Path, *, secrets: Iterable[str] = (),
         except KeyboardInterrupt:
             manifest.finish("interrupted")
             raise
+        except RunPendingError:  # the calls are in a provider's batch (runner.batch.wait: false)
+            manifest.finish("pending")
+            raise
         except BaseException:
             manifest.finish("failed")
             raise
@@ -314,9 +325,11 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
     # 3. analyze
     if "analyze" in cfg.stages:
         from simsurvey.analysis import analyze
+        from simsurvey.analysis.frames import ANALYSIS_COLUMNS
 
         personas = personas if personas is not None else _read(run_dir, "personas.parquet", "analyze")
-        responses = _read(run_dir, "responses.parquet", "analyze")
+        # Read from the file the administer stage streamed (no frame of every row was kept).
+        responses = _read(run_dir, "responses.parquet", "analyze", columns=ANALYSIS_COLUMNS)
         if not (run_dir / "reference.parquet").exists():
             write_parquet(reference, run_dir / "reference.parquet", kind="reference")
         t0 = time.perf_counter()
@@ -339,7 +352,7 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
 
         for name, fix in _FIX.items():  # a damaged input is one line naming it, not a report traceback
             if (run_dir / name).exists() and "analyze" not in cfg.stages:
-                read_stored_parquet(run_dir / name, fix=fix)
+                check_stored_parquet(run_dir / name, fix=fix)  # decoded batch by batch, no frame
         t0 = time.perf_counter()
         with _working("report: figures, report.html, exports"):
             report = render_report(run_dir, instrument=instrument, cfg=cfg.report)

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from simsurvey.analysis.frames import option_mass
 from simsurvey.report._data import (
     RunData,
     answer_matrix,
-    mean_distribution,
-    prob_vector,
     load_run,
+    mean_distribution,
+    null_band,
     option_codes,
     silicon_answers,
-    null_band,
     weighted_distribution,
     weighted_mean,
 )
@@ -90,10 +91,43 @@ def test_silicon_answers_keep_persona_rows_with_weights(make_run_dir, tmp_path, 
     np.testing.assert_allclose(s["weight"].to_numpy(), w.loc[s["persona_id"]].to_numpy())
 
 
-def test_prob_vector_dict_or_arrow_pairs():
-    np.testing.assert_allclose(prob_vector({"a": 0.2, "c": 0.5, "zz": 0.3}, ["a", "b", "c"]), [0.2, 0, 0.5])
-    np.testing.assert_allclose(prob_vector([("b", 0.4), ("a", 0.1)], ["a", "b"]), [0.1, 0.4])
-    np.testing.assert_allclose(prob_vector(None, ["a", "b"]), [0, 0])
+def _arrow_maps(cells: list) -> pd.Series:
+    """``cells`` as an arrow-backed map column, as simsurvey.io.read_responses gives ``probs``."""
+    typ = pa.map_(pa.string(), pa.float64())
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(cells, type=typ)))
+
+
+def test_option_mass_reads_dicts_pairs_and_arrow_maps_alike():
+    cells = [{"a": 0.2, "c": 0.5, "zz": 0.3}, [("b", 0.4), ("a", 0.1)], None, {"a": float("nan"), "b": -1.0}]
+    expected = [[0.2, 0, 0.5], [0.1, 0.4, 0], [0, 0, 0], [0, 0, 0]]  # other codes, NaN, negatives dropped
+    x, has = option_mass(pd.Series(cells, dtype=object), ["a", "b", "c"])
+    np.testing.assert_allclose(x, expected)
+    assert has.tolist() == [True, True, False, True]
+    arrow = _arrow_maps([dict(c) if c is not None else None for c in cells])
+    assert isinstance(arrow.dtype, pd.ArrowDtype)
+    xa, hasa = option_mass(arrow, ["a", "b", "c"])
+    np.testing.assert_array_equal(xa, x)
+    np.testing.assert_array_equal(hasa, has)
+    # Dicts written to parquet without a schema are stored as a struct of one field per code.
+    struct = pd.Series(pd.arrays.ArrowExtensionArray(pa.array([{"a": 0.2, "c": 0.5, "zz": 0.3}, {"b": 0.4, "a": 0.1},
+                                                               None, {"a": float("nan"), "b": -1.0}])))
+    assert pa.types.is_struct(struct.dtype.pyarrow_dtype)
+    xt, hast = option_mass(struct, ["a", "b", "c"])
+    np.testing.assert_array_equal(xt, x)
+    np.testing.assert_array_equal(hast, has)
+    # A slice of an arrow column starts mid-buffer (the report filters by model and question).
+    xs, _ = option_mass(arrow.iloc[1:3], ["c", "b", "a"])
+    np.testing.assert_allclose(xs, [[0, 0.4, 0.1], [0, 0, 0]])
+
+
+def test_answer_matrix_arrow_probs_equal_dict_probs():
+    rows = _rows()
+    arrow = rows.assign(probs=_arrow_maps(list(rows["probs"])))
+    for use_probs in (True, False):
+        ok, x = answer_matrix(rows, ["a", "b"], use_probs=use_probs)
+        oka, xa = answer_matrix(arrow, ["a", "b"], use_probs=use_probs)
+        np.testing.assert_array_equal(oka, ok)
+        np.testing.assert_array_equal(xa, x)
 
 
 def _rows():

@@ -21,6 +21,15 @@ from simsurvey.instruments.models import Instrument
 NONSUBST = -1
 MISSING = -2
 
+#: The responses.parquet columns the analyzer reads (:func:`encode_responses` and
+#: :func:`simsurvey.analysis.context.context_effects`): the pipeline reads only these
+#: (``read_responses(path, ANALYSIS_COLUMNS)``), leaving out the raw text, errors and costs.
+ANALYSIS_COLUMNS: tuple[str, ...] = (
+    "persona_id", "question_id", "condition_id", "replicate", "model", "elicitation", "answer_code",
+    "answer_value", "valid", "refusal", "option_order", "probs", "arm", "question_position",
+    "previous_question", "prompt_hash",
+)
+
 
 @dataclass
 class Rows:
@@ -147,8 +156,28 @@ def _arrow_codes(strings: pa.Array, categories: list[str]) -> np.ndarray:
     return lut[idx]
 
 
+def _struct_to_map(arr: pa.StructArray) -> pa.MapArray:
+    """A struct of one float field per code (how parquet stores dicts written without a schema)
+    as a map of the same entries; a null field becomes a null value (no mass), a null row a null map."""
+    names = [arr.type.field(i).name for i in range(arr.type.num_fields)]
+    n, f = len(arr), len(names)
+    fields = [np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.float64) for c in arr.flatten()]
+    vals = np.column_stack(fields).ravel() if f else np.zeros(0)
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * f, pa.int32())
+    return pa.MapArray.from_arrays(offsets, pa.array(np.tile(np.array(names, dtype=object), n), pa.string()),
+                                   pa.array(vals, pa.float64()), mask=arr.is_null())
+
+
 def _arrow_list(col: pd.Series, typ: pa.DataType) -> pa.Array:
     """The column as one arrow array of ``typ`` (zero-copy when it is already arrow-backed)."""
+    if isinstance(col.dtype, pd.ArrowDtype):
+        # As read_responses gives it: never through Python objects (a map whose fields are named
+        # otherwise, or with integer values, is cast by arrow).
+        arr = pa.array(col.array)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        if pa.types.is_struct(arr.type) and pa.types.is_map(typ):
+            arr = _struct_to_map(arr)
+        return arr if arr.type == typ else arr.cast(typ)
     try:
         arr = pa.array(col.array, type=typ) if hasattr(col.array, "__arrow_array__") else None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
@@ -160,12 +189,15 @@ def _arrow_list(col: pd.Series, typ: pa.DataType) -> pa.Array:
     return arr
 
 
-def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarray,
-               kmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """Parse the `probs` column (dicts, or lists of (key, value) tuples as pandas 3 reads a parquet
-    map) with arrow, without a Python loop over rows.
+def probs_entries(col: pd.Series) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of a `probs` column (arrow-backed maps as :func:`simsurvey.io.read_responses`
+    gives them, dicts, or lists of (key, value) pairs as pandas reads a parquet map), flattened
+    with arrow, without a Python loop over rows.
 
-    Returns (x, has_probs): x[i, k] is the mass on substantive position k.
+    Returns:
+        (keys, values, row_of, has): one key (arrow strings) and value per map entry, a
+        non-finite or non-positive value as 0.0, the row of each entry, and whether each row has
+        a (non-null) map.
     """
     n = len(col)
     arr = _arrow_list(col, pa.map_(pa.string(), pa.float64()))
@@ -174,10 +206,27 @@ def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarr
     start = offsets[0]
     keys = arr.keys.slice(start, offsets[-1] - start)
     vals = np.asarray(arr.items.slice(start, offsets[-1] - start).to_numpy(zero_copy_only=False), dtype=np.float64)
-    row_of = np.repeat(np.arange(n), np.diff(offsets))
-    kcode = _arrow_codes(keys, codes)
     vals = np.where(np.isfinite(vals) & (vals > 0), vals, 0.0)
-    pos = _positions(qidx[row_of], kcode, lut)
+    return keys, vals, np.repeat(np.arange(n), np.diff(offsets)), has
+
+
+def option_mass(col: pd.Series, options: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K) mass each row's `probs` map puts on each of ``options`` (mass on other codes is
+    dropped, a missing map gives zeros), and whether each row has a map."""
+    keys, vals, row_of, has = probs_entries(col)
+    k = len(options)
+    kcode = _arrow_codes(keys, list(options))
+    m = kcode >= 0
+    x = np.bincount(row_of[m] * k + kcode[m], weights=vals[m], minlength=len(col) * k)
+    return x.reshape(len(col), k), has
+
+
+def _map_probs(col: pd.Series, qidx: np.ndarray, codes: list[str], lut: np.ndarray,
+               kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `probs` column as (x, has_probs): x[i, k] is the mass on substantive position k."""
+    n = len(col)
+    keys, vals, row_of, has = probs_entries(col)
+    pos = _positions(qidx[row_of], _arrow_codes(keys, codes), lut)
     m = pos >= 0
     x = np.bincount(row_of[m] * kmax + pos[m], weights=vals[m], minlength=n * max(kmax, 1))
     return x.reshape(n, max(kmax, 1))[:, :kmax], has

@@ -18,11 +18,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from simsurvey.io import require_current
+from simsurvey.analysis.frames import option_mass
 from simsurvey.instruments.models import Instrument, Question
+from simsurvey.io import read_responses, require_current
 from simsurvey.population.variables import Variables, population_of, read_variables
 
 FILES = ("personas", "responses", "reference", "metrics", "order_effects", "treatment_effects")
+#: The responses.parquet columns the report reads (the raw text, prompts' hashes, errors and
+#: design bookkeeping are left on disk): every section's, the batteries' scoring and the overview's.
+REPORT_COLUMNS: tuple[str, ...] = (
+    "persona_id", "question_id", "condition_id", "replicate", "model", "answer_code", "answer_value", "valid",
+    "refusal", "probs", "latency_s", "prompt_tokens", "completion_tokens", "cost_usd", "cached",
+)
 
 
 def is_baseline(model: str) -> bool:
@@ -207,33 +214,18 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
 
 
-def prob_vector(probs: Any, options: list[str]) -> np.ndarray:
-    """A ``probs`` cell (dict, or arrow map read as (key, value) pairs) as a vector over ``options``.
-
-    Mass on other codes is dropped; a missing cell gives zeros.
-    """
-    out = np.zeros(len(options))
-    if probs is None or (isinstance(probs, float) and np.isnan(probs)):
-        return out
-    items = probs.items() if isinstance(probs, dict) else probs
-    index = {c: i for i, c in enumerate(options)}
-    for key, value in items:
-        i = index.get(str(key))
-        if i is not None and value is not None and np.isfinite(value):
-            out[i] += float(value)
-    return out
-
-
 def answer_matrix(rows: pd.DataFrame, options: list[str], *, use_probs: bool) -> tuple[np.ndarray, np.ndarray]:
     """Which rows enter a distribution, and their (n_ok, K) answer vectors (rows sum to 1).
 
-    Mirrors the analyzer: with ``use_probs`` a row enters when its ``probs`` put mass on
-    ``options`` (renormalized); otherwise when it is valid, not a refusal and its answer_code is
+    Mirrors the analyzer: with ``use_probs`` a row enters when its ``probs`` put positive mass on
+    ``options`` (renormalized; mass on other codes, and non-finite or negative values, are
+    dropped); otherwise when it is valid, not a refusal and its answer_code is
     one of ``options`` (one-hot).
     """
     n, k = len(rows), len(options)
     if use_probs and "probs" in rows.columns:
-        x = np.array([prob_vector(p, options) for p in rows["probs"]]).reshape(n, k)
+        # The analyzer's own reading of the maps (arrow, no loop over rows): one definition.
+        x, _ = option_mass(rows["probs"], options)
         total = x.sum(axis=1)
         ok = total > 0
         return ok, x[ok] / total[ok, None]
@@ -272,13 +264,13 @@ def silicon_answers(data: RunData) -> pd.DataFrame:
     cols = ["model", "question_id", "answer_code", "condition_id", "persona_id", "valid", "refusal", "probs"]
     if r is None or not {"model", "question_id"} <= set(r.columns):
         return pd.DataFrame(columns=[*cols, "weight"])
-    r = r.copy()
+    r = r[[c for c in cols if c in r.columns]]  # only these columns (not a copy of the whole frame)
     for c, default in (("condition_id", pd.NA), ("persona_id", pd.NA), ("answer_code", None), ("valid", True),
                        ("refusal", False), ("probs", None)):
         if c not in r.columns:
             r[c] = default
-    r = r[r["persona_id"].notna()]
-    r = r[cols].astype({"model": object, "question_id": object, "answer_code": object})
+    # Strings stay as read (arrow-backed): object columns would hold three Python strings per row.
+    r = r.loc[r["persona_id"].notna().to_numpy(), cols]
     r["persona_id"] = r["persona_id"].astype("int64")
     p = data.personas
     if p is not None and "persona_id" in p.columns:
@@ -314,6 +306,8 @@ def _read_parquet(path: Path, notes: list[str]) -> pd.DataFrame | None:
         notes.append(f"{path.name} is missing: the parts of the report that need it are left out.")
         return None
     try:
+        if path.name == "responses.parquet":
+            return read_responses(path, REPORT_COLUMNS)
         return pd.read_parquet(path)
     except Exception as err:  # noqa: BLE001 - a corrupt file is reported, not fatal
         notes.append(f"{path.name} could not be read ({type(err).__name__}: {err}).")

@@ -33,9 +33,9 @@ import pandas as pd
 
 from simsurvey.errors import UserError
 from simsurvey.instruments.models import Instrument, Question
+from simsurvey.io import atomic_path, read_responses
 from simsurvey.population.variables import Variables, population_of, read_variables
 from simsurvey.report._data import slug
-from simsurvey.io import atomic_path
 
 #: Names Stata or SPSS reserve (lower-cased); a variable that would be one gets a ``q_`` prefix.
 RESERVED = frozenset({
@@ -81,6 +81,13 @@ def _truncate(text: str, limit: int, *, utf8: bool = False) -> str:
         data = text.encode("utf-8")[:limit]
         return data.decode("utf-8", errors="ignore")
     return text[:limit]
+
+
+#: The responses.parquet columns the wide export reads (:func:`wide_frame`).
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "persona_id", "question_id", "condition_id", "replicate", "model", "valid", "answer_code", "answer_value",
+    "question_position", "item_position", "arm",
+)
 
 
 def wide_frame(
@@ -229,7 +236,7 @@ def export_wide(
     path = run_dir / "responses.parquet"
     if not path.exists():
         raise UserError(f"report: export needs responses.parquet in {run_dir}; run the administer stage first")
-    responses = pd.read_parquet(path)
+    responses = read_responses(path, EXPORT_COLUMNS)
     if model is not None:
         models = sorted(responses["model"].astype(str).unique())
         if model not in models:

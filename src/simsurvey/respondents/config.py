@@ -44,6 +44,32 @@ class BatchConfig(BaseModel):
     poll_interval_s: float = Field(default=30.0, gt=0, description="Seconds between polls of a submitted batch.")
     max_requests: int = Field(default=50_000, gt=0, description="Requests per batch file at most (OpenAI: 50,000).")
     max_resubmits: int = Field(default=2, ge=0, description="How often a call that failed or expired in a batch is submitted again before its row keeps the error.")
+    provider: Literal["auto", "litellm", "anthropic", "file"] = Field(
+        default="auto",
+        description=(
+            "Which batch API: litellm = litellm's batch functions (OpenAI, Azure, Vertex, Bedrock, hosted vLLM...; "
+            "the provider from the model string); anthropic = Anthropic's Message Batches; file = write the request "
+            "JSONL for 'vllm run-batch' and collect its output file; auto = anthropic for anthropic/ models, else litellm."
+        ),
+    )
+    custom_llm_provider: str | None = Field(default=None, description="litellm's provider name when it is not the model string's prefix (e.g. 'azure').")
+    provider_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra keyword arguments of litellm's batch functions (api_version for Azure, vertex_project, Bedrock's S3 bucket...).",
+    )
+    max_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="Bytes per batch file at most (OpenAI: 200 MB; Anthropic: 256 MB).")
+    max_calls: int | None = Field(
+        default=None, gt=0,
+        description="Budget guard: refuse (before submitting anything) a round that would take the calls submitted from this run directory past this; null = no limit.",
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0,
+        description="Budget guard: refuse a round whose estimated cost (prompt tokens and max_tokens at the batch price) takes this run directory past this; null = no limit.",
+    )
+    wait: bool = Field(
+        default=True,
+        description="Poll until the batches end and finish the run; false = submit, print how to collect, exit 0 (rerun on the run directory to collect).",
+    )
 
 
 class RayConfig(BaseModel):

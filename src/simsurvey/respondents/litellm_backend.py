@@ -199,6 +199,26 @@ class LiteLLMBackend:
             p["seed"] = r.seed
         return p
 
+    def chat_payload(self, r: Request, *, model: str) -> dict[str, Any]:
+        """The chat-completions body of one request, as the HTTP transport sends it.
+
+        The batch executor writes exactly this body into its request files, so a batch answer
+        and a sync answer of the same request are the same call (one cache entry).
+
+        Args:
+            r: The request.
+            model: The model as the server names it (without litellm's provider prefix).
+        """
+        return {"model": model, "messages": list(r.messages), **self._params(r), **self.cfg.params}
+
+    def parse_body(self, body: Any, r: Request, *, latency: float, cost: float | None) -> Result:
+        """A :class:`Result` from a chat-completions body (sync or batch), read one way.
+
+        Raises:
+            RetryableError: the body is not a completion (no choices, a wrong shape).
+        """
+        return self._parse(body, r, latency, cost)
+
     def _parse(self, body: Any, r: Request, latency: float, cost: float | None) -> Result:
         """:meth:`_result`, with an unexpected body shape reported as a retryable malformed response."""
         try:
@@ -315,7 +335,7 @@ class LiteLLMBackend:
         import aiohttp
 
         model = self.cfg.name.split("/", 1)[1] if self.cfg.name.startswith("openai/") else self.cfg.name
-        payload = {"model": model, "messages": list(r.messages), **self._params(r), **self.cfg.params}
+        payload = self.chat_payload(r, model=model)
         url = self.cfg.api_base.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
         t0 = time.perf_counter()
         try:
@@ -373,9 +393,34 @@ def _unreachable(err: BaseException) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=64)  # a pure lookup in a read-only file: read it once per model
 def _token_prices(model: str) -> tuple[float, float] | None:
     """(input, output) USD per token from litellm's bundled cost map, or None when unpriced."""
+    entry = _price_entry(model)
+    if entry is None:
+        return None
+    return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)
+
+
+def batch_token_prices(model: str) -> tuple[float, float, str] | None:
+    """(input, output) USD per token of a batch-API call, and where the figure comes from.
+
+    litellm's cost map gives ``input_cost_per_token_batches`` / ``output_cost_per_token_batches``
+    for some models (source ``"cost_map_batches"``); for the others the providers' published
+    batch discount, half the sync price, is used (``"half_sync_price"``). None when unpriced.
+    """
+    entry = _price_entry(model)
+    if entry is None:
+        return None
+    if entry.get("input_cost_per_token_batches") is not None:
+        return (float(entry["input_cost_per_token_batches"]),
+                float(entry.get("output_cost_per_token_batches") or 0.0), "cost_map_batches")
+    return (0.5 * float(entry["input_cost_per_token"]), 0.5 * float(entry.get("output_cost_per_token") or 0.0),
+            "half_sync_price")
+
+
+@functools.lru_cache(maxsize=64)  # a pure lookup in a read-only file: read it once per model
+def _price_entry(model: str) -> dict[str, Any] | None:
+    """The model's entry in litellm's bundled cost map (with an input price), or None."""
     import importlib.util
 
     spec = importlib.util.find_spec("litellm")
@@ -390,5 +435,5 @@ def _token_prices(model: str) -> tuple[float, float] | None:
     for name in (model, model.split("/", 1)[-1]):
         entry = table.get(name)
         if isinstance(entry, dict) and "input_cost_per_token" in entry:
-            return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)
+            return entry
     return None

@@ -230,6 +230,8 @@ class _Run:
         self.history_rows: dict[tuple, dict[str, Any]] = {}
         self.deferred_singles: list[dict[str, Any]] = []
         self.deferred_conversations: list[_conversation.Conversation] = []
+        # What an executor reports about its own work (the batch executor: batches, price source).
+        self.executor_stats: dict[str, Any] = {}
         self.c = dict(rows=0, cached=0, reasked=0, calls=0, retries=0, prompt_tokens=0, completion_tokens=0, errors=0)
         # Circuit breaker: rows in a row that ended in an error; set `stopping` to stop the run.
         self.consecutive_failures = 0
@@ -571,6 +573,7 @@ class _Run:
             "seconds": round(secs, 3),
             "requests_per_s": round(c["rows"] / secs, 2) if secs > 0 else None,
             **({"backend_identity": self.identity} if self.identity else {}),
+            **self.executor_stats,
         }
 
 
