@@ -289,13 +289,14 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
     # 2. administer
     if "administer" in cfg.stages:
         from simsurvey.instruments import build_design
-        from simsurvey.runner import RESPONSE_SCHEMA, administer
+        from simsurvey.runner import administer
+        from simsurvey.runner._checkpoint import write_responses
 
         personas = personas if personas is not None else _read(run_dir, "personas.parquet", "administer")
         t0 = time.perf_counter()
         trials = build_design(personas, instrument, cfg.design, seed=derive_seed(cfg.seed, "design"))
         write_parquet(reference, run_dir / "reference.parquet", kind="reference")
-        frames, stats = [], {}
+        selections, stats = [], {}
         for model_cfg in respondent_configs(cfg):
             result = administer(
                 trials, personas, instrument,
@@ -303,21 +304,22 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
                 seed=derive_seed(cfg.seed, "respond", model_cfg.name), reference=reference,
                 variables=variables,
             )
-            frames.append(result.frame)
+            selections.append(result.selection)
             stats[model_cfg.name] = result.stats
-        responses = pd.concat(frames, ignore_index=True)
-        write_parquet(responses, run_dir / "responses.parquet", kind="responses", schema=RESPONSE_SCHEMA)
+        # Streamed from the checkpoint parts by row groups, model after model: no frame of every row.
+        n_rows = write_responses(run_dir / "responses.parquet", selections)
+        del selections
         timings["administer"] = time.perf_counter() - t0
         manifest.stage("administer", {
-            "trials": len(trials), "rows": len(responses), "models": stats,
+            "trials": len(trials), "rows": n_rows, "models": stats,
             "seconds": round(timings["administer"], 3),
         })
         # Baselines make no calls: a row they cannot answer (no reference data) is not a failed call.
         failed = sum(int(s["errors"]) for name, s in stats.items() if not name.startswith("baseline/"))
-        _say(f"administer: {len(responses):,} responses ({len(frames)} respondents) -> responses.parquet"
+        _say(f"administer: {n_rows:,} responses ({len(stats)} respondents) -> responses.parquet"
              + (f"; {failed:,} rows failed (kept with their error)" if failed else ""))
+        del trials
     else:
-        responses = None
         failed = 0
 
     # 3. analyze
@@ -326,8 +328,8 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
         from simsurvey.analysis.frames import ANALYSIS_COLUMNS
 
         personas = personas if personas is not None else _read(run_dir, "personas.parquet", "analyze")
-        if responses is None:
-            responses = _read(run_dir, "responses.parquet", "analyze", columns=ANALYSIS_COLUMNS)
+        # Read from the file the administer stage streamed (no frame of every row was kept).
+        responses = _read(run_dir, "responses.parquet", "analyze", columns=ANALYSIS_COLUMNS)
         if not (run_dir / "reference.parquet").exists():
             write_parquet(reference, run_dir / "reference.parquet", kind="reference")
         t0 = time.perf_counter()

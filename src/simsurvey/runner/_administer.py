@@ -38,18 +38,29 @@ turn, every request carrying the conversation so far; the rules (order, failures
 
 Nothing blocks the event loop: cache reads and writes run on the cache's own thread, parquet
 parts are written on a part-writer thread, and the backend's one-off start-up (importing
-litellm, reading its price map: ``warm_up``) runs in a thread before the first call.
+litellm, reading its price map: ``warm_up``) runs in a thread before the first call; reading
+the parts (done keys, the result's rows) runs in a thread too.
+
+Memory is bounded by ``runner.chunk_size`` and the concurrency, not by the design: the trials
+table becomes trial dicts one persona chunk at a time (a chunk whose trials are all done costs
+nothing), the keys already done and the keys this run wrote are held as two 64-bit hashes a key
+(:class:`~simsurvey.runner._checkpoint.KeySet`, ``KeyLog``), the parts are read by column
+projection, and the result is a selection of checkpointed rows
+(:class:`~simsurvey.runner._checkpoint.Selection`): its frame is read only when asked for, and
+the pipeline streams ``responses.parquet`` from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections import ChainMap
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +86,16 @@ from simsurvey.respondents.prompt_config import PromptConfig
 from simsurvey.runner import _conversation
 from simsurvey.runner._executors import ExecutorContext, Pending, executor_drive
 from simsurvey.runner._checkpoint import (
-    KEY_COLUMNS,
-    SORT_COLUMNS,
+    KeyLog,
+    KeySet,
     PartWriter,
+    Selection,
+    done_keys,
+    final_rows,
     model_slug,
-    read_parts,
+    read_selected,
     row_key,
+    select_rows,
 )
 from simsurvey.runner._limits import TokenBucket, backoff_delay, estimate_tokens
 from simsurvey.secrets import known_secrets, scrub
@@ -107,10 +122,7 @@ class AdministerResult:
     """What :func:`administer` returns.
 
     Attributes:
-        frame: This model's response rows (shared ``responses.parquet`` contract; ``probs`` as
-            dicts, ``persona_id`` nullable Int64), sorted by persona_id, question_id,
-            condition_id, replicate. Write it with ``schema=RESPONSE_SCHEMA``.
-        stats: JSON-able counts. Over all rows of the frame: rows, valid, invalid, refusals,
+        stats: JSON-able counts. Over all rows of the model's share of responses.parquet: rows, valid, invalid, refusals,
             errors (rows whose call failed; a resume asks them again). Of this run: new_rows,
             resumed_rows (skipped, already checkpointed), cached (served from the cache), reasked
             (cache entries bypassed by ``runner.retry: invalid``), calls (backend calls incl.
@@ -119,10 +131,21 @@ class AdministerResult:
             (what the cached rows cost when first made), seconds, requests_per_s (new rows/s);
             backend_identity: what the backend resolved from its config (e.g. the local dtype
             under ``auto``), when it says.
+        selection: Which checkpointed rows are this model's share of ``responses.parquet``, in
+            order (:func:`~simsurvey.runner._checkpoint.select_rows`): the pipeline streams the
+            file from it (:func:`~simsurvey.runner._checkpoint.write_responses`) without a frame.
     """
 
-    frame: pd.DataFrame
     stats: dict[str, Any]
+    selection: Selection
+
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        """This model's response rows (shared ``responses.parquet`` contract; ``probs`` as dicts,
+        ``persona_id`` nullable Int64), sorted by persona_id, question_id, condition_id,
+        replicate; read from the checkpoint parts when first asked. Write it with
+        ``schema=RESPONSE_SCHEMA``."""
+        return read_selected(self.selection)
 
 
 def _none_if_na(v: Any) -> Any:
@@ -203,7 +226,7 @@ class _Run:
         self.fresh: set[str] = set()
         # The rows written by this run (row keys), and the answers of conversation turns among
         # them (a later pass continues a conversation from them); and what a pass deferred.
-        self.written: set[tuple] = set()
+        self.written = KeyLog()  # compact: a million keys in about 16 MB
         self.history_rows: dict[tuple, dict[str, Any]] = {}
         self.deferred_singles: list[dict[str, Any]] = []
         self.deferred_conversations: list[_conversation.Conversation] = []
@@ -530,16 +553,13 @@ class _Run:
         finally:
             self.part_thread.shutdown(wait=True)
 
-    def stats(self, frame: pd.DataFrame, *, resumed: int) -> dict[str, Any]:
-        """Counts over all rows of the frame; calls, tokens and cost of this run only."""
+    def stats(self, rows: dict[str, int], *, resumed: int) -> dict[str, Any]:
+        """``rows``: the counts over the model's rows (:meth:`Selection.stats`), then the calls,
+        tokens and cost of this run only."""
         secs = time.perf_counter() - self.t0
         c = self.c
         return {
-            "rows": len(frame),
-            "valid": int(frame["valid"].sum()),
-            "invalid": int((~frame["valid"].astype(bool)).sum()),
-            "refusals": int(frame["refusal"].sum()),
-            "errors": int(frame["error"].notna().sum()),
+            **{k: rows[k] for k in ("rows", "valid", "invalid", "refusals", "errors")},
             "new_rows": c["rows"],
             "resumed_rows": resumed,
             "cached": c["cached"],
@@ -557,14 +577,6 @@ class _Run:
         }
 
 
-def _final_rows(done: pd.DataFrame, final: pd.Series, done_keys: set[tuple]) -> dict[tuple, dict[str, Any]]:
-    """The final checkpointed rows by row key (the latest of a key), for conversation histories."""
-    if not done_keys:
-        return {}
-    rows = done.loc[final, [*KEY_COLUMNS, "raw_text", "answer_code"]].to_dict("records")
-    return {row_key(r): {k: _none_if_na(v) for k, v in r.items()} for r in rows}
-
-
 def _persona_chunks(records: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     """Consecutive records in chunks of at least ``size`` (the last may be smaller), a persona's
     records never split across two chunks (they share a prompt prefix and a conversation)."""
@@ -578,17 +590,88 @@ def _persona_chunks(records: list[dict[str, Any]], size: int) -> Iterator[list[d
         yield chunk
 
 
-def _plan(records: list[dict[str, Any]], final_rows: dict[tuple, dict[str, Any]], done_keys: set[tuple],
-          written: set[tuple], model: str) -> Pending:
-    """The trials of ``records`` still to ask: not final in an earlier run (``done_keys``) and not
-    written by this one; conversations from their first turn without an answer, unless this run
-    wrote that turn already (an error: the next run asks it again)."""
-    singles, conversations = _conversation.plan(records, final_rows, model)
-    todo = [t for t in singles
-            if (k := (t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model)) not in done_keys
-            and k not in written]
-    convs = [c for c in conversations if _conversation._key(c.turns[c.start], model) not in written]
-    return Pending(todo, convs)
+def _chunk_bounds(persona_ids: pd.Series, size: int) -> list[tuple[int, int]]:
+    """Row ranges of the trials table in chunks of at least ``size`` trials (the last may be
+    smaller), a persona never split: :func:`_persona_chunks` on the table, without its dicts."""
+    n = len(persona_ids)
+    none = persona_ids.isna().to_numpy(dtype=bool)
+    pid = pd.array(persona_ids, dtype="Int64").fillna(-1).to_numpy("int64")
+    # A chunk may end before row i when row i starts a new persona (or is a no-persona row).
+    starts = np.flatnonzero(none[1:] | (pid[1:] != pid[:-1])) + 1
+    bounds, lo = [], 0
+    for i in starts.tolist():
+        if i - lo >= size:
+            bounds.append((lo, i))
+            lo = i
+    if lo < n:
+        bounds.append((lo, n))
+    return bounds
+
+
+def _records(trials: pd.DataFrame) -> list[dict[str, Any]]:
+    """A chunk of the trials table as the runner's trial dicts (Python scalars, None for NA).
+
+    Column by column (no per-cell ``pd.isna``): this runs on the event loop once per chunk.
+    """
+    cols = [c for c in TRIAL_COLUMNS if c in trials.columns and c not in CONTEXT_COLUMNS]
+    values: dict[str, list[Any]] = {}
+    for c in cols:
+        if c == "persona_id":
+            values[c] = [None if v is pd.NA else int(v) for v in pd.array(trials[c], dtype="Int64").tolist()]
+        elif c == "replicate":
+            values[c] = trials[c].astype("int64").tolist()
+        elif c == "neutral_option":
+            values[c] = trials[c].astype(bool).tolist()
+        else:
+            values[c] = trials[c].tolist()
+    n = len(trials)
+    for c in CONTEXT_COLUMNS:
+        if c not in trials.columns:
+            values[c] = [None] * n
+        elif c.endswith("_position"):
+            values[c] = [None if v is pd.NA else int(v) for v in pd.array(trials[c], dtype="Int64").tolist()]
+        else:
+            values[c] = [None if v is None or v is pd.NA or v != v else str(v)  # noqa: PLR0124 - NaN
+                         for v in trials[c].astype(object).tolist()]
+    names = list(values)
+    return [dict(zip(names, row)) for row in zip(*values.values())]
+
+
+def _key_columns(trials: pd.DataFrame) -> tuple[pd.Series, ...]:
+    return trials["persona_id"], trials["question_id"], trials["condition_id"], trials["replicate"]
+
+
+def _in_conversation(trials: pd.DataFrame) -> np.ndarray:
+    """:func:`_conversation.in_conversation` of each trial, vectorized."""
+    if "question_position" not in trials.columns:
+        return np.zeros(len(trials), dtype=bool)
+    return (trials["persona_id"].notna() & trials["question_position"].notna()).to_numpy(dtype=bool)
+
+
+def _count_pending(trials: pd.DataFrame, final: np.ndarray, conv: np.ndarray) -> int:
+    """Trials still to ask at the start: ordinary trials without a final row, and every turn of a
+    conversation from its first turn without one (what the chunks will hold)."""
+    todo = int((~final & ~conv).sum())
+    if conv.any():
+        turns = pd.DataFrame({"p": trials["persona_id"].to_numpy()[conv], "r": trials["replicate"].to_numpy()[conv],
+                              "q": trials["question_position"].to_numpy()[conv], "f": final[conv]})
+        turns = turns.sort_values(["p", "r", "q"], kind="stable")
+        leading = turns.groupby(["p", "r"], sort=False)["f"].cumprod().astype(bool)
+        todo += int((~leading).sum())
+    return todo
+
+
+def _plan(records: list[dict[str, Any]], final: np.ndarray, history: Mapping[tuple, dict[str, Any]],
+          written: KeyLog, model: str) -> Pending:
+    """The trials of ``records`` still to ask: not final in an earlier run (``final``, aligned
+    with ``records``) and not written by this one; conversations from their first turn without an
+    answer (``history``: the earlier runs' final turns and this run's answered ones), unless this
+    run wrote that turn already (an error: the next run asks it again)."""
+    todo = [t for t, f in zip(records, final) if not f or _conversation.in_conversation(t)]
+    singles, conversations = _conversation.plan(todo, history, model)
+    fresh = ~written.contains_keys([_conversation._key(t, model) for t in singles])
+    starts = ~written.contains_keys([_conversation._key(c.turns[c.start], model) for c in conversations])
+    return Pending([t for t, ok in zip(singles, fresh) if ok], [c for c, ok in zip(conversations, starts) if ok])
 
 
 async def administer_async(
@@ -655,26 +738,18 @@ async def administer_async(
                 "scales of at most 11 values with default bins); use sample")
     run_dir = Path(run_dir)
     part_dir = run_dir / "parts" / "responses" / model_slug(model.name)
-    done = read_parts(part_dir)
     # A failed row is never final: only answered rows (and, for retry=invalid, valid ones) are done.
-    final = done["error"].isna()
-    if runner.retry == "invalid":
-        final &= done["valid"].astype(bool)
-    done_keys = {row_key(r) for r in done.loc[final, list(KEY_COLUMNS)].to_dict("records")}
-
-    records = trials[[c for c in TRIAL_COLUMNS if c in trials.columns]].to_dict("records")
-    for t in records:
-        t["persona_id"] = None if pd.isna(t["persona_id"]) else int(t["persona_id"])
-        t["replicate"] = int(t["replicate"])
-        t["neutral_option"] = bool(t["neutral_option"])
-        for c in CONTEXT_COLUMNS:
-            v = t.get(c)
-            t[c] = None if v is None or pd.isna(v) else (int(v) if c.endswith("_position") else str(v))
-    wanted = {(t["persona_id"], t["question_id"], t["condition_id"], t["replicate"], model.name) for t in records}
+    # The parts are read by column projection into compact keys (never a frame of every row).
+    valid_only = runner.retry == "invalid"
+    prior = await asyncio.to_thread(done_keys, part_dir, valid_only=valid_only)
+    wanted = KeySet.of(*_key_columns(trials), model.name)  # the design's keys: its rows make the result
+    final = prior.contains(*_key_columns(trials), model.name)
+    conv = _in_conversation(trials)
     # Sequential designs: conversations are asked turn by turn from their first unfinished turn
-    # (simsurvey.runner._conversation); every other row as before.
-    prior_rows = _final_rows(done, final, done_keys)
-    pending = len(_plan(records, prior_rows, done_keys, set(), model.name))
+    # (simsurvey.runner._conversation), rebuilt from the final turns' raw_text / answer_code.
+    prior_rows = await asyncio.to_thread(final_rows, part_dir, valid_only=valid_only) if conv.any() else {}
+    pending = _count_pending(trials, final, conv)
+    bounds = _chunk_bounds(trials["persona_id"], runner.chunk_size)
     executor = "local" if model.backend.startswith("baseline/") else runner.executor  # baselines are free, in-process
     drive = executor_drive(executor)  # an executor whose package is missing: one line, before anything starts
 
@@ -698,13 +773,30 @@ async def administer_async(
                  personas=personas, seed=seed, cache=cache, writer=writer, progress=bar, total=pending,
                  variables=variables)
 
+    history = ChainMap(state.history_rows, prior_rows)
+
     def chunks() -> Iterator[Pending]:
         # Done: earlier runs' final rows and every row of this run (an error row of this run waits
         # for the next run, as before); a conversation goes on from this run's answered turns.
-        for chunk in _persona_chunks(records, runner.chunk_size):
-            work = _plan(chunk, {**prior_rows, **state.history_rows}, done_keys, state.written, model.name)
-            if work:
-                yield work
+        # Only the current and the next chunk's trials are ever dicts (a chunk whose trials are
+        # all done costs none); the next one is made on a thread while this one is asked, so a
+        # big chunk's dicts never stall the event loop.
+        todo = [(lo, hi) for lo, hi in bounds if not final[lo:hi].all()]
+        if not todo:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simsurvey-chunks")
+        try:
+            ahead = pool.submit(_records, trials.iloc[todo[0][0]:todo[0][1]])
+            for i, (lo, hi) in enumerate(todo):
+                records = ahead.result()
+                if i + 1 < len(todo):
+                    ahead = pool.submit(_records, trials.iloc[todo[i + 1][0]:todo[i + 1][1]])
+                work = _plan(records, final[lo:hi], history, state.written, model.name)
+                del records
+                if work:
+                    yield work
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     ctx = ExecutorContext(state=state, backend=backend, model=model, runner=runner, run_dir=run_dir,
                           part_dir=part_dir, progress=progress_enabled(progress), secrets=state.secrets, plan=chunks)
@@ -761,25 +853,19 @@ async def administer_async(
             if aclose is not None:
                 await aclose()
 
-    frame = read_parts(part_dir)
-    keys = list(zip(*(frame[c].tolist() for c in KEY_COLUMNS))) if len(frame) else []
-    keep = np.array([(None if pd.isna(k[0]) else int(k[0]), *k[1:]) in wanted for k in keys], dtype=bool)
-    # A row asked again (after an error, or under retry=invalid) is in a later part: of a key's
-    # rows keep an answered one over an error, and the latest of those.
-    rank = pd.DataFrame({"ok": frame["error"].isna().to_numpy(), "n": np.arange(len(frame))}, index=frame.index)
-    order = rank.loc[keep].sort_values(["ok", "n"], kind="stable").index
-    frame = frame.loc[order].drop_duplicates(subset=list(KEY_COLUMNS), keep="last")
-    frame = frame.sort_values(SORT_COLUMNS, kind="stable", na_position="first").reset_index(drop=True)
-    stats = state.stats(frame, resumed=len(records) - pending)
+    # The model's rows are selected from the parts by column projection; the frame is read only
+    # when asked for (AdministerResult.frame), the pipeline streams responses.parquet from this.
+    selection = await asyncio.to_thread(select_rows, part_dir, wanted)
+    stats = state.stats(selection.stats(), resumed=len(trials) - pending)
     if state.stopping:
         last = scrub(str(state.last_error).splitlines()[0][:300], state.secrets)
         raise RunFailedError(
             f"{model.name}: stopped after {state.consecutive_failures} calls in a row failed "
             f"(runner.max_consecutive_failures={runner.max_consecutive_failures}); last error: {last}; "
-            f"{stats['rows'] - stats['errors']} of {len(records)} rows answered, {stats['errors']} failed, "
-            f"{len(records) - stats['rows']} not asked",
-            failed_rows=len(records) - (stats["rows"] - stats["errors"]), stats=stats)
-    return AdministerResult(frame=frame, stats=stats)
+            f"{stats['rows'] - stats['errors']} of {len(trials)} rows answered, {stats['errors']} failed, "
+            f"{len(trials) - stats['rows']} not asked",
+            failed_rows=len(trials) - (stats["rows"] - stats["errors"]), stats=stats)
+    return AdministerResult(stats=stats, selection=selection)
 
 
 def administer(
