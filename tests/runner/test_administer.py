@@ -200,8 +200,9 @@ def test_resume_skips_checkpointed_rows(tmp_path, server, fake):
 
 def test_fatal_error_stops_with_a_user_error_after_checkpointing(tmp_path, server, fake):
     fake.schedule = {6: "401"}
-    with pytest.raises(UserError, match=r"^model: openai/fake: .*401"):
+    with pytest.raises(UserError, match=r"^model: openai/fake: .*401") as err:
         _run(tmp_path, server.url, concurrency=1)
+    assert str(err.value).count("openai/fake") == 1  # the model is named once, not by the runner and the backend
     from simsurvey.runner import read_parts
 
     done = read_parts(tmp_path / "run" / "parts" / "responses" / "openai_fake")

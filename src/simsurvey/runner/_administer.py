@@ -830,7 +830,9 @@ async def administer_async(
         if pending:
             await drive(ctx)
     except FatalBackendError as err:
-        raise UserError(f"model: {model.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        # A backend's message may name the model already ("openai/x: HTTP 401 ..."): name it once.
+        raise UserError(f"model: {model.name}: {line.removeprefix(f'{model.name}: ')}") from None
     except asyncio.CancelledError:
         if terminated:
             raise KeyboardInterrupt from None
