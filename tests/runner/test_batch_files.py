@@ -116,3 +116,17 @@ def test_http_statuses_map_to_the_batch_error_classes():
     assert isinstance(classify(400, "x"), BatchRefusedError) and isinstance(classify(404, "x"), BatchRefusedError)
     for status in (429, 500, 503, None):
         assert isinstance(classify(status, "x"), TransientBatchError)
+
+
+def test_the_embedded_model_cannot_go_through_a_batch_api(tmp_path):
+    """A local model's requests in a batch file would be answered by another model under its keys."""
+    from types import SimpleNamespace
+
+    from simsurvey.errors import UserError
+    from simsurvey.respondents.config import ModelConfig, RunnerConfig
+    from simsurvey.runner.batch._drive import make_provider
+
+    ctx = SimpleNamespace(model=ModelConfig(backend="local", name="SmolLM2-135M-Instruct"),
+                          runner=RunnerConfig(executor="batch"), backend=None)
+    with pytest.raises(UserError, match=r"^runner.executor: 'batch' .* model.backend 'local' .* runs in this process"):
+        make_provider(ctx, tmp_path)

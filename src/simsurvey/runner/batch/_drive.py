@@ -78,6 +78,12 @@ def make_provider(ctx: Any, directory: Path) -> Provider:
         UserError: a model litellm has no batch API for, or logprob elicitation with Anthropic.
     """
     model, cfg = ctx.model, ctx.runner.batch
+    if model.backend != "litellm":
+        # The embedded model answers in this process: a batch file of its requests would be
+        # answered by another model, under its cache keys.
+        raise UserError(f"runner.executor: 'batch' sends the calls to a provider's batch API, but model.backend "
+                        f"'{model.backend}' ({model.name}) runs in this process; use runner.executor=local or ray, "
+                        "or a litellm model (model=litellm model.name=...)")
     kind = provider_kind(model.name, cfg.provider)
     api_key = getattr(ctx.backend, "_api_key", None)
     if kind == "file":
