@@ -302,7 +302,7 @@ def _stages(cfg: Config, run_dir: Path, manifest: Manifest, *, instrument: Any,
                 trials, personas, instrument,
                 model=model_cfg, prompt=cfg.prompt, runner=cfg.runner, run_dir=run_dir,
                 seed=derive_seed(cfg.seed, "respond", model_cfg.name), reference=reference,
-                variables=variables,
+                variables=variables, frame=False,
             )
             selections.append(result.selection)
             stats[model_cfg.name] = result.stats

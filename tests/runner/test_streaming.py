@@ -70,7 +70,7 @@ def _wanted(trials: pd.DataFrame, model: str) -> tuple[set[tuple], KeySet]:
 
 
 def _run(tmp_path: Path, url: str, trials: pd.DataFrame, *, n: int, model: str = MODEL, run_dir: str = "run",
-         **runner_kw):
+         frame: bool = True, **runner_kw):
     inst = make_instrument()
     base = {"concurrency": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "cache_dir": str(tmp_path / "cache"),
             "flush_every": 4, "flush_seconds": 0.2, "timeout_s": 5, "max_retries": 0}
@@ -78,7 +78,7 @@ def _run(tmp_path: Path, url: str, trials: pd.DataFrame, *, n: int, model: str =
     cfg = (ModelConfig(backend=model, name=model, elicitation="both") if model.startswith("baseline/")
            else ModelConfig(backend="litellm", name=model, api_base=url, elicitation="sample"))
     return administer(trials, make_personas(n), inst, model=cfg, prompt=PromptConfig(),
-                      runner=RunnerConfig(**base), run_dir=tmp_path / run_dir, seed=11, progress=False)
+                      runner=RunnerConfig(**base), run_dir=tmp_path / run_dir, seed=11, progress=False, frame=frame)
 
 
 # -- key hashes and the key set ----------------------------------------------------------------
@@ -282,13 +282,24 @@ def test_a_run_reads_the_parts_by_projection_only(tmp_path, server, fake, monkey
         return real(source, *args, columns=columns, **kw)
 
     monkeypatch.setattr(pq, "read_table", spy)
-    res = _run(tmp_path, server.url, trials, n=4)
+    res = _run(tmp_path, server.url, trials, n=4, frame=False)  # as the pipeline calls it
     allowed = {*KEY_COLUMNS, "error", "valid", "refusal"}
     assert reads and all(cols is not None and set(cols) <= allowed for cols in reads), reads
     assert res.stats["resumed_rows"] == 9 and res.stats["new_rows"] == len(trials) - 9
     n_before = len(reads)
     assert len(res.frame) == len(trials) and res.frame["error"].isna().all()
     assert None in reads[n_before:]  # the frame: whole parts, read now
+
+
+def test_the_library_result_keeps_its_rows_after_the_run_directory_is_gone(tmp_path, server):
+    """administer() (frame=True, the default) reads the rows before it returns: a caller that
+    removes a temporary run directory still has them."""
+    import shutil
+
+    trials = make_trials(make_instrument(), 3)
+    res = _run(tmp_path, server.url, trials, n=3)
+    shutil.rmtree(tmp_path / "run")
+    assert len(res.frame) == len(trials) and res.frame["error"].isna().all()
 
 
 def test_trials_become_dicts_a_persona_chunk_at_a_time(tmp_path, server, fake, monkeypatch):

@@ -134,6 +134,8 @@ class AdministerResult:
         selection: Which checkpointed rows are this model's share of ``responses.parquet``, in
             order (:func:`~simsurvey.runner._checkpoint.select_rows`): the pipeline streams the
             file from it (:func:`~simsurvey.runner._checkpoint.write_responses`) without a frame.
+        frame: The rows as one frame; :func:`administer` reads them before it returns unless
+            called with ``frame=False`` (the pipeline), and then from the parts when first asked.
     """
 
     stats: dict[str, Any]
@@ -688,6 +690,7 @@ async def administer_async(
     progress: bool = True,
     backend: Backend | None = None,
     variables: Variables | None = None,
+    frame: bool = True,
 ) -> AdministerResult:
     """Administer the design trials to one model (async core of :func:`administer`).
 
@@ -707,6 +710,10 @@ async def administer_async(
         backend: A ready backend instance (tests, benchmarks); default ``make_backend(model)``.
         variables: The population's variables (the persona codes a baseline matches on); read
             off the personas without them.
+        frame: Read the rows into ``result.frame`` before returning (the library default). The
+            pipeline passes False: it streams ``responses.parquet`` from the parts
+            (``result.selection``) and never holds every row; ``result.frame`` is then read from
+            the parts when first asked, while they exist.
 
     Returns:
         The response rows and run statistics.
@@ -867,7 +874,10 @@ async def administer_async(
             f"{stats['rows'] - stats['errors']} of {len(trials)} rows answered, {stats['errors']} failed, "
             f"{len(trials) - stats['rows']} not asked",
             failed_rows=len(trials) - (stats["rows"] - stats["errors"]), stats=stats)
-    return AdministerResult(stats=stats, selection=selection)
+    result = AdministerResult(stats=stats, selection=selection)
+    if frame:  # read now: the caller may remove the run directory before it looks at the rows
+        await asyncio.to_thread(lambda: result.frame)
+    return result
 
 
 def administer(
@@ -884,6 +894,7 @@ def administer(
     progress: bool = True,
     backend: Backend | None = None,
     variables: Variables | None = None,
+    frame: bool = True,
 ) -> AdministerResult:
     """Administer the design trials to one model; see :func:`administer_async` (same arguments).
 
@@ -898,7 +909,7 @@ def administer(
         raise RuntimeError("administer() cannot run inside an event loop; await administer_async(...) instead")
     return asyncio.run(administer_async(
         trials, personas, instrument, model=model, prompt=prompt, runner=runner, run_dir=run_dir,
-        seed=seed, reference=reference, progress=progress, backend=backend, variables=variables,
+        seed=seed, reference=reference, progress=progress, backend=backend, variables=variables, frame=frame,
     ))
 
 
