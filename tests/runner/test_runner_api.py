@@ -20,7 +20,7 @@ def test_administer_signature():
     params = inspect.signature(runner.administer).parameters
     assert list(params)[:3] == ["trials", "personas", "instrument"]
     assert {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} == {
-        "model", "prompt", "runner", "run_dir", "seed", "reference", "progress", "backend", "variables"}
+        "model", "prompt", "runner", "run_dir", "seed", "reference", "progress", "backend", "variables", "frame"}
     assert inspect.signature(runner.administer_async).parameters.keys() == params.keys()
     assert inspect.iscoroutinefunction(runner.administer_async)
 
